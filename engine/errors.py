@@ -1,0 +1,116 @@
+"""Every error zoomreel raises on purpose.
+
+Each message is written for the person who caused it: one line, saying what was
+wrong and, where it helps, what would be right. Front ends show ``str(error)`` as is.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ZoomreelError",
+    "InputError",
+    "SpecError",
+    "ImageError",
+    "ImageTooLargeError",
+    "FetchError",
+    "URLRefusedError",
+    "TransientFetchError",
+    "RenderError",
+    "RenderCancelled",
+    "JobError",
+    "JobNotFound",
+    "QueueFullError",
+]
+
+
+class ZoomreelError(Exception):
+    """Base class of every error zoomreel raises on purpose."""
+
+
+# -- input: the caller gave us something we cannot use -------------------------
+
+
+class InputError(ZoomreelError, ValueError):
+    """The request itself is wrong; retrying it unchanged cannot help."""
+
+
+class SpecError(InputError):
+    """A render parameter is out of its range.
+
+    Attributes:
+        field: the parameter's name, as the user spelled it.
+        rule: what the value must be.
+    """
+
+    def __init__(self, field: str, rule: str, value: object = None) -> None:
+        self.field = field
+        self.rule = rule
+        self.value = value
+        super().__init__(f"{field}: {rule}")
+
+
+class ImageError(InputError):
+    """The source is not an image we can decode."""
+
+
+class ImageTooLargeError(ImageError):
+    """The image (or its download) is over a configured limit."""
+
+
+# -- fetch: getting the image (or delivering a webhook) over the network --------
+
+
+class FetchError(ZoomreelError):
+    """A URL could not be fetched; permanent unless it is a TransientFetchError."""
+
+
+class URLRefusedError(FetchError, InputError):
+    """The URL is not one we fetch: wrong scheme, credentials, or a private address."""
+
+
+class TransientFetchError(FetchError):
+    """A failure that may pass: connection reset, time-out, 5xx from the host."""
+
+
+# -- render -------------------------------------------------------------------
+
+
+class RenderError(ZoomreelError, RuntimeError):
+    """The encoder failed for a reason that is not the input's fault."""
+
+
+class RenderCancelled(RenderError):
+    """The render was cancelled before it finished; nothing was written."""
+
+
+# -- jobs ---------------------------------------------------------------------
+
+
+class JobError(ZoomreelError):
+    """Base class of job-system errors."""
+
+
+class JobNotFound(JobError, KeyError):
+    """No job has this id (or it expired)."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(job_id)
+
+    def __str__(self) -> str:
+        return "Job not found"
+
+
+class QueueFullError(JobError):
+    """The queue holds as many jobs as it is allowed to; try again later.
+
+    Attributes:
+        retry_after: seconds after which a retry is likely to be accepted.
+    """
+
+    def __init__(self, queue_length: int, retry_after: int = 30) -> None:
+        self.queue_length = queue_length
+        self.retry_after = retry_after
+        super().__init__(
+            f"The queue is full ({queue_length} jobs waiting); retry in {retry_after} s"
+        )

@@ -1,0 +1,1 @@
+"""zoomreel front ends: REST (Falcon on waitress), CLI, web page."""
