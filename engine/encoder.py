@@ -1,0 +1,136 @@
+"""The PyAV encoder: YUV 4:2:0 frames in, an H.264 MP4 out.
+
+Every stream option is set before the first frame; frames carry explicit pts; the
+encoder is always flushed; the MP4 gets its index at the front (``+faststart``) so a
+browser can play it while it downloads. Frames are written to a temporary name in the
+target folder and renamed when complete, so a partial file never has the output name.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from fractions import Fraction
+from types import TracebackType
+
+import av
+import numpy as np
+
+from engine.errors import RenderError
+
+__all__ = ["Encoder"]
+
+# AVCOL_* values: BT.709 primaries, transfer and matrix; MPEG (limited) range.
+_BT709 = 1
+_RANGE_MPEG = 1
+
+
+class Encoder:
+    """Writes frames to an MP4 at ``path``; use as a context manager.
+
+    Args:
+        path: final output path.
+        width: frame width (even).
+        height: frame height (even).
+        frame_rate: frames per second.
+        crf: x264 constant rate factor.
+        preset: x264 preset.
+        codec: encoder name (libx264 by default).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        width: int,
+        height: int,
+        frame_rate: int,
+        *,
+        crf: int = 23,
+        preset: str = "faster",
+        codec: str = "libx264",
+    ) -> None:
+        self.path = os.fspath(path)
+        self.width = width
+        self.height = height
+        folder, name = os.path.split(os.path.abspath(self.path))
+        self.tmp_path = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.part")
+        self._frames = 0
+        try:
+            self._container = av.open(
+                self.tmp_path, "w", format="mp4", options={"movflags": "+faststart"}
+            )
+        except (OSError, av.FFmpegError) as exc:
+            raise RenderError(f"Cannot write the video to {self.path}: {exc}") from None
+        stream = self._container.add_stream(codec, rate=Fraction(frame_rate))
+        stream.width = width
+        stream.height = height
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = Fraction(1, frame_rate)
+        ctx = stream.codec_context
+        ctx.time_base = Fraction(1, frame_rate)
+        ctx.framerate = Fraction(frame_rate)
+        ctx.color_range = _RANGE_MPEG
+        ctx.colorspace = _BT709
+        ctx.color_primaries = _BT709
+        ctx.color_trc = _BT709
+        ctx.thread_count = 0
+        stream.options = {"crf": str(crf), "preset": preset}
+        self._stream = stream
+        # The muxer rewrites stream.time_base when it writes the header; frames keep ours.
+        self._time_base = Fraction(1, frame_rate)
+
+    def new_frame(self) -> tuple[av.VideoFrame, np.ndarray, np.ndarray, np.ndarray]:
+        """A fresh frame and writable (rows, cols) views of its Y, U and V planes."""
+        frame = av.VideoFrame(self.width, self.height, "yuv420p")
+        views = []
+        for plane in frame.planes:
+            buf = np.frombuffer(plane, dtype=np.uint8)
+            rows = buf.reshape(plane.height, plane.line_size)
+            views.append(rows[:, : plane.width])
+        return frame, views[0], views[1], views[2]
+
+    def encode(self, frame: av.VideoFrame) -> None:
+        """Encode the next frame (pts is set here, one tick per frame)."""
+        frame.pts = self._frames
+        frame.time_base = self._time_base
+        frame.color_range = _RANGE_MPEG
+        frame.colorspace = _BT709
+        frame.color_primaries = _BT709
+        frame.color_trc = _BT709
+        self._frames += 1
+        self._container.mux(self._stream.encode(frame))
+
+    def close(self) -> None:
+        """Flush the encoder, finish the file and give it its final name."""
+        self._container.mux(self._stream.encode(None))
+        self._container.close()
+        os.replace(self.tmp_path, self.path)
+
+    def abort(self) -> None:
+        """Drop the partial file."""
+        try:
+            self._container.close()
+        except Exception:  # noqa: BLE001 - the file is being thrown away anyway
+            pass
+        try:
+            os.unlink(self.tmp_path)
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> Encoder:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            try:
+                self.close()
+            except BaseException:
+                self.abort()
+                raise
+        else:
+            self.abort()

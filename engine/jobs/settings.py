@@ -1,0 +1,60 @@
+"""JobSettings: everything the job system needs to know, passed explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["JobSettings", "DEFAULT_RETENTION_S", "DEFAULT_MAX_IMAGE_BYTES"]
+
+DEFAULT_RETENTION_S = 7 * 86400
+DEFAULT_MAX_IMAGE_BYTES = 50 * 2**20
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Configuration of the job system; only entry points build it from the environment.
+
+    Attributes:
+        data_dir: root of everything the service writes (videos, uploads, Redis files).
+        retention_s: seconds a finished job (record and video) is kept.
+        max_queue_length: queued jobs accepted before QueueFullError; 0 = unlimited.
+        max_length: the longest video, in seconds, a request may ask for.
+        max_image_bytes: size cap of a downloaded or uploaded image.
+        allow_private_urls: let image and webhook URLs reach private addresses.
+        webhook_secret: Standard Webhooks secret (``whsec_...``); None = unsigned.
+        public_url: base of ``download_url``; None = the address a request came in on.
+        transient_retries: retries of a job whose image host failed transiently.
+        build_number: reported in every answer envelope.
+    """
+
+    data_dir: Path = field(default_factory=lambda: Path("zoomreel-data"))
+    retention_s: float = DEFAULT_RETENTION_S
+    max_queue_length: int = 0
+    max_length: float = 600.0
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+    allow_private_urls: bool = False
+    webhook_secret: str | None = None
+    public_url: str | None = None
+    transient_retries: int = 3
+    build_number: str = "0.1.0"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if self.public_url:
+            object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
+
+    @property
+    def storage_dir(self) -> Path:
+        """Where finished videos live (the only folder the download route serves)."""
+        return self.data_dir / "videos"
+
+    @property
+    def upload_dir(self) -> Path:
+        """Where uploaded images wait for their render."""
+        return self.data_dir / "uploads"
+
+    @property
+    def redis_dir(self) -> Path:
+        """Where the embedded Redis server keeps its append-only file."""
+        return self.data_dir / "redis"

@@ -1,0 +1,159 @@
+"""Numba kernels: colour conversion and the resampler that fills YUV planes.
+
+The resampler is Pillow's bilinear ``resize(size, box=...)`` in float arithmetic:
+a triangle filter that is widened by the scale factor when the box is larger than
+the output, so minified detail is low-passed instead of aliased. It is separable
+because the box is axis-aligned; weights depend on one axis only and are computed
+once per frame and axis (``axis_weights``). ``resample`` then runs the vertical pass
+(contiguous rows, which vectorises) and the horizontal pass straight into the output
+plane, row by row, so no intermediate frame exists.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+__all__ = ["axis_weights", "resample", "rgb_to_yuv420", "KR", "KB"]
+
+# BT.709 luma coefficients.
+KR = 0.2126
+KB = 0.0722
+_KG = 1.0 - KR - KB
+
+
+@numba.njit(nogil=True, cache=True)
+def axis_weights(
+    in0: float, in1: float, in_size: int, out_size: int, scale_to_plane: float
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Filter taps for one axis, as Pillow's ``precompute_coeffs`` (bilinear).
+
+    Args:
+        in0: box start in source-image coordinates.
+        in1: box end in source-image coordinates.
+        in_size: plane size on this axis.
+        out_size: output size on this axis.
+        scale_to_plane: plane pixels per source-image pixel (1 for level 0 luma).
+
+    Returns:
+        (first, weights, ntaps): first[i] is the first plane index read by output i,
+        weights[i, :] its normalised weights (unused taps are 0).
+    """
+    in0 = in0 * scale_to_plane
+    in1 = in1 * scale_to_plane
+    scale = (in1 - in0) / out_size
+    filterscale = max(scale, 1.0)
+    support = filterscale  # triangle filter support is 1, widened by the scale
+    ksize = int(math.ceil(support)) * 2 + 1
+    first = np.empty(out_size, dtype=np.int32)
+    weights = np.zeros((out_size, ksize), dtype=np.float32)
+    ss = 1.0 / filterscale
+    ntaps = 1
+    for i in range(out_size):
+        center = in0 + (i + 0.5) * scale
+        lo = int(center - support + 0.5)
+        if lo < 0:
+            lo = 0
+        hi = int(center + support + 0.5)
+        if hi > in_size:
+            hi = in_size
+        if hi <= lo:  # the box lies at the very edge; use the nearest pixel
+            lo = min(max(int(center), 0), in_size - 1)
+            hi = lo + 1
+        total = 0.0
+        for k in range(hi - lo):
+            w = 1.0 - abs((k + lo - center + 0.5) * ss)
+            if w < 0.0:
+                w = 0.0
+            weights[i, k] = w
+            total += w
+        if total == 0.0:
+            weights[i, 0] = 1.0
+            total = 1.0
+        for k in range(hi - lo):
+            weights[i, k] /= total
+        first[i] = lo
+        ntaps = max(ntaps, hi - lo)
+    return first, weights, ntaps
+
+
+@numba.njit(nogil=True, cache=True, parallel=True)
+def resample(
+    src: np.ndarray,
+    xfirst: np.ndarray,
+    xweights: np.ndarray,
+    nx: int,
+    yfirst: np.ndarray,
+    yweights: np.ndarray,
+    ny: int,
+    out: np.ndarray,
+) -> None:
+    """Resample the uint8 plane ``src`` into the uint8 plane ``out`` (rows x cols).
+
+    Vertical pass first: for output row j, combine the source rows it reads over
+    just the columns the horizontal taps need; then the horizontal taps.
+    """
+    out_h, out_w = out.shape
+    src_h, src_w = src.shape
+    c0 = xfirst[0]
+    c1 = min(xfirst[out_w - 1] + nx, src_w)
+    width = c1 - c0
+    for j in numba.prange(out_h):
+        row = np.zeros(width, dtype=np.float32)
+        y0 = yfirst[j]
+        for k in range(ny):
+            w = yweights[j, k]
+            if w != 0.0 and y0 + k < src_h:
+                line = src[y0 + k]
+                for x in range(width):
+                    row[x] += w * line[c0 + x]
+        for i in range(out_w):
+            acc = np.float32(0.5)
+            base = xfirst[i] - c0
+            for k in range(nx):
+                if base + k < width:
+                    acc += xweights[i, k] * row[base + k]
+            if acc < 0.0:
+                acc = 0.0
+            elif acc > 255.0:
+                acc = 255.0
+            out[j, i] = np.uint8(acc)
+
+
+@numba.njit(nogil=True, cache=True, parallel=True)
+def rgb_to_yuv420(rgb: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+    """BT.709 limited-range Y at full resolution, Cb/Cr averaged over 2x2 blocks.
+
+    ``u`` and ``v`` are (ceil(h/2), ceil(w/2)); odd edges average the pixels there are.
+    """
+    h, w, _ = rgb.shape
+    for r in numba.prange(h):
+        for c in range(w):
+            yy = KR * rgb[r, c, 0] + _KG * rgb[r, c, 1] + KB * rgb[r, c, 2]
+            y[r, c] = np.uint8(16.0 + 219.0 / 255.0 * yy + 0.5)
+    ch, cw = u.shape
+    for r in numba.prange(ch):
+        for c in range(cw):
+            sr = 0.0
+            sg = 0.0
+            sb = 0.0
+            n = 0
+            for dr in range(2):
+                for dc in range(2):
+                    rr = 2 * r + dr
+                    cc = 2 * c + dc
+                    if rr < h and cc < w:
+                        sr += rgb[rr, cc, 0]
+                        sg += rgb[rr, cc, 1]
+                        sb += rgb[rr, cc, 2]
+                        n += 1
+            sr /= n
+            sg /= n
+            sb /= n
+            yy = KR * sr + _KG * sg + KB * sb
+            cb = 128.0 + 224.0 / 255.0 * (sb - yy) / (2.0 * (1.0 - KB))
+            cr = 128.0 + 224.0 / 255.0 * (sr - yy) / (2.0 * (1.0 - KR))
+            u[r, c] = np.uint8(min(max(cb + 0.5, 0.0), 255.0))
+            v[r, c] = np.uint8(min(max(cr + 0.5, 0.0), 255.0))

@@ -1,0 +1,124 @@
+"""render_video: image in, zooming MP4 out, one frame at a time.
+
+A producer thread runs the kernel into the next frame's YUV planes while the main
+thread encodes the previous ones; a small bounded queue between them keeps memory
+flat whatever the length, and lets the Numba kernel (which releases the GIL) and
+x264 work at the same time.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine.camera import camera_path, cover_size
+from engine.encoder import Encoder
+from engine.errors import RenderCancelled
+from engine.image import Source, load_image
+from engine.pyramid import Pyramid
+from engine.spec import RenderSpec
+
+__all__ = ["render_video", "RenderResult"]
+
+#: Frames rendered ahead of the encoder.
+_AHEAD = 3
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """What a render made."""
+
+    path: str
+    frames: int
+    duration: float
+    width: int
+    height: int
+    frame_rate: int
+    size_bytes: int
+
+
+def render_video(
+    source: Source,
+    out: str | os.PathLike[str],
+    spec: RenderSpec | None = None,
+    progress: Callable[[int, int], object] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> RenderResult:
+    """Render the zoom of ``source`` into the MP4 ``out``.
+
+    Args:
+        source: image path, or the image's encoded bytes.
+        out: output path; written under a temporary name and renamed when complete.
+        spec: what to render (defaults: RenderSpec()).
+        progress: called as ``progress(done_frames, total_frames)`` after each frame.
+        cancel: polled before each frame; returning True stops the render.
+
+    Returns:
+        A RenderResult describing the file.
+
+    Raises:
+        ImageError: the source cannot be decoded (ImageTooLargeError: over the limit).
+        RenderCancelled: ``cancel`` returned True; no output file is left.
+        RenderError: the encoder failed.
+    """
+    spec = spec or RenderSpec()
+    rgb = load_image(source, max_pixels=spec.max_pixels, background=spec.background)
+    pyramid = Pyramid(rgb)
+    del rgb
+    cw, _ = cover_size(pyramid.width, pyramid.height, spec.width, spec.height)
+    pyramid.prepare(max_scale=cw / spec.width)
+    total = spec.total_frames
+    frames: queue.Queue[object] = queue.Queue(maxsize=_AHEAD)
+    stop = threading.Event()
+
+    with Encoder(
+        out, spec.width, spec.height, spec.frame_rate, crf=spec.crf, preset=spec.preset
+    ) as encoder:
+
+        def produce() -> None:
+            try:
+                for box in camera_path(spec, pyramid.width, pyramid.height):
+                    if stop.is_set():
+                        return
+                    frame, y, u, v = encoder.new_frame()
+                    pyramid.render(box, y, u, v)
+                    frames.put(frame)
+                frames.put(None)
+            except BaseException as exc:  # handed to the encoding thread
+                frames.put(exc)
+
+        worker = threading.Thread(target=produce, name="zoomreel-kernel", daemon=True)
+        worker.start()
+        try:
+            done = 0
+            while True:
+                if cancel is not None and cancel():
+                    raise RenderCancelled("The render was cancelled")
+                item = frames.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                encoder.encode(item)  # type: ignore[arg-type]
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+        finally:
+            stop.set()
+            while worker.is_alive():  # unblock a producer waiting on a full queue
+                try:
+                    frames.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+    return RenderResult(
+        path=os.fspath(out),
+        frames=total,
+        duration=total / spec.frame_rate,
+        width=spec.width,
+        height=spec.height,
+        frame_rate=spec.frame_rate,
+        size_bytes=os.path.getsize(out),
+    )
