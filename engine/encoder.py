@@ -12,9 +12,11 @@ import os
 import uuid
 from fractions import Fraction
 from types import TracebackType
+from typing import cast
 
 import av
 import numpy as np
+from av.video.stream import VideoStream
 
 from engine.errors import RenderError
 
@@ -61,7 +63,7 @@ class Encoder:
             )
         except (OSError, av.FFmpegError) as exc:
             raise RenderError(f"Cannot write the video to {self.path}: {exc}") from None
-        stream = self._container.add_stream(codec, rate=Fraction(frame_rate))
+        stream = cast(VideoStream, self._container.add_stream(codec, rate=Fraction(frame_rate)))
         stream.width = width
         stream.height = height
         stream.pix_fmt = "yuv420p"
@@ -84,7 +86,7 @@ class Encoder:
         frame = av.VideoFrame(self.width, self.height, "yuv420p")
         views = []
         for plane in frame.planes:
-            buf = np.frombuffer(plane, dtype=np.uint8)
+            buf = np.frombuffer(memoryview(plane), dtype=np.uint8)
             rows = buf.reshape(plane.height, plane.line_size)
             views.append(rows[:, : plane.width])
         return frame, views[0], views[1], views[2]

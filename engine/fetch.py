@@ -24,6 +24,7 @@ import ipaddress
 import re
 import socket
 import ssl
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -348,6 +349,7 @@ def open_checked(
     allow_private: bool = False,
     connect_timeout: float = 10.0,
     read_timeout: float = 30.0,
+    total_timeout: float | None = None,
     label: str = "URL",
 ) -> Iterator[http.client.HTTPResponse]:
     """Send one request to a checked address, follow nothing, and yield the response.
@@ -365,6 +367,8 @@ def open_checked(
         allow_private: lift the address rule (local use, tests).
         connect_timeout: seconds to connect (TLS handshake included).
         read_timeout: seconds any single read may wait.
+        total_timeout: seconds the whole exchange may take, so that a host that
+            trickles its answer cannot hold us; None for no overall limit.
         label: the URL's name in messages (``"image_url"``).
 
     Yields:
@@ -384,8 +388,14 @@ def open_checked(
         )
     else:
         conn = _PinnedHTTPConnection(t.host, t.port, addresses, connect_timeout, read_timeout)
+    expired = threading.Event()
+    timer = None
+    if total_timeout is not None:
+        timer = threading.Timer(total_timeout, _expire, (conn, expired))
+        timer.daemon = True
+        timer.start()
     try:
-        with _network_errors(label, t.host):
+        with _network_errors(label, t.host, expired):
             try:
                 conn.request(method, t.target, body=body, headers=dict(headers or {}))
             except http.client.InvalidURL as exc:
@@ -393,14 +403,34 @@ def open_checked(
             response = conn.getresponse()
             yield response
     finally:
+        if timer is not None:
+            timer.cancel()
         conn.close()
 
 
+def _expire(conn: http.client.HTTPConnection, expired: threading.Event) -> None:
+    """Unblock whatever the connection waits for (the overall time-out passed)."""
+    expired.set()
+    sock = conn.sock
+    if sock is not None:
+        try:
+            # socket.socket's own shutdown: SSLSocket's would drop its TLS state under
+            # the reading thread's feet.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 @contextmanager
-def _network_errors(label: str, host: str) -> Iterator[None]:
+def _network_errors(label: str, host: str, expired: threading.Event) -> Iterator[None]:
     """Turn socket, TLS and HTTP-parsing failures into zoomreel's fetch errors."""
     try:
-        yield
+        try:
+            yield
+        except (OSError, http.client.HTTPException, ValueError):
+            if expired.is_set():  # whatever broke, the time-out broke it
+                raise TransientFetchError(f"{label}: {host} timed out") from None
+            raise
     except ZoomreelError:
         raise
     except ssl.SSLCertVerificationError as exc:

@@ -23,7 +23,7 @@ from typing import Any
 
 import dramatiq
 
-from engine.errors import RenderCancelled, TransientFetchError, ZoomreelError
+from engine.errors import RenderCancelled, RenderError, TransientFetchError, ZoomreelError
 from engine.jobs.answers import status_envelope
 from engine.jobs.broker import RENDER_QUEUE, WEBHOOK_QUEUE
 from engine.jobs.settings import JobSettings
@@ -102,7 +102,7 @@ class JobRunner:
                     return  # someone else owns the job now
                 self.store.requeue(job_id, token, "interrupted by shutdown", count=False)
                 self._send(self.render_actor, job_id, 0)
-            except TransientFetchError as exc:
+            except (TransientFetchError, RenderError) as exc:  # may pass: retry a few times
                 self._retry_or_fail(job_id, token, str(exc))
             except ZoomreelError as exc:  # the user's input: retrying cannot help
                 self._fail(job_id, str(exc))
@@ -185,7 +185,7 @@ class JobRunner:
             return
         try:
             job = self.store.get(job_id)  # re-read under the lock
-            if job.webhook is None or job.webhook["state"] != "pending":
+            if job.webhook is None or job.webhook["state"] != "pending" or not job.webhook_url:
                 return
             payload = status_envelope(job, queue_length=self.store.queue_length(),
                                       build_number=self.settings.build_number,

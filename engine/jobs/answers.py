@@ -6,7 +6,6 @@ receiver gets exactly what the status route would have said.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from typing import Any

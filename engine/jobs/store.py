@@ -210,7 +210,7 @@ class JobStore:
         now = time.time()
         stamp = time.strftime("%Y%m%d_%H%M%S", time.gmtime(now))
         queue_id = int(self.client.incr(f"{self.prefix}:queue_id"))
-        record = {
+        record: dict[Any, Any] = {
             "id": job_id, "status": "queued", "request": json.dumps(request),
             "client_id": json.dumps(client_id), "queue_id": queue_id, "created_at": repr(now),
             "frames_done": 0, "frames_total": frames_total,
@@ -249,7 +249,7 @@ class JobStore:
 
     # -- the render's life -----------------------------------------------------
     def claim(self, job_id: str, token: str, lease_ms: int, pid: int) -> str:
-        """Take the job for rendering; returns ``ok``, ``busy``, ``missing``, ``done``, ``error``."""
+        """Take the job for rendering: ``ok``, ``busy``, ``missing``, ``done`` or ``error``."""
         keys = [self._job(job_id), self._lease(job_id), self._queued]
         return _s(self._claim(keys=keys, args=[token, lease_ms, pid, repr(time.time()), job_id]))
 

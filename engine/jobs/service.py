@@ -1,0 +1,216 @@
+"""JobService: submit, look up and answer for jobs; run workers; keep the store tidy.
+
+This is the job system's façade: front ends call it and never touch Redis or Dramatiq.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import dramatiq
+import redis
+
+from engine.errors import ImageTooLargeError, QueueFullError
+from engine.jobs.actors import JobRunner, declare_actors
+from engine.jobs.answers import poll_after, status_envelope
+from engine.jobs.broker import (
+    EXTERNAL_HEARTBEAT_TIMEOUT_MS,
+    NAMESPACE,
+    RENDER_QUEUE,
+    WEBHOOK_QUEUE,
+    create_broker,
+    queued_job_ids,
+    recover_unacked,
+)
+from engine.jobs.settings import JobSettings
+from engine.jobs.store import Job, JobStore
+from engine.spec import RenderSpec
+
+__all__ = ["JobService", "SUBMIT_DEFAULTS"]
+
+log = logging.getLogger(__name__)
+
+#: Request defaults of the documented service, plus the 1920x1080 extension.
+SUBMIT_DEFAULTS: dict[str, Any] = {
+    "length": 5, "frame_rate": 30, "zoom_speed": 3, "width": 1920, "height": 1080,
+}
+
+
+class JobService:
+    """The job system on one Redis server.
+
+    Args:
+        client: Redis client of the job store and the Dramatiq broker.
+        settings: folders, limits and secrets.
+        embedded: True when this process owns the Redis server (``serve`` without
+            ``ZOOMREEL_REDIS_URL``): start-up recovery then treats every unacknowledged
+            message and every lease as orphaned.
+    """
+
+    def __init__(self, client: redis.Redis, settings: JobSettings, *, embedded: bool) -> None:
+        self.client = client
+        self.settings = settings
+        self.embedded = embedded
+        self.store = JobStore(client)
+        self.shutdown = threading.Event()
+        self.broker = create_broker(client, embedded=embedded)
+        self.runner = declare_actors(self.broker, JobRunner(self.store, settings, self.shutdown))
+        self._workers: list[dramatiq.Worker] = []
+        self._sweeper: threading.Thread | None = None
+
+    # -- submitting and answering ---------------------------------------------
+    def submit(self, request: dict[str, Any], *, upload: bytes | None = None,
+               base_url: str | None = None) -> Job:
+        """Queue a render and return its job.
+
+        Args:
+            request: validated request fields: ``image_url`` (unless ``upload``), render
+                fields (defaults filled in here), ``webhook_url``, ``id``.
+            upload: the image itself, for multipart uploads.
+            base_url: the address the request came in on (for ``download_url``).
+
+        Raises:
+            SpecError: a render field is out of range.
+            URLRefusedError: image_url or webhook_url may not be fetched.
+            ImageTooLargeError: the upload is over the size cap.
+            QueueFullError: ``max_queue_length`` jobs are already waiting.
+        """
+        from engine.fetch import check_url
+
+        fields = {**SUBMIT_DEFAULTS, **{k: v for k, v in request.items() if v is not None}}
+        spec = RenderSpec(length=fields["length"], frame_rate=fields["frame_rate"],
+                          zoom_speed=fields["zoom_speed"], width=fields["width"],
+                          height=fields["height"])
+        allow = self.settings.allow_private_urls
+        if upload is None:
+            check_url(fields["image_url"], allow_private=allow, label="image_url")
+        elif len(upload) > self.settings.max_image_bytes:
+            raise ImageTooLargeError(
+                f"image: the upload is over {self.settings.max_image_bytes} bytes")
+        if fields.get("webhook_url"):
+            check_url(fields["webhook_url"], allow_private=allow, label="webhook_url")
+        limit = self.settings.max_queue_length
+        queued = self.store.queue_length()
+        if limit and queued >= limit:
+            raise QueueFullError(queued, self.retry_after_full())
+        name = None
+        if upload is not None:
+            self.settings.upload_dir.mkdir(parents=True, exist_ok=True)
+            name = uuid.uuid4().hex + ".img"
+            (self.settings.upload_dir / name).write_bytes(upload)
+        stored = {k: v for k, v in fields.items() if k != "id"}
+        job = self.store.create(stored, client_id=request.get("id"),
+                                frames_total=spec.total_frames, base_url=base_url,
+                                upload=name, webhook_url=fields.get("webhook_url"))
+        self.runner._send(self.runner.render_actor, job.id, 0)
+        return job
+
+    def retry_after_full(self) -> int:
+        """Seconds a client turned away by a full queue should wait."""
+        return 30
+
+    def get(self, job_id: str) -> Job:
+        """The job's record. Raises JobNotFound."""
+        return self.store.get(job_id)
+
+    def queue_length(self) -> int:
+        """Jobs waiting for a worker."""
+        return self.store.queue_length()
+
+    def status_answer(self, job: Job, *, base_url: str | None = None) -> dict[str, Any]:
+        """The documented status answer (envelope included) for ``job``."""
+        return status_envelope(job, queue_length=self.queue_length(),
+                               build_number=self.settings.build_number,
+                               base_url=self.settings.public_url or base_url)
+
+    def poll_after(self, job: Job) -> int | None:
+        """Retry-After hint for a status answer; None once finished."""
+        return poll_after(job)
+
+    def video_path(self, filename: str) -> Path | None:
+        """The finished video called ``filename``, or None; never a path outside storage."""
+        if not filename or "/" in filename or "\\" in filename or filename.startswith("."):
+            return None
+        if not filename.endswith(".mp4"):
+            return None
+        root = self.settings.storage_dir.resolve()
+        path = (root / filename).resolve()
+        if path.parent != root or not path.is_file():
+            return None
+        return path
+
+    def health(self) -> dict[str, Any]:
+        """Whether Redis answers and how many workers sent a heartbeat lately."""
+        try:
+            self.client.ping()
+        except redis.RedisError as exc:
+            return {"status": "error", "redis": False, "workers": 0, "error": str(exc)}
+        since = int(time.time() * 1000) - EXTERNAL_HEARTBEAT_TIMEOUT_MS
+        workers = int(self.client.zcount(f"{NAMESPACE}:__heartbeats__", since, "+inf"))
+        return {"status": "ok", "redis": True, "workers": workers,
+                "queue_length": self.queue_length()}
+
+    # -- recovery, workers, retention -------------------------------------------
+    def recover(self) -> int:
+        """Start-up recovery: requeue dead workers' messages, re-send lost ones.
+
+        Returns the number of jobs and webhooks whose message had to be re-sent.
+        """
+        if self.embedded:
+            recover_unacked(self.client)
+            self.store.clear_leases()
+        else:
+            recover_unacked(self.client, dead_after_ms=EXTERNAL_HEARTBEAT_TIMEOUT_MS)
+        resent = 0
+        carried = queued_job_ids(self.client, RENDER_QUEUE)
+        for job_id in self.store.active_ids():
+            if job_id not in carried:
+                self.runner._send(self.runner.render_actor, job_id, 0)
+                resent += 1
+        carried = queued_job_ids(self.client, WEBHOOK_QUEUE)
+        for job_id in self.store.pending_webhook_ids():
+            if job_id not in carried:
+                self.runner._send(self.runner.webhook_actor, job_id, 0)
+                resent += 1
+        return resent
+
+    def start_workers(self, render_threads: int = 2, webhook_threads: int = 4) -> None:
+        """Start in-process Dramatiq workers: renders and webhooks on separate threads."""
+        for queue, threads in ((RENDER_QUEUE, render_threads), (WEBHOOK_QUEUE, webhook_threads)):
+            worker = dramatiq.Worker(self.broker, queues={queue, queue + ".DQ"},
+                                     worker_threads=threads, worker_timeout=500)
+            worker.queue_prefetch = threads  # don't hoard jobs other workers could run
+            worker.start()
+            self._workers.append(worker)
+        self._sweeper = threading.Thread(target=self._sweep_loop, daemon=True, name="sweeper")
+        self._sweeper.start()
+
+    def stop_workers(self, timeout_s: float = 30.0) -> None:
+        """Stop the workers; running renders give their job back to the queue."""
+        self.shutdown.set()
+        for worker in self._workers:
+            worker.stop(timeout=int(timeout_s * 1000))
+        self._workers.clear()
+
+    def sweep_expired(self, now: float | None = None) -> int:
+        """Remove finished jobs older than the retention, with their videos."""
+        cutoff = (time.time() if now is None else now) - self.settings.retention_s
+        removed = 0
+        for job in self.store.expired(cutoff):
+            if job.filename:
+                (self.settings.storage_dir / job.filename).unlink(missing_ok=True)
+            self.store.delete(job.id)
+            removed += 1
+        return removed
+
+    def _sweep_loop(self) -> None:
+        while not self.shutdown.wait(60.0):
+            try:
+                self.sweep_expired()
+            except Exception:
+                log.warning("retention sweep failed", exc_info=True)

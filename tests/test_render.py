@@ -1,0 +1,147 @@
+"""render_video end to end: decode the MP4 with PyAV and compare with the reference."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import av
+import numpy as np
+import pytest
+from imagegen import luma, photo_like, psnr, reference_frame, text
+
+from engine import RenderSpec, render_video
+from engine.camera import frame_rect
+from engine.errors import ImageError, RenderCancelled
+
+
+def y_plane(frame: av.VideoFrame) -> np.ndarray:
+    plane = frame.planes[0]
+    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    return rows[:, : plane.width]
+
+
+def top_level_boxes(path) -> list[bytes]:
+    kinds, data = [], open(path, "rb").read()
+    pos = 0
+    while pos + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if size == 1:
+            size = struct.unpack(">Q", data[pos + 8 : pos + 16])[0]
+        kinds.append(kind)
+        if size < 8:
+            break
+        pos += size
+    return kinds
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    path = tmp_path_factory.mktemp("src") / "photo.png"
+    image = photo_like(1200, 800, seed=7)
+    # some hard edges too, so the encoder has work to do
+    image.paste(text(400, 200), (400, 300))
+    image.save(path)
+    return image, path
+
+
+@pytest.fixture(scope="module")
+def rendered(source, tmp_path_factory):
+    image, path = source
+    spec = RenderSpec(length=2, frame_rate=15, zoom_speed=40, width=480, height=270)
+    out = tmp_path_factory.mktemp("out") / "zoom.mp4"
+    calls = []
+    result = render_video(path, out, spec, progress=lambda d, t: calls.append((d, t)))
+    return spec, out, result, calls
+
+
+def test_result_describes_the_file(rendered):
+    spec, out, result, calls = rendered
+    assert result.path == os.fspath(out)
+    assert result.frames == 30 and result.duration == 2.0
+    assert (result.width, result.height, result.frame_rate) == (480, 270, 15)
+    assert result.size_bytes == os.path.getsize(out) > 0
+    assert calls == [(n, 30) for n in range(1, 31)]
+    assert not [p for p in os.listdir(out.parent) if p.endswith(".part")]
+
+
+def test_stream_properties(rendered):
+    spec, out, _, _ = rendered
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        assert ctx.name == "h264"
+        assert ctx.pix_fmt == "yuv420p"
+        assert (ctx.width, ctx.height) == (480, 270)
+        assert stream.average_rate == 15
+        assert (ctx.color_primaries, ctx.color_trc, ctx.colorspace) == (1, 1, 1)  # BT.709
+        assert ctx.color_range == 1  # limited (MPEG)
+        frames = list(container.decode(stream))
+    assert len(frames) == spec.total_frames
+    assert [f.pts * f.time_base * 15 for f in frames] == list(range(30))
+    assert container.format.name.startswith("mov,mp4")
+
+
+def test_index_is_at_the_front(rendered):
+    _, out, _, _ = rendered
+    boxes = top_level_boxes(out)
+    assert b"moov" in boxes and b"mdat" in boxes
+    assert boxes.index(b"moov") < boxes.index(b"mdat")
+
+
+def test_every_encoded_frame_is_close_to_the_exact_reference(source, rendered):
+    image, _ = source
+    spec, out, _, _ = rendered
+    with av.open(str(out)) as container:
+        for n, frame in enumerate(container.decode(video=0)):
+            box = frame_rect(n, spec, image.width, image.height)
+            reference = luma(reference_frame(image, box, (spec.width, spec.height)))
+            assert psnr(y_plane(frame), reference) >= 30.0, n
+
+
+def test_the_zoom_moves(rendered):
+    """A frame-to-frame check that could fail: later frames show less of the image."""
+    _, out, _, _ = rendered
+    with av.open(str(out)) as container:
+        frames = [y_plane(f).astype(float) for f in container.decode(video=0)]
+    assert psnr(frames[0], frames[-1]) < 25.0
+
+
+def test_bad_image_leaves_no_file(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    with pytest.raises(ImageError):
+        render_video(bad, tmp_path / "out.mp4", RenderSpec(length=1, width=128, height=128))
+    assert os.listdir(tmp_path) == ["bad.jpg"]
+
+
+def test_cancel_leaves_no_partial_file_and_keeps_an_old_one(source, tmp_path):
+    _, path = source
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"previous video")
+    seen = []
+
+    def cancel() -> bool:
+        return len(seen) >= 5
+
+    with pytest.raises(RenderCancelled):
+        render_video(
+            path,
+            out,
+            RenderSpec(length=4, frame_rate=15, width=256, height=144),
+            progress=lambda d, t: seen.append(d),
+            cancel=cancel,
+        )
+    assert out.read_bytes() == b"previous video"
+    assert sorted(os.listdir(tmp_path)) == ["out.mp4"]
+
+
+def test_bytes_source_and_portrait_output(source, tmp_path):
+    image, path = source
+    spec = RenderSpec(length=1, frame_rate=15, zoom_speed=0, width=144, height=256)
+    result = render_video(path.read_bytes(), tmp_path / "p.mp4", spec)
+    with av.open(result.path) as container:
+        frame = next(container.decode(video=0))
+    assert (frame.width, frame.height) == (144, 256)
+    box = frame_rect(0, spec, image.width, image.height)
+    assert psnr(y_plane(frame), luma(reference_frame(image, box, (144, 256)))) >= 30.0
