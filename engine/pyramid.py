@@ -11,6 +11,7 @@ at a bounded number of taps however large the image.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,12 @@ from PIL import Image
 from engine.kernel import axis_weights, resample, rgb_to_yuv420
 
 __all__ = ["Pyramid", "Level"]
+
+# Numba's parallel kernels may only run one at a time per process when its threading
+# layer is "workqueue" (no TBB or OpenMP runtime installed): concurrent launches from
+# several threads abort the process. Renders in threads (Dramatiq workers) take turns
+# per plane call, which costs little because a call takes milliseconds.
+_KERNEL_LOCK = threading.Lock()
 
 #: Largest scale sampled from level 0; above it a reduced level is used.
 MAX_DIRECT_SCALE = 6.0
@@ -42,7 +49,8 @@ def _planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     y = np.empty((h, w), dtype=np.uint8)
     u = np.empty(((h + 1) // 2, (w + 1) // 2), dtype=np.uint8)
     v = np.empty_like(u)
-    rgb_to_yuv420(rgb, y, u, v)
+    with _KERNEL_LOCK:
+        rgb_to_yuv420(rgb, y, u, v)
     return y, u, v
 
 
@@ -105,6 +113,7 @@ class Pyramid:
             oh, ow = outs[0].shape
             xf, xw, nx = axis_weights(x0, x1, pw, ow, lv.fx * half)
             yf, yw, ny = axis_weights(y0, y1, ph, oh, lv.fy * half)
-            resample(plane_src, xf, xw, nx, yf, yw, ny, outs[0])
-            if len(outs) == 2:
-                resample(lv.v, xf, xw, nx, yf, yw, ny, outs[1])
+            with _KERNEL_LOCK:
+                resample(plane_src, xf, xw, nx, yf, yw, ny, outs[0])
+                if len(outs) == 2:
+                    resample(lv.v, xf, xw, nx, yf, yw, ny, outs[1])

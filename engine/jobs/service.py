@@ -181,12 +181,22 @@ class JobService:
 
     def start_workers(self, render_threads: int = 2, webhook_threads: int = 4) -> None:
         """Start in-process Dramatiq workers: renders and webhooks on separate threads."""
-        for queue, threads in ((RENDER_QUEUE, render_threads), (WEBHOOK_QUEUE, webhook_threads)):
-            worker = dramatiq.Worker(self.broker, queues={queue, queue + ".DQ"},
-                                     worker_threads=threads, worker_timeout=500)
-            worker.queue_prefetch = threads  # don't hoard jobs other workers could run
-            worker.start()
-            self._workers.append(worker)
+        # Two workers in one process (Dramatiq warns that each adds its own middleware;
+        # harmless here since every queue is declared already) so that a slow webhook
+        # receiver can never occupy a render thread.
+        quiet = logging.getLogger("dramatiq.broker.RedisBroker")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            for queue, threads in ((RENDER_QUEUE, render_threads),
+                                   (WEBHOOK_QUEUE, webhook_threads)):
+                worker = dramatiq.Worker(self.broker, queues={queue}, worker_threads=threads,
+                                         worker_timeout=500)
+                worker.queue_prefetch = threads  # don't hoard jobs other workers could run
+                worker.start()
+                self._workers.append(worker)
+        finally:
+            quiet.setLevel(level)
         self._sweeper = threading.Thread(target=self._sweep_loop, daemon=True, name="sweeper")
         self._sweeper.start()
 
