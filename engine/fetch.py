@@ -465,6 +465,7 @@ def fetch_url(
     max_redirects: int = 3,
     connect_timeout: float = 10.0,
     read_timeout: float = 30.0,
+    total_timeout: float | None = 300.0,
     label: str = "image_url",
 ) -> bytes:
     """Download a user-given URL's body, under every rule of :func:`check_url`.
@@ -480,6 +481,8 @@ def fetch_url(
         max_redirects: redirects followed before giving up.
         connect_timeout: seconds to connect (TLS handshake included).
         read_timeout: seconds any single read may wait.
+        total_timeout: seconds one hop may take in all, so a host that trickles bytes
+            cannot hold a render worker (None: no limit).
         label: the URL's name in messages.
 
     Returns:
@@ -499,6 +502,7 @@ def fetch_url(
             allow_private=allow_private,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
+            total_timeout=total_timeout,
             label=label,
         ) as response:
             status = response.status
