@@ -27,7 +27,7 @@ from engine.errors import RenderCancelled, RenderError, TransientFetchError, Zoo
 from engine.jobs.answers import status_envelope
 from engine.jobs.broker import RENDER_QUEUE, WEBHOOK_QUEUE
 from engine.jobs.settings import JobSettings
-from engine.jobs.store import JobStore
+from engine.jobs.store import FINISHED, Job, JobStore
 from engine.spec import RenderSpec
 
 __all__ = ["JobRunner", "declare_actors", "LEASE_MS", "BUSY_DELAY_MS"]
@@ -90,7 +90,7 @@ class JobRunner:
         token = uuid.uuid4().hex
         outcome = self.store.claim(job_id, token, LEASE_MS, os.getpid())
         if outcome == "busy":  # another worker holds it; look again once its lease could lapse
-            self._send(self.render_actor, job_id, BUSY_DELAY_MS)
+            self.send_render(job_id, BUSY_DELAY_MS)
             return
         if outcome != "ok":  # finished or gone: nothing to do
             return
@@ -101,7 +101,7 @@ class JobRunner:
                 if lease.lost.is_set():
                     return  # someone else owns the job now
                 self.store.requeue(job_id, token, "interrupted by shutdown", count=False)
-                self._send(self.render_actor, job_id, 0)
+                self.send_render(job_id, 0)
             except (TransientFetchError, RenderError) as exc:  # may pass: retry a few times
                 self._retry_or_fail(job_id, token, str(exc))
             except ZoomreelError as exc:  # the user's input: retrying cannot help
@@ -155,7 +155,7 @@ class JobRunner:
         if attempts > self.settings.transient_retries:
             self._fail(job_id, message)
             return
-        self._send(self.render_actor, job_id, min(60_000, 2_000 * 2 ** (attempts - 1)))
+        self.send_render(job_id, min(60_000, 2_000 * 2 ** (attempts - 1)))
 
     def _fail(self, job_id: str, message: str) -> None:
         if self.store.finish(job_id, "error", {"error": message}):
@@ -166,7 +166,7 @@ class JobRunner:
         if job.upload:
             (self.settings.upload_dir / job.upload).unlink(missing_ok=True)
         if job.webhook_url:
-            self._send(self.webhook_actor, job_id, 0)
+            self.send_webhook(job_id, 0)
 
     # -- webhook ---------------------------------------------------------------
     def webhook(self, job_id: str) -> None:
@@ -177,15 +177,15 @@ class JobRunner:
             job = self.store.get(job_id)
         except ZoomreelError:
             return
-        if job.webhook is None or job.webhook["state"] != "pending" or not job.webhook_url:
+        if not self._webhook_due(job):
             return
         token = uuid.uuid4().hex
         if not self.store.lock_webhook(job_id, token):
-            self._send(self.webhook_actor, job_id, BUSY_DELAY_MS)
+            self.send_webhook(job_id, BUSY_DELAY_MS)
             return
         try:
             job = self.store.get(job_id)  # re-read under the lock
-            if job.webhook is None or job.webhook["state"] != "pending" or not job.webhook_url:
+            if not self._webhook_due(job) or not job.webhook_url or not job.webhook:
                 return
             payload = status_envelope(job, queue_length=self.store.queue_length(),
                                       build_number=self.settings.build_number,
@@ -203,14 +203,27 @@ class JobRunner:
                 self.store.webhook_result(job_id, "failed", attempts, error)
                 return
             self.store.webhook_result(job_id, "pending", attempts, error)
-            self._send(self.webhook_actor, job_id, int(delay * 1000))
+            self.send_webhook(job_id, int(delay * 1000))
         finally:
             self.store.unlock_webhook(job_id)
 
     @staticmethod
-    def _send(actor: dramatiq.Actor[Any, Any] | None, job_id: str, delay_ms: int) -> None:
-        assert actor is not None, "declare_actors() first"
-        actor.send_with_options(args=(job_id,), delay=delay_ms or None)
+    def _webhook_due(job: Job) -> bool:
+        return (job.status in FINISHED and job.webhook is not None
+                and job.webhook["state"] == "pending" and bool(job.webhook["msg_id"]))
+
+    def send_render(self, job_id: str, delay_ms: int = 0) -> None:
+        """Send a render message for ``job_id`` (after ``delay_ms``)."""
+        _send(self.render_actor, job_id, delay_ms)
+
+    def send_webhook(self, job_id: str, delay_ms: int = 0) -> None:
+        """Send a webhook message for ``job_id`` (after ``delay_ms``)."""
+        _send(self.webhook_actor, job_id, delay_ms)
+
+
+def _send(actor: dramatiq.Actor[Any, Any] | None, job_id: str, delay_ms: int) -> None:
+    assert actor is not None, "declare_actors() first"
+    actor.send_with_options(args=(job_id,), delay=delay_ms or None)
 
 
 def declare_actors(broker: dramatiq.Broker, runner: JobRunner) -> JobRunner:

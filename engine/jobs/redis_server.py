@@ -139,12 +139,15 @@ class EmbeddedRedis:
             pid = int(pidfile.read_text().strip())
         except (OSError, ValueError):
             return
+        cmdline = Path(f"/proc/{pid}/cmdline")
         with contextlib.suppress(OSError):
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if b"redis-server" in cmdline:
+            # only a redis-server working in this very folder (pids get reused)
+            if (b"redis-server" in cmdline.read_bytes()
+                    and os.readlink(f"/proc/{pid}/cwd") == str(self.directory.resolve())):
                 os.kill(pid, signal.SIGTERM)
-                for _ in range(100):
-                    os.kill(pid, 0)
+                for _ in range(200):
+                    if not cmdline.read_bytes():  # gone, or a zombie awaiting its parent
+                        break
                     time.sleep(0.05)
         with contextlib.suppress(OSError):
             pidfile.unlink()

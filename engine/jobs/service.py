@@ -15,7 +15,7 @@ from typing import Any
 import dramatiq
 import redis
 
-from engine.errors import ImageTooLargeError, QueueFullError
+from engine.errors import ImageTooLargeError, QueueFullError, SpecError
 from engine.jobs.actors import JobRunner, declare_actors
 from engine.jobs.answers import poll_after, status_envelope
 from engine.jobs.broker import (
@@ -86,6 +86,9 @@ class JobService:
         spec = RenderSpec(length=fields["length"], frame_rate=fields["frame_rate"],
                           zoom_speed=fields["zoom_speed"], width=fields["width"],
                           height=fields["height"])
+        if spec.length > self.settings.max_length:
+            raise SpecError("length", f"must be at most {self.settings.max_length:g} seconds",
+                            spec.length)
         allow = self.settings.allow_private_urls
         if upload is None:
             check_url(fields["image_url"], allow_private=allow, label="image_url")
@@ -107,7 +110,7 @@ class JobService:
         job = self.store.create(stored, client_id=request.get("id"),
                                 frames_total=spec.total_frames, base_url=base_url,
                                 upload=name, webhook_url=fields.get("webhook_url"))
-        self.runner._send(self.runner.render_actor, job.id, 0)
+        self.runner.send_render(job.id)
         return job
 
     def retry_after_full(self) -> int:
@@ -164,23 +167,29 @@ class JobService:
         if self.embedded:
             recover_unacked(self.client)
             self.store.clear_leases()
+            self._remove_partial_files(older_than=time.time())
         else:
             recover_unacked(self.client, dead_after_ms=EXTERNAL_HEARTBEAT_TIMEOUT_MS)
         resent = 0
         carried = queued_job_ids(self.client, RENDER_QUEUE)
         for job_id in self.store.active_ids():
             if job_id not in carried:
-                self.runner._send(self.runner.render_actor, job_id, 0)
+                self.runner.send_render(job_id)
                 resent += 1
         carried = queued_job_ids(self.client, WEBHOOK_QUEUE)
         for job_id in self.store.pending_webhook_ids():
             if job_id not in carried:
-                self.runner._send(self.runner.webhook_actor, job_id, 0)
+                self.runner.send_webhook(job_id)
                 resent += 1
         return resent
 
     def start_workers(self, render_threads: int = 2, webhook_threads: int = 4) -> None:
-        """Start in-process Dramatiq workers: renders and webhooks on separate threads."""
+        """Start in-process Dramatiq workers: renders and webhooks on separate threads.
+
+        Args:
+            render_threads: render threads; 0 runs none (jobs wait for other workers).
+            webhook_threads: webhook delivery threads; 0 runs none.
+        """
         # Two workers in one process (Dramatiq warns that each adds its own middleware;
         # harmless here since every queue is declared already) so that a slow webhook
         # receiver can never occupy a render thread.
@@ -190,6 +199,8 @@ class JobService:
         try:
             for queue, threads in ((RENDER_QUEUE, render_threads),
                                    (WEBHOOK_QUEUE, webhook_threads)):
+                if threads <= 0:  # e.g. an API-only process
+                    continue
                 worker = dramatiq.Worker(self.broker, queues={queue}, worker_threads=threads,
                                          worker_timeout=500)
                 worker.queue_prefetch = threads  # don't hoard jobs other workers could run
@@ -216,7 +227,19 @@ class JobService:
                 (self.settings.storage_dir / job.filename).unlink(missing_ok=True)
             self.store.delete(job.id)
             removed += 1
+        self._remove_partial_files(older_than=time.time() - 86400)
         return removed
+
+    def _remove_partial_files(self, older_than: float) -> None:
+        """Delete renders' temporary files (``.<name>.part``) that a killed process left."""
+        if not self.settings.storage_dir.is_dir():
+            return
+        for path in self.settings.storage_dir.glob(".*.part"):
+            try:
+                if path.stat().st_mtime < older_than:
+                    path.unlink()
+            except OSError:
+                pass
 
     def _sweep_loop(self) -> None:
         while not self.shutdown.wait(60.0):

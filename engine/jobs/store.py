@@ -133,7 +133,7 @@ class Job:
         webhook = None
         if data.get("webhook_url"):
             webhook = {
-                "state": data.get("webhook_state") or "waiting",
+                "state": data.get("webhook_state") or "pending",
                 "attempts": int(data.get("webhook_attempts") or 0),
                 "last_error": data.get("webhook_last_error") or None,
                 "msg_id": data.get("webhook_msg_id") or None,

@@ -1,0 +1,37 @@
+"""API-key middleware: every /v1 route needs a known ``X-API-Key``."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable
+
+import falcon
+
+__all__ = ["APIKeyMiddleware"]
+
+
+class APIKeyMiddleware:
+    """Answer 401 ``{"message": "Unauthorized"}`` to /v1 requests without a valid key.
+
+    Args:
+        keys: the accepted keys; every one is compared in constant time.
+        prefix: paths that need a key.
+    """
+
+    def __init__(self, keys: Iterable[str], prefix: str = "/v1/") -> None:
+        self.keys = [k.encode() for k in keys if k]
+        if not self.keys:
+            raise ValueError("at least one API key is needed")
+        self.prefix = prefix
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if not req.path.startswith(self.prefix):
+            return
+        given = (req.get_header("X-API-Key") or "").encode()
+        ok = False
+        for key in self.keys:  # no early exit: time does not tell which key matched
+            ok |= hmac.compare_digest(given, key)
+        if not ok:
+            resp.status = falcon.HTTP_401
+            resp.media = {"message": "Unauthorized"}
+            resp.complete = True

@@ -1,0 +1,130 @@
+"""The OpenAPI 3 document of the REST API, built from the same schemas it validates with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from frontends.rest.schema import STATUS_SCHEMA, submit_schema
+
+__all__ = ["openapi_document"]
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _answer(description: str, ref: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": description,
+                           "content": _json({"$ref": f"#/components/schemas/{ref}"})}
+    if headers:
+        out["headers"] = headers
+    return out
+
+
+def openapi_document(max_length: float, version: str) -> dict[str, Any]:
+    """Describe every route, body and answer."""
+    num = {"type": "number"}
+    nullable_int = {"type": ["integer", "null"]}
+    envelope = {
+        "type": "object",
+        "required": ["code", "id", "job_id", "response", "message", "run_time", "queue_time",
+                     "total_time", "pid", "queue_id", "queue_length", "build_number"],
+        "properties": {
+            "code": {"type": "integer"}, "id": {}, "job_id": {"type": ["string", "null"]},
+            "response": {}, "message": {"type": "string"}, "run_time": num,
+            "queue_time": num, "total_time": num, "pid": {"type": "integer"},
+            "queue_id": nullable_int, "queue_length": {"type": "integer"},
+            "build_number": {"type": "string"},
+            "error": {"type": "string"}, "field": {"type": "string"}, "rule": {"type": "string"},
+        },
+    }
+    job_status = {
+        "type": "object",
+        "properties": {
+            "job_status": {"enum": ["queued", "running", "done", "error"]},
+            "job_id": {"type": "string"}, "queue_id": {"type": "integer"},
+            "process_id": nullable_int,
+            "response": {"oneOf": [{"type": "null"}, {"type": "object", "properties": {
+                "download_url": {"type": "string"}, "filename": {"type": "string"},
+                "message": {"type": "string"}, "size": {"type": "integer"},
+                "duration": num, "width": {"type": "integer"}, "height": {"type": "integer"},
+                "frame_rate": {"type": "integer"}}}]},
+            "progress": {"type": "object", "properties": {
+                "frames_done": {"type": "integer"}, "frames_total": {"type": "integer"},
+                "percent": num, "eta_seconds": {"type": ["number", "null"]}}},
+            "error": {"type": "string"},
+            "webhook": {"type": "object", "properties": {
+                "state": {"enum": ["pending", "delivered", "failed"]},
+                "attempts": {"type": "integer"}, "last_error": {"type": ["string", "null"]}}},
+        },
+    }
+    upload = submit_schema(max_length, upload=True)
+    upload["properties"] = {**upload["properties"],
+                            "image": {"type": "string", "format": "binary"}}
+    retry_after = {"Retry-After": {"schema": {"type": "integer"},
+                                   "description": "seconds until a retry is worth it"}}
+    key = [{"ApiKey": []}]
+    errors = {
+        "400": _answer("Invalid body: names the field and the rule", "Envelope"),
+        "401": {"description": "Missing or wrong X-API-Key",
+                "content": _json({"type": "object",
+                                  "properties": {"message": {"const": "Unauthorized"}}})},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "zoomreel", "version": version,
+                 "description": "Image-to-video zoom: submit a job, poll its status, download."},
+        "components": {
+            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+            "schemas": {"Envelope": envelope, "JobStatus": job_status,
+                        "SubmitRequest": submit_schema(max_length), "SubmitUpload": upload,
+                        "StatusRequest": STATUS_SCHEMA},
+        },
+        "paths": {
+            "/v1/image/convert/video": {"post": {
+                "summary": "Queue an image-to-video conversion", "security": key,
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": _ref("SubmitRequest")},
+                    "multipart/form-data": {"schema": _ref("SubmitUpload")},
+                }},
+                "responses": {
+                    "202": _answer("Job queued successfully", "Envelope"), **errors,
+                    "413": _answer("Body over the size limit", "Envelope"),
+                    "429": _answer("Queue full", "Envelope", retry_after),
+                },
+            }},
+            "/v1/toolkit/job/status": {"post": {
+                "summary": "A job's status, progress and result", "security": key,
+                "requestBody": {"required": True, "content": _json(
+                    {"$ref": "#/components/schemas/StatusRequest"})},
+                "responses": {
+                    "200": _answer("success; response is a JobStatus", "Envelope", retry_after),
+                    **errors,
+                    "404": {"description": "Job not found", "content": _json({
+                        "type": "object", "properties": {"error": {"const": "Job not found"},
+                                                         "job_id": {"type": "string"}}})},
+                },
+            }},
+            "/v1/storage/download/{filename}": {
+                "parameters": [{"name": "filename", "in": "path", "required": True,
+                                "schema": {"type": "string"}}],
+                "get": {"summary": "Download a video (Range supported)", "security": key,
+                        "responses": {
+                            "200": {"description": "The MP4", "content": {
+                                "video/mp4": {"schema": {"type": "string", "format": "binary"}}}},
+                            "206": {"description": "Part of the MP4 (Range)"},
+                            "401": errors["401"], "404": {"description": "No such file"}}},
+                "head": {"summary": "Size and type of a video", "security": key,
+                         "responses": {"200": {"description": "Headers only"},
+                                       "404": {"description": "No such file"}}},
+            },
+            "/health": {"get": {"summary": "Redis reachable, workers seen", "responses": {
+                "200": {"description": "Healthy"}, "503": {"description": "Redis unreachable"}}}},
+            "/openapi.json": {"get": {"summary": "This document",
+                                      "responses": {"200": {"description": "OpenAPI 3"}}}},
+        },
+    }

@@ -1,0 +1,193 @@
+"""The REST resources: plain classes with ``on_<method>``, dependencies injected."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from typing import Any
+
+import falcon
+
+from engine.errors import SpecError
+from engine.jobs import JobService, envelope
+from frontends.rest.errors import RequestTooLarge
+from frontends.rest.schema import STATUS_SCHEMA, coerce_form, submit_schema, validate
+
+__all__ = ["ConvertResource", "StatusResource", "DownloadResource", "HealthResource",
+           "OpenAPIResource"]
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _base_url(req: falcon.Request, public_url: str | None) -> str:
+    return public_url or req.prefix
+
+
+def _read_json(req: falcon.Request, limit: int) -> Any:
+    if req.content_length is not None and req.content_length > limit:
+        raise RequestTooLarge(f"body: must be at most {limit} bytes")
+    data = req.bounded_stream.read(limit + 1)
+    if len(data) > limit:
+        raise RequestTooLarge(f"body: must be at most {limit} bytes")
+
+    try:
+        return json.loads(data or b"null")
+    except ValueError:
+        raise SpecError("body", "must be valid JSON") from None
+
+
+class ConvertResource:
+    """POST /v1/image/convert/video: queue a render, answer 202 at once."""
+
+    def __init__(self, service: JobService, *, public_url: str | None, json_limit: int,
+                 upload_limit: int) -> None:
+        self.service = service
+        self.public_url = public_url
+        self.json_limit = json_limit
+        self.upload_limit = upload_limit
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        started = time.perf_counter()
+        max_length = self.service.settings.max_length
+        upload: bytes | None = None
+        if req.content_type and req.content_type.startswith("multipart/form-data"):
+            if req.content_length is not None and req.content_length > self.upload_limit:
+                raise RequestTooLarge(f"body: must be at most {self.upload_limit} bytes")
+            fields: dict[str, str] = {}
+            for part in req.get_media():
+                if part.name == "image" and part.filename is not None:
+                    upload = part.stream.read(self.upload_limit + 1)
+                    if len(upload) > self.upload_limit:
+                        raise RequestTooLarge(f"image: must be at most {self.upload_limit} bytes")
+                elif part.name == "image":
+                    raise SpecError("image", "must be a file")
+                else:
+                    fields[part.name] = part.get_text() or ""
+            body = validate(coerce_form(fields), submit_schema(max_length, upload=True),
+                            max_length)
+            if upload is None and "image_url" not in body:
+                raise SpecError("image", "is required (a file field, or image_url)")
+            if upload is not None and "image_url" in body:
+                raise SpecError("image_url", "must not be given with an uploaded image")
+        else:
+            body = validate(_read_json(req, self.json_limit), submit_schema(max_length),
+                            max_length)
+        job = self.service.submit(body, upload=upload,
+                                  base_url=_base_url(req, self.public_url))
+        resp.status = falcon.HTTP_202
+        resp.media = envelope(
+            202, message="Job queued successfully", build_number=self.service.settings.build_number,
+            id=body.get("id"), job_id=job.id, run_time=time.perf_counter() - started,
+            queue_id=job.queue_id, queue_length=self.service.queue_length(),
+        )
+
+
+class StatusResource:
+    """POST /v1/toolkit/job/status: the job's state, progress and result."""
+
+    def __init__(self, service: JobService, *, public_url: str | None, json_limit: int) -> None:
+        self.service = service
+        self.public_url = public_url
+        self.json_limit = json_limit
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = validate(_read_json(req, self.json_limit), STATUS_SCHEMA)
+        job = self.service.get(body["job_id"])
+        resp.media = self.service.status_answer(job, base_url=_base_url(req, self.public_url))
+        hint = self.service.poll_after(job)
+        if hint is not None:
+            resp.set_header("Retry-After", str(hint))
+
+
+class DownloadResource:
+    """GET/HEAD /v1/storage/download/{filename}: the MP4, with Range support."""
+
+    def __init__(self, service: JobService) -> None:
+        self.service = service
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, filename: str) -> None:
+        self._serve(req, resp, filename, body=True)
+
+    def on_head(self, req: falcon.Request, resp: falcon.Response, filename: str) -> None:
+        self._serve(req, resp, filename, body=False)
+
+    def _serve(self, req: falcon.Request, resp: falcon.Response, filename: str,
+               body: bool) -> None:
+        path = self.service.video_path(filename)
+        if path is None:
+            resp.status = falcon.HTTP_404
+            resp.media = {"error": "File not found", "filename": filename}
+            return
+        size = path.stat().st_size
+        start, end = 0, size - 1
+        resp.content_type = "video/mp4"
+        resp.set_header("Accept-Ranges", "bytes")
+        resp.downloadable_as = None
+        header = req.get_header("Range")
+        if header:
+            match = _RANGE.match(header.strip())
+            if match and (match.group(1) or match.group(2)):
+                first, last = match.group(1), match.group(2)
+                if first:
+                    start = int(first)
+                    end = min(int(last), size - 1) if last else size - 1
+                else:  # suffix: the last N bytes
+                    start = max(0, size - int(last))
+                if start >= size or start > end:
+                    resp.status = falcon.HTTP_416
+                    resp.set_header("Content-Range", f"bytes */{size}")
+                    resp.content_length = 0
+                    return
+                resp.status = falcon.HTTP_206
+                resp.set_header("Content-Range", f"bytes {start}-{end}/{size}")
+        length = end - start + 1
+        if not body:
+            resp.content_length = length
+            return
+        stream = open(path, "rb")  # noqa: SIM115 - closed by the WSGI server
+        stream.seek(start)
+        resp.set_stream(_Limited(stream, length), length)
+
+
+class _Limited:
+    """A file read up to ``length`` bytes; closed by the server when sent."""
+
+    def __init__(self, stream: Any, length: int) -> None:
+        self.stream, self.left = stream, length
+
+    def read(self, size: int = -1) -> bytes:
+        if self.left <= 0:
+            return b""
+        size = self.left if size is None or size < 0 else min(size, self.left)
+        data: bytes = self.stream.read(size)
+        self.left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+class HealthResource:
+    """GET /health (no key): Redis reachable, workers seen."""
+
+    def __init__(self, service: JobService) -> None:
+        self.service = service
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        health = self.service.health()
+        health["pid"] = os.getpid()
+        resp.media = health
+        if not health["redis"]:
+            resp.status = falcon.HTTP_503
+
+
+class OpenAPIResource:
+    """GET /openapi.json: the whole API as OpenAPI 3."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = self.document

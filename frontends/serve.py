@@ -1,0 +1,161 @@
+"""Entry points that run the service: ``zoomreel serve`` and ``zoomreel worker``.
+
+Only here (and in the CLI) is the environment read; everything below gets explicit
+arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+import redis
+
+from engine import __version__
+from engine.errors import InputError
+from engine.jobs import EmbeddedRedis, JobService, JobSettings
+
+__all__ = ["serve", "worker", "settings_from_env", "api_keys"]
+
+log = logging.getLogger("zoomreel")
+
+
+class _Stop(Exception):
+    """Raised in the main thread by SIGTERM/SIGINT to unwind cleanly."""
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def settings_from_env(data_dir: str | None = None, *, public_url: str | None = None,
+                      max_queue_length: int | None = None) -> JobSettings:
+    """JobSettings from ``ZOOMREEL_*`` variables; arguments (CLI flags) win."""
+    env = os.environ
+    try:
+        queue = int(env.get("ZOOMREEL_MAX_QUEUE_LENGTH", "0") or 0)
+        max_length = float(env.get("ZOOMREEL_MAX_LENGTH", "600") or 600)
+    except ValueError as exc:
+        raise InputError(f"bad number in the environment: {exc}") from None
+    return JobSettings(
+        data_dir=Path(data_dir or env.get("ZOOMREEL_DATA_DIR") or "zoomreel-data"),
+        max_queue_length=queue if max_queue_length is None else max_queue_length,
+        max_length=max_length,
+        allow_private_urls=env.get("ZOOMREEL_ALLOW_PRIVATE_URLS", "0") == "1",
+        webhook_secret=env.get("ZOOMREEL_WEBHOOK_SECRET") or None,
+        public_url=public_url or env.get("ZOOMREEL_PUBLIC_URL") or None,
+        build_number=__version__,
+    )
+
+
+def api_keys(data_dir: Path) -> list[str]:
+    """Keys from ``ZOOMREEL_API_KEY`` (comma-separated), else one generated once in data_dir."""
+    configured = [k.strip() for k in os.environ.get("ZOOMREEL_API_KEY", "").split(",")]
+    configured = [k for k in configured if k]
+    if configured:
+        return configured
+    path = data_dir / "api_key"
+    if path.is_file() and path.read_text().strip():
+        return [path.read_text().strip()]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return [key]
+
+
+def _open_service(settings: JobSettings, redis_url: str | None,
+                  ) -> tuple[JobService, EmbeddedRedis | None]:
+    embedded = None
+    if not redis_url:
+        embedded = EmbeddedRedis(settings.redis_dir)
+        redis_url = embedded.start()
+    try:
+        service = JobService(redis.Redis.from_url(redis_url), settings,
+                             embedded=embedded is not None)
+        resent = service.recover()
+        if resent:
+            log.info("re-sent %d lost message(s)", resent)
+    except BaseException:
+        if embedded is not None:
+            embedded.stop()
+        raise
+    return service, embedded
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the REST API, in-process workers and (by default) an embedded Redis."""
+    import waitress
+
+    from frontends.rest import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from PIL import Image
+
+    Image.init()  # register Pillow's plugins once, before worker threads race to
+    settings = settings_from_env(args.data_dir, public_url=args.public_url,
+                                 max_queue_length=args.max_queue_length)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keys = api_keys(settings.data_dir)
+    service, embedded = _open_service(
+        settings, args.redis_url or os.environ.get("ZOOMREEL_REDIS_URL"))
+    server = None
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        service.start_workers(args.workers)
+        app = create_app(service, api_keys=keys)
+        server = waitress.create_server(
+            app, host=args.host, port=args.port, threads=8, ident="zoomreel",
+            max_request_body_size=settings.max_image_bytes + 2 * 2**20)
+        port = getattr(server, "effective_port", args.port)
+        host = args.host if ":" not in args.host else f"[{args.host}]"
+        print(f"zoomreel {__version__} serving on http://{host}:{port}", flush=True)
+        print(f"API key: {keys[0]}", flush=True)
+        print(f"data dir: {settings.data_dir.resolve()}"
+              + ("" if embedded is None else " (embedded Redis)"), flush=True)
+        server.run()
+    except _Stop as stop:
+        log.info("%s: shutting down", stop)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut cleanup
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if server is not None:
+            server.close()
+        service.stop_workers()
+        service.client.close()
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    """Run Dramatiq workers against ``ZOOMREEL_REDIS_URL`` until SIGTERM/SIGINT."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    url = args.redis_url or os.environ.get("ZOOMREEL_REDIS_URL")
+    if not url:
+        raise InputError("zoomreel worker needs ZOOMREEL_REDIS_URL (or --redis-url)")
+    from PIL import Image
+
+    Image.init()
+    settings = settings_from_env(args.data_dir)
+    service, _ = _open_service(settings, url)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    service.start_workers(args.threads)
+    print(f"zoomreel worker: {args.threads} render thread(s) on {url.split('@')[-1]}",
+          file=sys.stderr, flush=True)
+    try:
+        stop.wait()
+    finally:
+        service.stop_workers()
+    return 0

@@ -1,0 +1,207 @@
+"""Helpers of the service tests: images, MP4 probing, a loopback image server, and
+``zoomreel serve`` run as a subprocess (fixtures wrapping them are in conftest.py)."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import av
+import requests
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "test-key-1"
+SMALL = {"length": 1, "frame_rate": 15, "width": 256, "height": 144}
+
+
+def jpeg(width: int = 320, height: int = 180, color: tuple[int, int, int] = (200, 40, 40),
+         fmt: str = "JPEG") -> bytes:
+    """A solid-colour image, encoded."""
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buf, fmt, quality=95)
+    return buf.getvalue()
+
+
+def probe(data_or_path: bytes | str | Path) -> dict[str, Any]:
+    """Decode a whole MP4 with PyAV: frame count, size, mean colour of the first frame."""
+    source = io.BytesIO(data_or_path) if isinstance(data_or_path, bytes) else str(data_or_path)
+    with av.open(source) as container:
+        frames = 0
+        first = None
+        for frame in container.decode(video=0):
+            if first is None:
+                first = frame.to_ndarray(format="rgb24").reshape(-1, 3).mean(axis=0)
+                width, height = frame.width, frame.height
+            frames += 1
+    assert first is not None, "no frame decoded"
+    return {"frames": frames, "width": width, "height": height,
+            "color": tuple(float(c) for c in first)}
+
+
+# -- images over loopback HTTP ---------------------------------------------------------
+
+class ImageServer:
+    """A threaded loopback HTTP server. Tests add routes (path -> callable giving status,
+    body, content type); GETs are counted in ``hits``, POSTs recorded in ``posts``."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Callable[[], tuple[int, bytes, str]]] = {}
+        self.hits: dict[str, int] = {}
+        self.posts: list[tuple[str, dict[str, str], bytes]] = []
+        routes, hits, posts = self.routes, self.hits, self.posts
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                route = routes.get(self.path)
+                status, body, ctype = route() if route else (404, b"not found", "text/plain")
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802
+                hits[self.path] = hits.get(self.path, 0) + 1
+                self._answer()
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                posts.append((self.path, dict(self.headers.items()), body))
+                self._answer()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def add(self, path: str, body: bytes, ctype: str = "image/jpeg", status: int = 200) -> str:
+        """Serve ``body`` at ``path``; returns its URL."""
+        self.routes[path] = lambda: (status, body, ctype)
+        return self.base + path
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+# -- zoomreel serve as a subprocess ----------------------------------------------------
+
+class Serve:
+    """``python -m frontends.cli serve`` in its own process group, on a free port."""
+
+    def __init__(self, data_dir: Path, *, workers: int = 2, env: dict[str, str] | None = None,
+                 api_key: str | None = API_KEY) -> None:
+        self.data_dir = data_dir
+        self.workers = workers
+        self.env = {**os.environ, "ZOOMREEL_ALLOW_PRIVATE_URLS": "1", **(env or {})}
+        self.env.pop("ZOOMREEL_REDIS_URL", None)
+        if api_key:
+            self.env["ZOOMREEL_API_KEY"] = api_key
+        else:
+            self.env.pop("ZOOMREEL_API_KEY", None)
+        self.proc: subprocess.Popen[str] | None = None
+        self.lines: list[str] = []
+        self.url = ""
+        self.key = api_key or ""
+
+    def start(self, timeout: float = 60.0) -> Serve:
+        self.lines = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "frontends.cli", "serve", "--port", "0",
+             "--data-dir", str(self.data_dir), "--workers", str(self.workers)],
+            cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True,
+        )
+        threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if "serving on " in line:
+                    self.url = line.split("serving on ", 1)[1].strip()
+                if line.startswith("API key: "):
+                    self.key = line.split(": ", 1)[1].strip()
+            if self.url and self.key:
+                try:
+                    if requests.get(self.url + "/health", timeout=2).ok:
+                        return self
+                except requests.ConnectionError:
+                    pass
+            if self.proc.poll() is not None:
+                raise RuntimeError("serve exited:\n" + "".join(self.lines))
+            time.sleep(0.1)
+        raise RuntimeError("serve did not start:\n" + "".join(self.lines))
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.key}
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("headers", self.headers)
+        return requests.post(self.url + path, timeout=30, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("headers", self.headers)
+        return requests.get(self.url + path, timeout=30, **kwargs)
+
+    def submit(self, **body: Any) -> str:
+        r = self.post("/v1/image/convert/video", json=body)
+        assert r.status_code == 202, r.text
+        return str(r.json()["job_id"])
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        r = self.post("/v1/toolkit/job/status", json={"job_id": job_id})
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    def wait(self, job_id: str, timeout: float = 60.0,
+             until: tuple[str, ...] = ("done", "error")) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = self.status(job_id)
+            if answer["response"]["job_status"] in until:
+                return answer
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job_id} still {answer['response']}")
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, as an operator would; returns the exit status."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.kill9()
+
+    def kill9(self) -> None:
+        """kill -9 the whole process tree (serve, its Redis server)."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()

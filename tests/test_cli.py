@@ -1,0 +1,126 @@
+"""The ``zoomreel`` command line: render, worker, errors without tracebacks."""
+
+from __future__ import annotations
+
+import os
+import pty
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from service_helpers import ROOT, ImageServer, jpeg, probe
+
+from engine.jobs import JobService, JobSettings
+
+SMALL_ARGS = ["--length", "1", "--frame-rate", "15", "--width", "256", "--height", "144"]
+
+
+def zoomreel(*args: str, env: dict[str, str] | None = None,
+             timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "frontends.cli", *args], cwd=ROOT,
+                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_render_a_file(tmp_path: Path) -> None:
+    source = tmp_path / "in.png"
+    source.write_bytes(jpeg(640, 360, (10, 200, 90), fmt="PNG"))
+    out = tmp_path / "out.mp4"
+    done = zoomreel("render", str(source), "-o", str(out), *SMALL_ARGS, "--zoom-speed", "20",
+                    "--crf", "20", "--preset", "veryfast")
+    assert done.returncode == 0, done.stderr
+    info = probe(out)
+    assert (info["frames"], info["width"], info["height"]) == (15, 256, 144)
+    assert "\r[" not in done.stderr  # no progress bar when stderr is not a terminal
+
+
+def test_render_a_url(tmp_path: Path, image_server: ImageServer) -> None:
+    url = image_server.add("/cli/photo.jpg", jpeg())
+    out = tmp_path / "url.mp4"
+    done = zoomreel("render", url, "-o", str(out), "--length", "2", "--frame-rate", "15",
+                    "--width", "320", "--height", "180",
+                    env={"ZOOMREEL_ALLOW_PRIVATE_URLS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert probe(out)["frames"] == 30
+
+
+def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    source = tmp_path / "in.jpg"
+    source.write_bytes(jpeg())
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "frontends.cli", "render", str(source), "-o",
+         str(tmp_path / "o.mp4"), *SMALL_ARGS], cwd=ROOT, stderr=slave,
+        stdout=subprocess.DEVNULL)
+    os.close(slave)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(master)
+    assert proc.wait(60) == 0
+    assert b"15/15 frames" in output and b"[" in output
+
+
+@pytest.mark.parametrize("make_args,needle", [
+    (lambda d: ["render", str(d / "missing.jpg"), "-o", str(d / "o.mp4")], "No such file"),
+    (lambda d: ["render", str(d / "text.jpg"), "-o", str(d / "o.mp4")], "image"),
+    (lambda d: ["render", str(d / "ok.jpg"), "-o", str(d / "o.mp4"), "--frame-rate", "5"],
+     "frame_rate"),
+    (lambda d: ["render", str(d / "ok.jpg"), "-o", str(d / "o.mp4"), "--width", "131"],
+     "width"),
+    (lambda d: ["render", "http://127.0.0.1:9/x.jpg", "-o", str(d / "o.mp4")], ""),
+    (lambda d: ["worker"], "ZOOMREEL_REDIS_URL"),
+])
+def test_bad_input_exits_2_with_one_error_line(tmp_path: Path, make_args, needle: str) -> None:
+    (tmp_path / "text.jpg").write_text("not an image")
+    (tmp_path / "ok.jpg").write_bytes(jpeg())
+    env = {"ZOOMREEL_REDIS_URL": "", "ZOOMREEL_ALLOW_PRIVATE_URLS": "0"}
+    done = zoomreel(*make_args(tmp_path), env=env)
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and needle in last
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_help_and_console_script() -> None:
+    assert zoomreel("--help").returncode == 0
+    script = Path(sys.executable).parent / "zoomreel"
+    if script.exists():
+        done = subprocess.run([str(script), "render", "--help"], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0 and "--frame-rate" in done.stdout
+
+
+def test_worker_renders_jobs_from_a_shared_redis(redis_url: str, tmp_path: Path) -> None:
+    settings = JobSettings(data_dir=tmp_path, allow_private_urls=True)
+    api = JobService(redis.Redis.from_url(redis_url), settings, embedded=False)
+    jobs = [api.submit({"length": 1, "frame_rate": 15, "width": 256, "height": 144},
+                       upload=jpeg(color=(0, 0, 250))) for _ in range(2)]
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "frontends.cli", "worker", "--threads", "1",
+         "--data-dir", str(tmp_path)], cwd=ROOT,
+        env={**os.environ, "ZOOMREEL_REDIS_URL": redis_url}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not all(api.get(j.id).status == "done" for j in jobs):
+            assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
+            assert time.monotonic() < deadline, [api.get(j.id) for j in jobs]
+            time.sleep(0.1)
+        assert api.health()["workers"] >= 1
+        for job in jobs:
+            assert probe(settings.storage_dir / api.get(job.id).filename)["frames"] == 15
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0

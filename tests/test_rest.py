@@ -1,0 +1,251 @@
+"""The REST API over real HTTP: the documented workflow and every documented error."""
+
+from __future__ import annotations
+
+import http.client
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from service_helpers import API_KEY, SMALL, ImageServer, Serve, jpeg, probe
+
+ENVELOPE = {"code", "id", "job_id", "response", "message", "run_time", "queue_time",
+            "total_time", "pid", "queue_id", "queue_length", "build_number"}
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    """One service for the module (two keys accepted)."""
+    serve = Serve(tmp_path_factory.mktemp("rest"), workers=2,
+                  api_key=f"{API_KEY},second-key")
+    serve.start()
+    yield serve
+    assert serve.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def photo_url(image_server: ImageServer) -> str:
+    return image_server.add("/rest/photo.jpg", jpeg(640, 360, (30, 160, 220)))
+
+
+def test_documented_workflow_end_to_end(api: Serve, photo_url: str) -> None:
+    r = api.post("/v1/image/convert/video", json={
+        "image_url": photo_url, "length": 4, "frame_rate": 30, "zoom_speed": 3,
+        "width": 640, "height": 360, "id": "my-request-7"})
+    assert r.status_code == 202
+    body = r.json()
+    assert set(body) == ENVELOPE
+    assert body["code"] == 202 and body["message"] == "Job queued successfully"
+    assert body["response"] is None and body["id"] == "my-request-7"
+    assert isinstance(body["queue_id"], int) and isinstance(body["pid"], int)
+    assert body["queue_length"] >= 0 and body["build_number"]
+    job_id = body["job_id"]
+
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        r = api.post("/v1/toolkit/job/status", json={"job_id": job_id})
+        assert r.status_code == 200
+        answer = r.json()
+        assert set(answer) == ENVELOPE and answer["message"] == "success"
+        assert answer["job_id"] == job_id and answer["id"] == "my-request-7"
+        inner = answer["response"]
+        seen.append(inner)
+        if inner["job_status"] in ("queued", "running"):
+            assert 1 <= int(r.headers["Retry-After"]) <= 30
+            assert inner["response"] is None
+            assert 0 <= inner["progress"]["frames_done"] <= inner["progress"]["frames_total"] == 120
+        if inner["job_status"] in ("done", "error"):
+            break
+        time.sleep(0.05)
+    assert seen[0]["job_status"] in ("queued", "running")
+    assert seen[-1]["job_status"] == "done", seen[-1]
+    done = seen[-1]
+    assert {"job_status", "job_id", "queue_id", "process_id", "response"} <= set(done)
+    assert "Retry-After" not in r.headers
+    assert done["progress"] == {"frames_done": 120, "frames_total": 120, "percent": 100.0,
+                                "eta_seconds": 0.0}
+    result = done["response"]
+    assert result["message"] == "Video conversion completed successfully"
+    assert result["download_url"] == f"{api.url}/v1/storage/download/{result['filename']}"
+    assert (result["width"], result["height"], result["frame_rate"]) == (640, 360, 30)
+    assert result["duration"] == 4.0
+    assert answer["total_time"] == pytest.approx(answer["queue_time"] + answer["run_time"],
+                                                 abs=0.002)
+
+    video = requests.get(result["download_url"], headers=api.headers, timeout=30)
+    assert video.status_code == 200 and video.headers["Content-Type"] == "video/mp4"
+    assert len(video.content) == result["size"]
+    info = probe(video.content)
+    assert (info["frames"], info["width"], info["height"]) == (120, 640, 360)
+
+
+def test_multipart_upload(api: Serve) -> None:
+    r = api.post("/v1/image/convert/video", files={"image": ("p.jpg", jpeg(), "image/jpeg")},
+                 data={"length": "1", "frame_rate": "15", "width": "256", "height": "144",
+                       "zoom_speed": "10"})
+    assert r.status_code == 202, r.text
+    done = api.wait(r.json()["job_id"])["response"]
+    assert done["job_status"] == "done", done
+    video = api.get(f"/v1/storage/download/{done['response']['filename']}")
+    info = probe(video.content)
+    assert (info["frames"], info["width"], info["height"]) == (15, 256, 144)
+
+
+def test_multipart_field_errors(api: Serve) -> None:
+    r = api.post("/v1/image/convert/video", data={"length": "1"},
+                 files={"other": ("x", b"x")})
+    assert r.status_code == 400 and r.json()["field"] == "other"
+    r = api.post("/v1/image/convert/video", files={"image": ("p.jpg", jpeg())},
+                 data={"frame_rate": "fast"})
+    assert r.status_code == 400 and r.json()["field"] == "frame_rate"
+
+
+def test_second_key_is_accepted(api: Serve) -> None:
+    r = api.post("/v1/toolkit/job/status", json={"job_id": "nope"},
+                 headers={"X-API-Key": "second-key"})
+    assert r.status_code == 404
+
+
+def test_unknown_job_is_404(api: Serve) -> None:
+    r = api.post("/v1/toolkit/job/status", json={"job_id": "invalid-job-id"})
+    assert r.status_code == 404
+    assert r.json() == {"error": "Job not found", "job_id": "invalid-job-id"}
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}, {"X-API-Key": ""},
+                                     {"X-API-Key": API_KEY + "x"}])
+@pytest.mark.parametrize("method,path", [
+    ("POST", "/v1/image/convert/video"), ("POST", "/v1/toolkit/job/status"),
+    ("GET", "/v1/storage/download/video.mp4"), ("HEAD", "/v1/storage/download/video.mp4"),
+])
+def test_missing_or_wrong_key_is_401(api: Serve, headers: dict[str, str], method: str,
+                                     path: str) -> None:
+    r = requests.request(method, api.url + path, headers=headers, json={}, timeout=10)
+    assert r.status_code == 401
+    if method != "HEAD":
+        assert r.json() == {"message": "Unauthorized"}
+
+
+@pytest.mark.parametrize("field,value", [
+    ("length", 0), ("length", -1), ("length", 601), ("length", "5"), ("length", None),
+    ("frame_rate", 14), ("frame_rate", 61), ("frame_rate", 30.5), ("frame_rate", True),
+    ("zoom_speed", -0.1), ("zoom_speed", 101), ("zoom_speed", "3"),
+    ("width", 100), ("width", 129), ("width", 3842), ("height", 127), ("height", "1080"),
+    ("image_url", "ftp://example.com/x.jpg"), ("image_url", "example.com/x.jpg"),
+    ("image_url", 5), ("webhook_url", "file:///etc/passwd"), ("id", {"a": 1}),
+    ("unknown_field", 1),
+])
+def test_invalid_field_is_400_naming_it(api: Serve, photo_url: str, field: str,
+                                        value: Any) -> None:
+    body = {"image_url": photo_url, "length": 1, field: value}
+    r = api.post("/v1/image/convert/video", json=body)
+    assert r.status_code == 400, r.text
+    answer = r.json()
+    assert answer["field"] == field and answer["rule"]
+    assert field in answer["message"] and set(answer) >= ENVELOPE
+
+
+def test_missing_image_url_and_bad_bodies_are_400(api: Serve) -> None:
+    r = api.post("/v1/image/convert/video", json={"length": 3})
+    assert r.status_code == 400 and r.json()["field"] == "image_url"
+    assert "required" in r.json()["rule"]
+    r = api.post("/v1/image/convert/video", data=b"{not json",
+                 headers={**api.headers, "Content-Type": "application/json"})
+    assert r.status_code == 400
+    r = api.post("/v1/image/convert/video", json=[1, 2])
+    assert r.status_code == 400
+    r = api.post("/v1/toolkit/job/status", json={"job_id": "x", "extra": 1})
+    assert r.status_code == 400 and r.json()["field"] == "extra"
+
+
+def test_url_with_credentials_is_refused_at_submit(api: Serve) -> None:
+    r = api.post("/v1/image/convert/video",
+                 json={"image_url": "http://user:pw@127.0.0.1/x.jpg"})
+    assert r.status_code == 400 and r.json()["message"]
+
+
+def test_body_over_the_limit_is_413(api: Serve, photo_url: str) -> None:
+    r = api.post("/v1/image/convert/video",
+                 json={"image_url": photo_url, "id": "x" * 70_000})
+    assert r.status_code == 413
+
+
+def test_download_range_head_and_traversal(api: Serve) -> None:
+    r = api.post("/v1/image/convert/video", files={"image": ("p.jpg", jpeg())},
+                 data={k: str(v) for k, v in SMALL.items()})
+    done = api.wait(r.json()["job_id"])["response"]["response"]
+    path = f"/v1/storage/download/{done['filename']}"
+    whole = api.get(path).content
+    assert len(whole) == done["size"]
+
+    part = api.get(path, headers={**api.headers, "Range": "bytes=10-109"})
+    assert part.status_code == 206 and part.content == whole[10:110]
+    assert part.headers["Content-Range"] == f"bytes 10-109/{len(whole)}"
+    tail = api.get(path, headers={**api.headers, "Range": "bytes=-50"})
+    assert tail.status_code == 206 and tail.content == whole[-50:]
+    bad = api.get(path, headers={**api.headers, "Range": f"bytes={len(whole)}-"})
+    assert bad.status_code == 416
+
+    head = requests.head(api.url + path, headers=api.headers, timeout=10)
+    assert head.status_code == 200 and int(head.headers["Content-Length"]) == len(whole)
+    assert head.headers["Content-Type"] == "video/mp4"
+
+    assert api.get("/v1/storage/download/no_such_video.mp4").status_code == 404
+    host, port = api.url.removeprefix("http://").split(":")
+    for raw in ("/v1/storage/download/../api_key", "/v1/storage/download/..%2fapi_key",
+                "/v1/storage/download/%2e%2e%2fapi_key",
+                "/v1/storage/download/..%2F..%2Fetc%2Fpasswd",
+                "/v1/storage/download/../redis/appendonly.aof", "/v1/storage/download/.",
+                "/v1/storage/download/..%5capi_key"):
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("GET", raw, headers={"X-API-Key": API_KEY})
+        resp = conn.getresponse()
+        assert resp.status == 404, raw
+        assert b"test-key" not in resp.read()
+        conn.close()
+
+
+def test_job_whose_image_is_not_an_image_ends_error(api: Serve,
+                                                    image_server: ImageServer) -> None:
+    url = image_server.add("/rest/fake.jpg", b"this is not an image at all" * 10)
+    job_id = api.submit(image_url=url, **SMALL)
+    answer = api.wait(job_id)["response"]
+    assert answer["job_status"] == "error"
+    assert "image" in answer["error"].lower() and answer["response"] is None
+
+
+def test_image_url_that_404s_ends_error_without_retries(api: Serve,
+                                                        image_server: ImageServer) -> None:
+    job_id = api.submit(image_url=image_server.base + "/rest/missing.jpg", **SMALL)
+    answer = api.wait(job_id, timeout=20)["response"]
+    assert answer["job_status"] == "error" and answer["error"]
+    assert image_server.hits.get("/rest/missing.jpg") == 1
+
+
+def test_health_and_openapi_need_no_key(api: Serve) -> None:
+    health = requests.get(api.url + "/health", timeout=10)
+    assert health.status_code == 200
+    assert health.json()["redis"] is True and health.json()["workers"] >= 1
+    doc = requests.get(api.url + "/openapi.json", timeout=10).json()
+    assert doc["openapi"].startswith("3.")
+    assert {"/v1/image/convert/video", "/v1/toolkit/job/status",
+            "/v1/storage/download/{filename}", "/health", "/openapi.json"} <= set(doc["paths"])
+    assert set(doc["paths"]["/v1/storage/download/{filename}"]) >= {"get", "head"}
+    submit = doc["components"]["schemas"]["SubmitRequest"]
+    assert {"image_url", "length", "frame_rate", "zoom_speed", "webhook_url", "id",
+            "width", "height"} <= set(submit["properties"])
+
+
+def test_full_queue_is_429_with_retry_after(serve_factory: Any, photo_url: str) -> None:
+    api = serve_factory(workers=0, env={"ZOOMREEL_MAX_QUEUE_LENGTH": "2"})
+    first = api.submit(image_url=photo_url, **SMALL)
+    api.submit(image_url=photo_url, **SMALL)
+    r = api.post("/v1/image/convert/video", json={"image_url": photo_url, **SMALL})
+    assert r.status_code == 429
+    assert int(r.headers["Retry-After"]) > 0 and r.json()["queue_length"] == 2
+    status = api.status(first)
+    assert status["response"]["job_status"] == "queued" and status["queue_length"] == 2
+    assert status["response"]["process_id"] is None

@@ -1,0 +1,115 @@
+"""``zoomreel serve`` as a whole: crash recovery, clean shutdown, many jobs at once."""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests
+from service_helpers import SMALL, ImageServer, jpeg, probe
+
+
+def _pids_of_group(pgid: int, wait: float = 0.0) -> list[int]:
+    """Live (not zombie) processes of a process group, after up to ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        pids = []
+        for entry in os.listdir("/proc"):
+            try:
+                if entry.isdigit() and os.getpgid(int(entry)) == pgid:
+                    state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                    if state not in ("Z", "X"):
+                        pids.append(int(entry))
+            except (ProcessLookupError, FileNotFoundError):
+                pass
+        if not pids or time.monotonic() >= deadline:
+            return pids
+        time.sleep(0.05)
+
+
+def test_kill_9_mid_render_then_restart_finishes_every_job(
+        serve_factory: Any, image_server: ImageServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = serve_factory(data, workers=1, api_key=None)  # key generated and kept in data
+    key = first.key
+    assert (data / "api_key").read_text().strip() == key
+    url = image_server.add("/serve/crash.jpg", jpeg(1920, 1080, (90, 140, 60)))
+    long_job = first.submit(image_url=url, length=20, frame_rate=30, width=1920, height=1080)
+    small = [first.submit(image_url=url, **SMALL) for _ in range(3)]
+
+    deadline = time.monotonic() + 60
+    while True:  # wait until the long job is really rendering
+        progress = first.status(long_job)["response"]
+        if progress["job_status"] == "running" and progress["progress"]["frames_done"] > 0:
+            break
+        assert progress["job_status"] != "done", "render finished before the kill"
+        assert time.monotonic() < deadline, progress
+        time.sleep(0.05)
+    assert all(first.status(j)["response"]["job_status"] == "queued" for j in small)
+    assert len(_pids_of_group(first.proc.pid)) >= 2  # serve and its redis-server
+
+    first.kill9()
+    assert _pids_of_group(first.proc.pid, wait=5) == []
+
+    restarted = time.monotonic()
+    second = serve_factory(data, workers=1, api_key=None)
+    assert second.key == key  # the generated key is kept in the data dir
+    results = {j: second.wait(j, timeout=60 - (time.monotonic() - restarted))
+               for j in [long_job, *small]}
+    assert time.monotonic() - restarted < 60
+    for job_id, answer in results.items():
+        inner = answer["response"]
+        assert inner["job_status"] == "done", inner
+        video = second.get(f"/v1/storage/download/{inner['response']['filename']}")
+        info = probe(video.content)
+        expected = 600 if job_id == long_job else 15
+        assert info["frames"] == expected
+    assert not list((data / "videos").glob(".*.part"))  # the killed render's partial file
+    assert second.stop() == 0
+
+
+def test_sigterm_shuts_down_cleanly(serve_factory: Any) -> None:
+    serve = serve_factory(workers=1)
+    pgid = serve.proc.pid
+    assert len(_pids_of_group(pgid)) >= 2
+    assert serve.stop() == 0
+    assert _pids_of_group(pgid, wait=5) == []  # the embedded Redis stopped with it
+    assert (serve.data_dir / "redis").is_dir()
+    assert any(p.name.startswith("appendonly") for p in (serve.data_dir / "redis").iterdir())
+
+
+def test_twenty_jobs_at_once_each_get_their_own_file(serve_factory: Any,
+                                                     image_server: ImageServer) -> None:
+    serve = serve_factory(workers=2)
+    jobs = []
+    for i in range(20):
+        color = (20 + 11 * i, 230 - 9 * i, (60 * i) % 250)
+        url = image_server.add(f"/serve/many-{i}.jpg", jpeg(320, 180, color))
+        length = 1 + i % 2  # 15 or 30 frames
+        jobs.append((url, color, length))
+
+    def submit(job: tuple[str, tuple[int, int, int], int]) -> str:
+        r = requests.post(serve.url + "/v1/image/convert/video", headers=serve.headers,
+                          timeout=30, json={**SMALL, "image_url": job[0], "length": job[2],
+                                            "id": job[0]})
+        assert r.status_code == 202, r.text
+        return str(r.json()["job_id"])
+
+    with ThreadPoolExecutor(20) as pool:
+        ids = list(pool.map(submit, jobs))
+    assert len(set(ids)) == 20
+    filenames = set()
+    for job_id, (url, color, length) in zip(ids, jobs, strict=True):
+        answer = serve.wait(job_id, timeout=120)
+        assert answer["id"] == url
+        inner = answer["response"]
+        assert inner["job_status"] == "done", inner
+        filenames.add(inner["response"]["filename"])
+        info = probe(serve.get(f"/v1/storage/download/{inner['response']['filename']}").content)
+        assert info["frames"] == 15 * length
+        assert all(abs(a - b) < 12 for a, b in zip(info["color"], color, strict=True)), (
+            info["color"], color)
+    assert len(filenames) == 20
