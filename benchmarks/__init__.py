@@ -1,0 +1,1 @@
+"""Benchmarks: measurements of zoomreel on the machine they run on (not tests)."""

@@ -1,0 +1,79 @@
+"""Run one render_video in this (fresh) process and print what happened as JSON.
+
+``bench.py`` starts this as a subprocess so that the peak RSS it reads is zoomreel's
+own: interpreter, imports, Numba JIT or cache load, the image, the frames in flight.
+
+    python -m benchmarks._render_once SOURCE OUT [--length S] [--crf N] [--preset P] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+_T0 = time.perf_counter()
+
+from engine import RenderSpec, kernel, render_video  # noqa: E402 - timed import
+
+_IMPORTED = time.perf_counter()
+
+
+def _hwm_mb() -> float:
+    """This process's peak RSS so far (VmHWM), in MB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    return 0.0
+
+
+_IMPORT_HWM = _hwm_mb()
+
+
+def _cache_state() -> dict[str, int]:
+    hits = misses = 0
+    for fn in (kernel.axis_weights, kernel.resample, kernel.rgb_to_yuv420):
+        stats = fn.stats
+        hits += sum(stats.cache_hits.values())
+        misses += sum(stats.cache_misses.values())
+    return {"numba_cache_hits": hits, "numba_cache_misses": misses}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the arguments, render, print one JSON line."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks._render_once")
+    p.add_argument("source")
+    p.add_argument("out")
+    p.add_argument("--length", type=float, default=RenderSpec.length)
+    p.add_argument("--frame-rate", type=int, default=RenderSpec.frame_rate)
+    p.add_argument("--zoom-speed", type=float, default=RenderSpec.zoom_speed)
+    p.add_argument("--crf", type=int, default=RenderSpec.crf)
+    p.add_argument("--preset", default=RenderSpec.preset)
+    a = p.parse_args(argv)
+    spec = RenderSpec(
+        length=a.length,
+        frame_rate=a.frame_rate,
+        zoom_speed=a.zoom_speed,
+        crf=a.crf,
+        preset=a.preset,
+    )
+    start = time.perf_counter()
+    result = render_video(a.source, a.out, spec)
+    end = time.perf_counter()
+    print(
+        json.dumps(
+            {
+                "import_s": _IMPORTED - _T0,
+                "peak_rss_after_import_mb": _IMPORT_HWM,
+                "render_s": end - start,
+                "frames": result.frames,
+                "size_bytes": result.size_bytes,
+                **_cache_state(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
