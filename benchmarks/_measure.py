@@ -124,7 +124,13 @@ def encode_only(frames: list[tuple[np.ndarray, ...]], spec: RenderSpec, out: Pat
     cycle = list(range(k)) + list(range(k - 2, 0, -1)) or [0]
     start = time.perf_counter()
     with Encoder(
-        out, spec.width, spec.height, spec.frame_rate, crf=spec.crf, preset=spec.preset
+        out,
+        spec.width,
+        spec.height,
+        spec.frame_rate,
+        crf=spec.crf,
+        preset=spec.preset,
+        x264_params=spec.x264_params,
     ) as encoder:
         for n in range(spec.total_frames):
             frame, y, u, v = encoder.new_frame()
@@ -222,6 +228,8 @@ def run_zoomreel(source: Path, out: Path, spec: RenderSpec, cache_dir: Path) -> 
         str(spec.crf),
         "--preset",
         spec.preset,
+        "--x264-params",
+        spec.x264_params,
     ]
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir)}
     run, text = measure_process(cmd, env)

@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--zoom-speed", type=float, default=RenderSpec.zoom_speed)
     p.add_argument("--crf", type=int, default=RenderSpec.crf)
     p.add_argument("--preset", default=RenderSpec.preset)
+    p.add_argument("--x264-params", default=RenderSpec.x264_params)
     a = p.parse_args(argv)
     spec = RenderSpec(
         length=a.length,
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         zoom_speed=a.zoom_speed,
         crf=a.crf,
         preset=a.preset,
+        x264_params=a.x264_params,
     )
     start = time.perf_counter()
     result = render_video(a.source, a.out, spec)

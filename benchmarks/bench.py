@@ -353,6 +353,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--preset", help="x264 preset for the headline run (default: RenderSpec's)")
     p.add_argument(
+        "--x264-params",
+        default=RenderSpec.x264_params,
+        help="libx264 options over the preset (default: RenderSpec's; '' for none)",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         default=ROOT / "benchmarks" / "results",
@@ -377,6 +382,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         zoom_speed=args.zoom_speed,
         crf=args.crf[0],
         preset=args.preset,
+        x264_params=args.x264_params,
     )
     record: dict[str, Any] = {
         "mode": "sweep" if args.presets else "headline",

@@ -37,6 +37,7 @@ class Encoder:
         frame_rate: frames per second.
         crf: x264 constant rate factor.
         preset: x264 preset.
+        x264_params: extra libx264 options ("key=value:key=value") over the preset.
         codec: encoder name (libx264 by default).
     """
 
@@ -47,8 +48,9 @@ class Encoder:
         height: int,
         frame_rate: int,
         *,
-        crf: int = 23,
-        preset: str = "faster",
+        crf: int = 26,
+        preset: str = "ultrafast",
+        x264_params: str = "",
         codec: str = "libx264",
     ) -> None:
         self.path = os.fspath(path)
@@ -76,7 +78,10 @@ class Encoder:
         ctx.color_primaries = _BT709
         ctx.color_trc = _BT709
         ctx.thread_count = 0
-        stream.options = {"crf": str(crf), "preset": preset}
+        options: dict[str, object] = {"crf": str(crf), "preset": preset}
+        if x264_params and codec == "libx264":
+            options["x264-params"] = x264_params
+        stream.options = options
         self._stream = stream
         # The muxer rewrites stream.time_base when it writes the header; frames keep ours.
         self._time_base = Fraction(1, frame_rate)

@@ -75,7 +75,13 @@ def render_video(
     stop = threading.Event()
 
     with Encoder(
-        out, spec.width, spec.height, spec.frame_rate, crf=spec.crf, preset=spec.preset
+        out,
+        spec.width,
+        spec.height,
+        spec.frame_rate,
+        crf=spec.crf,
+        preset=spec.preset,
+        x264_params=spec.x264_params,
     ) as encoder:
 
         def produce() -> None:

@@ -145,3 +145,13 @@ def test_bytes_source_and_portrait_output(source, tmp_path):
     assert (frame.width, frame.height) == (144, 256)
     box = frame_rect(0, spec, image.width, image.height)
     assert psnr(y_plane(frame), luma(reference_frame(image, box, (144, 256)))) >= 30.0
+
+
+def test_encoder_options_reach_x264(source, tmp_path):
+    """x264_params are applied: without CABAC the same frames need more bits."""
+    _, path = source
+    sizes = {}
+    for params in ("cabac=1:deblock=0,0", "cabac=0"):
+        spec = RenderSpec(length=1, frame_rate=15, width=320, height=180, x264_params=params)
+        sizes[params] = render_video(path, tmp_path / "x.mp4", spec).size_bytes
+    assert sizes["cabac=0"] > sizes["cabac=1:deblock=0,0"] * 1.05

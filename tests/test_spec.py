@@ -42,6 +42,9 @@ def test_defaults_follow_the_documented_service():
         ("background", (0, 0, 256), "three integers"),
         ("background", (0, 0), "three integers"),
         ("max_pixels", 0, "positive"),
+        ("x264_params", "cabac=1;rm -rf /", "key=value"),
+        ("x264_params", "cabac", "key=value"),
+        ("x264_params", 1, "key=value"),
     ],
 )
 def test_bad_values_name_the_field_and_rule(field, value, rule):
