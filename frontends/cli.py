@@ -32,8 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="zoom growth in %% per second, 0..100 (default 3)")
     render.add_argument("--width", type=int, default=1920)
     render.add_argument("--height", type=int, default=1080)
-    render.add_argument("--crf", type=int, default=23, help="x264 quality, 0..51 (default 23)")
-    render.add_argument("--preset", default="faster", help="x264 preset (default faster)")
+    render.add_argument("--crf", type=int, default=None,
+                        help="x264 quality, 0..51 (default: the engine's, 26)")
+    render.add_argument("--preset", default=None,
+                        help="x264 preset (default: the engine's, ultrafast)")
+    render.add_argument("--x264-params", default=None,
+                        help='libx264 options over the preset, "key=value:..." '
+                        "(default: the engine's, cabac=1:deblock=0,0)")
     render.add_argument("--allow-private-urls", action="store_true", default=None,
                         help="let SOURCE URLs reach loopback/private addresses")
 
@@ -77,9 +82,11 @@ class _Progress:
 def _render(args: argparse.Namespace) -> int:
     from engine import RenderSpec, render_video
 
+    encoder = {name: getattr(args, name) for name in ("crf", "preset", "x264_params")
+               if getattr(args, name) is not None}
     spec = RenderSpec(length=args.length, frame_rate=args.frame_rate,
                       zoom_speed=args.zoom_speed, width=args.width, height=args.height,
-                      crf=args.crf, preset=args.preset)
+                      **encoder)
     source: str | bytes = args.source
     if args.source.lower().startswith(("http://", "https://")):
         from engine.fetch import fetch_url

@@ -100,7 +100,7 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     from PIL import Image
 
-    Image.init()  # register Pillow's plugins once, before worker threads race to
+    Image.init()  # register Pillow's plugins once, before worker threads race to do it
     settings = settings_from_env(args.data_dir, public_url=args.public_url,
                                  max_queue_length=args.max_queue_length)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
