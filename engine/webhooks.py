@@ -26,6 +26,8 @@ replays; it needs the body exactly as received, before any JSON parsing.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import random
 import time
@@ -36,11 +38,12 @@ from typing import Any, Protocol
 
 from standardwebhooks.webhooks import Webhook
 
-from engine.errors import FetchError, TransientFetchError, URLRefusedError
+from engine.errors import FetchError, InputError, TransientFetchError, URLRefusedError
 from engine.fetch import open_checked
 
 __all__ = [
     "Delivery",
+    "check_secret",
     "RETRY_AFTER_CAP",
     "RETRY_SCHEDULE",
     "deliver",
@@ -95,6 +98,27 @@ class Delivery:
     status: int | None = None
     error: str | None = None
     gone: bool = False
+
+
+def check_secret(secret: str) -> None:
+    """Refuse a signing secret that is not ``whsec_`` + base64 of >= 16 bytes.
+
+    Checked once at start-up, so a typo stops the service with a clear message instead
+    of failing every delivery later.
+
+    Raises:
+        InputError: saying what a secret must look like.
+    """
+    raw = secret[len("whsec_") :] if secret.startswith("whsec_") else ""
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) < 16:
+        raise InputError(
+            "ZOOMREEL_WEBHOOK_SECRET must be 'whsec_' followed by the base64 of at least "
+            "16 random bytes"
+        )
 
 
 def encode_payload(payload: dict[str, Any]) -> bytes:

@@ -21,6 +21,7 @@ import redis
 from engine import __version__
 from engine.errors import InputError
 from engine.jobs import EmbeddedRedis, JobService, JobSettings
+from engine.webhooks import check_secret
 
 __all__ = ["serve", "worker", "settings_from_env", "api_keys"]
 
@@ -42,14 +43,19 @@ def settings_from_env(data_dir: str | None = None, *, public_url: str | None = N
     try:
         queue = int(env.get("ZOOMREEL_MAX_QUEUE_LENGTH", "0") or 0)
         max_length = float(env.get("ZOOMREEL_MAX_LENGTH", "600") or 600)
+        retention_days = float(env.get("ZOOMREEL_RETENTION_DAYS", "7") or 7)
     except ValueError as exc:
         raise InputError(f"bad number in the environment: {exc}") from None
+    secret = env.get("ZOOMREEL_WEBHOOK_SECRET") or None
+    if secret is not None:
+        check_secret(secret)
     return JobSettings(
         data_dir=Path(data_dir or env.get("ZOOMREEL_DATA_DIR") or "zoomreel-data"),
         max_queue_length=queue if max_queue_length is None else max_queue_length,
         max_length=max_length,
+        retention_s=retention_days * 86400.0,
         allow_private_urls=env.get("ZOOMREEL_ALLOW_PRIVATE_URLS", "0") == "1",
-        webhook_secret=env.get("ZOOMREEL_WEBHOOK_SECRET") or None,
+        webhook_secret=secret,
         public_url=public_url or env.get("ZOOMREEL_PUBLIC_URL") or None,
         build_number=__version__,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import threading
@@ -16,10 +17,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from engine.errors import InputError
 from engine.webhooks import (
     RETRY_AFTER_CAP,
     RETRY_SCHEDULE,
     Delivery,
+    check_secret,
     deliver,
     encode_payload,
     retry_delay,
@@ -336,3 +339,13 @@ def test_retry_delay_jitters_within_bounds_and_honours_retry_after(
 
 def test_jitter_spreads_delays() -> None:
     assert len({retry_delay(3) for _ in range(20)}) > 1
+
+
+@pytest.mark.parametrize("secret", ["", "whsec_", "garbage!!", "whsec_c2hvcnQ=", "QUJD" * 8])
+def test_malformed_secrets_are_refused_up_front(secret):
+    with pytest.raises(InputError, match="whsec_"):
+        check_secret(secret)
+
+
+def test_a_proper_secret_passes_the_check():
+    check_secret("whsec_" + base64.b64encode(b"0123456789abcdef0123").decode())
