@@ -19,6 +19,7 @@ import numpy as np
 from av.video.stream import VideoStream
 
 from engine.errors import RenderError
+from engine.spec import RenderSpec
 
 __all__ = ["Encoder"]
 
@@ -85,6 +86,19 @@ class Encoder:
         self._stream = stream
         # The muxer rewrites stream.time_base when it writes the header; frames keep ours.
         self._time_base = Fraction(1, frame_rate)
+
+    @classmethod
+    def from_spec(cls, path: str | os.PathLike[str], spec: RenderSpec) -> Encoder:
+        """An encoder for ``spec``'s size, frame rate and encoder settings."""
+        return cls(
+            path,
+            spec.width,
+            spec.height,
+            spec.frame_rate,
+            crf=spec.crf,
+            preset=spec.preset,
+            x264_params=spec.x264_params,
+        )
 
     def new_frame(self) -> tuple[av.VideoFrame, np.ndarray, np.ndarray, np.ndarray]:
         """A fresh frame and writable (rows, cols) views of its Y, U and V planes."""

@@ -74,15 +74,7 @@ def render_video(
     frames: queue.Queue[object] = queue.Queue(maxsize=_AHEAD)
     stop = threading.Event()
 
-    with Encoder(
-        out,
-        spec.width,
-        spec.height,
-        spec.frame_rate,
-        crf=spec.crf,
-        preset=spec.preset,
-        x264_params=spec.x264_params,
-    ) as encoder:
+    with Encoder.from_spec(out, spec) as encoder:
 
         def produce() -> None:
             try:

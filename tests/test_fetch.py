@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from loopback import LOOPBACK_FORMS
 
 from engine import fetch
 from engine.errors import (
@@ -272,25 +273,6 @@ def test_redirect_without_location_is_an_error(server: Server) -> None:
 
 # -- the address rule, end to end -------------------------------------------------
 
-LOOPBACK_FORMS = [
-    "127.0.0.1",
-    "localhost",
-    "[::1]",
-    "2130706433",
-    "0x7f.1",
-    "0x7f000001",
-    "0177.0.0.1",
-    "127.1",
-    "127.0.0.1.",
-    "[::ffff:127.0.0.1]",
-    "[::ffff:7f00:1]",
-    "[2002:7f00:1::]",
-    "0.0.0.0",
-    "0",
-    "127\u30020\u30020\u30021",  # ideographic full stops, which IDNA maps to dots
-    "\uff11\uff12\uff17.0.0.1",  # full-width digits
-    "LOCALHOST",
-]
 
 
 @pytest.mark.parametrize("host", LOOPBACK_FORMS)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import requests
+from loopback import LOOPBACK_FORMS
 from service_helpers import API_KEY, SMALL, ImageServer, Serve, jpeg, probe
 
 ENVELOPE = {"code", "id", "job_id", "response", "message", "run_time", "queue_time",
@@ -249,10 +250,6 @@ def test_full_queue_is_429_with_retry_after(serve_factory: Any, photo_url: str) 
     status = api.status(first)
     assert status["response"]["job_status"] == "queued" and status["queue_length"] == 2
     assert status["response"]["process_id"] is None
-
-
-LOOPBACK_FORMS = ["127.0.0.1", "localhost", "[::1]", "2130706433", "0x7f.1", "0177.0.0.1",
-                  "127.1", "[::ffff:127.0.0.1]", "0.0.0.0"]
 
 
 def test_default_rule_refuses_loopback_for_both_url_kinds(serve_factory: Any,

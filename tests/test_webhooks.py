@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from loopback import LOOPBACK_FORMS
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from engine.errors import InputError
@@ -236,17 +237,6 @@ def test_a_receiver_that_trickles_is_cut_off_by_the_overall_timeout() -> None:
     assert elapsed < 3
 
 
-LOOPBACK_FORMS = [
-    "127.0.0.1",
-    "localhost",
-    "[::1]",
-    "2130706433",
-    "0x7f.1",
-    "0177.0.0.1",
-    "127.1",
-    "[::ffff:127.0.0.1]",
-    "0.0.0.0",
-]
 
 
 @pytest.mark.parametrize("host", LOOPBACK_FORMS)
