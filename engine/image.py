@@ -122,7 +122,7 @@ def load_image(
         try:
             image.seek(0)  # GIF, TIFF, MPO: the first frame
             image.load()
-            image = ImageOps.exif_transpose(image)
+            ImageOps.exif_transpose(image, in_place=True)  # no 4-bytes-per-pixel copy
             rgb = _to_rgb(image, background)
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageError(f"The image is truncated or corrupt ({exc})") from None
