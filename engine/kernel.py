@@ -142,19 +142,19 @@ def resample(
             line[i] = np.uint8(min(max(acc[i], np.float32(0.0)), np.float32(255.0)))
 
 
-@numba.njit(nogil=True, cache=True, parallel=True)
+@numba.njit(nogil=True, cache=True)
 def rgb_to_yuv420(rgb: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
     """BT.709 limited-range Y at full resolution, Cb/Cr averaged over 2x2 blocks.
 
     ``u`` and ``v`` are (ceil(h/2), ceil(w/2)); odd edges average the pixels there are.
     """
     h, w, _ = rgb.shape
-    for r in numba.prange(h):
+    for r in range(h):
         for c in range(w):
             yy = KR * rgb[r, c, 0] + _KG * rgb[r, c, 1] + KB * rgb[r, c, 2]
             y[r, c] = np.uint8(16.0 + 219.0 / 255.0 * yy + 0.5)
     ch, cw = u.shape
-    for r in numba.prange(ch):
+    for r in range(ch):
         for c in range(cw):
             sr = 0.0
             sg = 0.0
