@@ -60,6 +60,8 @@ class Encoder:
         folder, name = os.path.split(os.path.abspath(self.path))
         self.tmp_path = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.part")
         self._frames = 0
+        if not os.path.isdir(folder):
+            raise RenderError(f"Cannot write the video to {self.path}: no folder {folder}")
         try:
             self._container = av.open(
                 self.tmp_path, "w", format="mp4", options={"movflags": "+faststart"}
@@ -119,13 +121,19 @@ class Encoder:
         frame.color_primaries = _BT709
         frame.color_trc = _BT709
         self._frames += 1
-        self._container.mux(self._stream.encode(frame))
+        try:
+            self._container.mux(self._stream.encode(frame))
+        except (av.FFmpegError, OSError) as exc:  # a full disk, mostly
+            raise RenderError(f"Encoding failed: {exc}") from exc
 
     def close(self) -> None:
         """Flush the encoder, finish the file and give it its final name."""
-        self._container.mux(self._stream.encode(None))
-        self._container.close()
-        os.replace(self.tmp_path, self.path)
+        try:
+            self._container.mux(self._stream.encode(None))
+            self._container.close()
+            os.replace(self.tmp_path, self.path)
+        except (av.FFmpegError, OSError) as exc:
+            raise RenderError(f"Cannot finish the video {self.path}: {exc}") from exc
 
     def abort(self) -> None:
         """Drop the partial file."""

@@ -12,7 +12,7 @@ from imagegen import luma, photo_like, psnr, reference_frame, text
 
 from engine import RenderSpec, render_video
 from engine.camera import frame_rect
-from engine.errors import ImageError, RenderCancelled
+from engine.errors import ImageError, RenderCancelled, RenderError
 
 
 def y_plane(frame: av.VideoFrame) -> np.ndarray:
@@ -155,3 +155,30 @@ def test_encoder_options_reach_x264(source, tmp_path):
         spec = RenderSpec(length=1, frame_rate=15, width=320, height=180, x264_params=params)
         sizes[params] = render_video(path, tmp_path / "x.mp4", spec).size_bytes
     assert sizes["cabac=0"] > sizes["cabac=1:deblock=0,0"] * 1.05
+
+
+def test_output_folder_that_does_not_exist_is_a_render_error(source, tmp_path):
+    _, path = source
+    with pytest.raises(RenderError, match="Cannot write the video"):
+        render_video(
+            path, tmp_path / "missing" / "out.mp4", RenderSpec(length=1, width=128, height=128)
+        )
+
+
+def test_a_full_disk_is_a_render_error_and_leaves_nothing(source, tmp_path):
+    """A real write failure: RLIMIT_FSIZE makes the kernel refuse writes past 64 KiB."""
+    import resource
+    import signal
+
+    _, path = source
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
+    try:
+        with pytest.raises(RenderError):
+            render_video(path, tmp_path / "big.mp4",
+                         RenderSpec(length=4, frame_rate=30, width=640, height=360, crf=10))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert os.listdir(tmp_path) == []
