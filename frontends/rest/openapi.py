@@ -65,6 +65,8 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
     upload = submit_schema(max_length, upload=True)
     upload["properties"] = {**upload["properties"],
                             "image": {"type": "string", "format": "binary"}}
+    # The image comes either as the file or by URL, never both (oneOf: exactly one).
+    upload["oneOf"] = [{"required": ["image"]}, {"required": ["image_url"]}]
     retry_after = {"Retry-After": {"schema": {"type": "integer"},
                                    "description": "seconds until a retry is worth it"}}
     key = [{"ApiKey": []}]
@@ -117,10 +119,14 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
                             "200": {"description": "The MP4", "content": {
                                 "video/mp4": {"schema": {"type": "string", "format": "binary"}}}},
                             "206": {"description": "Part of the MP4 (Range)"},
-                            "401": errors["401"], "404": {"description": "No such file"}}},
+                            "401": errors["401"], "404": {"description": "No such file"},
+                            "416": {"description": "Range outside the file"}}},
                 "head": {"summary": "Size and type of a video", "security": key,
                          "responses": {"200": {"description": "Headers only"},
-                                       "404": {"description": "No such file"}}},
+                                       "206": {"description": "Headers of a Range"},
+                                       "401": {"description": "Missing or wrong X-API-Key"},
+                                       "404": {"description": "No such file"},
+                                       "416": {"description": "Range outside the file"}}},
             },
             "/health": {"get": {"summary": "Redis reachable, workers seen", "responses": {
                 "200": {"description": "Healthy"}, "503": {"description": "Redis unreachable"}}}},

@@ -11,7 +11,7 @@ from engine.spec import MAX_SIDE, MIN_SIDE
 
 __all__ = ["submit_schema", "STATUS_SCHEMA", "validate", "coerce_form"]
 
-_URL = {"type": "string", "pattern": "^[hH][tT][tT][pP][sS]?://", "maxLength": 2048}
+_URL = {"type": "string", "pattern": "^[hH][tT][tT][pP][sS]?://[^\\s/?#]+", "maxLength": 2048}
 
 
 def submit_schema(max_length: float, *, upload: bool = False) -> dict[str, Any]:
