@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import http.client
+import os
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -268,3 +270,16 @@ def test_default_rule_refuses_loopback_for_both_url_kinds(serve_factory: Any,
         assert r.json()["message"].startswith("webhook_url"), host
     assert image_server.hits.get("/rest/forbidden.jpg", 0) == 0
     assert not [p for p in image_server.posts if p[0] == "/rest/forbidden.jpg"]
+
+
+def test_store_outage_is_503_and_health_says_so(serve_factory: Any, photo_url: str) -> None:
+    api = serve_factory(workers=1)
+    pid = int((api.data_dir / "redis" / "redis.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    r = api.post("/v1/image/convert/video", json={"image_url": photo_url, **SMALL})
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+    assert "Redis" in r.json()["message"]
+    r = api.post("/v1/toolkit/job/status", json={"job_id": "x"})
+    assert r.status_code == 503
+    assert requests.get(api.url + "/health", timeout=10).status_code == 503

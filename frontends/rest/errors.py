@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import falcon
+import redis
 
 from engine.errors import (
     ImageTooLargeError,
@@ -68,11 +69,19 @@ def register_error_handlers(app: falcon.App, build_number: str) -> None:
         for name, value in (ex.headers or {}).items():
             resp.set_header(name, value)
 
+    def on_store_down(req: falcon.Request, resp: falcon.Response, ex: redis.RedisError,
+                      params: dict[str, Any]) -> None:
+        log.error("job store unreachable on %s %s: %s", req.method, req.path, ex)
+        failed(resp, 503, "The job store (Redis) is unreachable; nothing was changed, "
+                          "retry in a few seconds")
+        resp.set_header("Retry-After", "5")
+
     def on_crash(req: falcon.Request, resp: falcon.Response, ex: Exception,
                  params: dict[str, Any]) -> None:
         log.exception("unhandled error on %s %s", req.method, req.path)
         failed(resp, 500, "Internal server error")
 
     app.add_error_handler(Exception, on_crash)
+    app.add_error_handler(redis.RedisError, on_store_down)
     app.add_error_handler(falcon.HTTPError, on_http)
     app.add_error_handler(ZoomreelError, on_domain)
