@@ -391,32 +391,31 @@ def tls_server(cert: tuple[Path, Path]) -> Iterator[tuple[Server, list[str | Non
     s.close()
 
 
-def test_https_verifies_the_name_and_connects_to_the_checked_address(
-    tls_server: tuple[Server, list[str | None]],
-    cert: tuple[Path, Path],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    server, sni = tls_server
+@pytest.fixture
+def trusting_test_names(cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every host name resolves to 127.0.0.1, and the test certificate's CA is trusted."""
     monkeypatch.setattr(fetch, "_resolve", lambda host, port: [ipaddress.ip_address("127.0.0.1")])
     monkeypatch.setattr(
         fetch, "_ssl_context", lambda: ssl.create_default_context(cafile=str(cert[0]))
     )
+
+
+@pytest.mark.usefixtures("trusting_test_names")
+def test_https_verifies_the_name_and_connects_to_the_checked_address(
+    tls_server: tuple[Server, list[str | None]],
+) -> None:
+    server, sni = tls_server
     url = server.url("/img", host="img.test", scheme="https")
     assert fetch_url(url, allow_private=True) == BODY
     assert sni == ["img.test"]
     assert server.requests[0][2]["Host"] == f"img.test:{server.port}"
 
 
+@pytest.mark.usefixtures("trusting_test_names")
 def test_https_with_a_certificate_for_another_name_fails_for_good(
     tls_server: tuple[Server, list[str | None]],
-    cert: tuple[Path, Path],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     server, _ = tls_server
-    monkeypatch.setattr(fetch, "_resolve", lambda host, port: [ipaddress.ip_address("127.0.0.1")])
-    monkeypatch.setattr(
-        fetch, "_ssl_context", lambda: ssl.create_default_context(cafile=str(cert[0]))
-    )
     with pytest.raises(FetchError, match="failed verification") as info:
         fetch_url(server.url("/img", host="other.test", scheme="https"), allow_private=True)
     assert not isinstance(info.value, TransientFetchError)
