@@ -30,7 +30,7 @@ from engine.jobs.settings import JobSettings
 from engine.jobs.store import FINISHED, Job, JobStore
 from engine.spec import RenderSpec
 
-__all__ = ["JobRunner", "declare_actors", "LEASE_MS", "BUSY_DELAY_MS"]
+__all__ = ["JobRunner", "declare_actors", "render_spec", "LEASE_MS", "BUSY_DELAY_MS"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,13 @@ LEASE_MS = 15_000
 BUSY_DELAY_MS = 5_000
 _RENEW_EVERY_S = 3.0
 _PROGRESS_EVERY_S = 0.5
+
+
+def render_spec(fields: dict[str, Any]) -> RenderSpec:
+    """The RenderSpec of a job's request fields (validated: raises SpecError)."""
+    return RenderSpec(length=fields["length"], frame_rate=fields["frame_rate"],
+                      zoom_speed=fields["zoom_speed"], width=fields["width"],
+                      height=fields["height"])
 
 
 class _Lease:
@@ -116,9 +123,7 @@ class JobRunner:
 
         job = self.store.get(job_id)
         req = job.request
-        spec = RenderSpec(length=req["length"], frame_rate=req["frame_rate"],
-                          zoom_speed=req["zoom_speed"], width=req["width"],
-                          height=req["height"])
+        spec = render_spec(req)
         source: bytes | Path
         if job.upload:
             source = self.settings.upload_dir / job.upload

@@ -22,6 +22,8 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Retries
 
+from engine.jobs.store import _s
+
 __all__ = [
     "NAMESPACE",
     "RENDER_QUEUE",
@@ -112,6 +114,3 @@ def queued_job_ids(client: redis.Redis, queue: str) -> set[str]:
                 ids.add(str(args[0]))
     return ids
 
-
-def _s(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -16,7 +16,7 @@ import dramatiq
 import redis
 
 from engine.errors import ImageTooLargeError, QueueFullError, SpecError
-from engine.jobs.actors import JobRunner, declare_actors
+from engine.jobs.actors import JobRunner, declare_actors, render_spec
 from engine.jobs.answers import poll_after, status_envelope
 from engine.jobs.broker import (
     EXTERNAL_HEARTBEAT_TIMEOUT_MS,
@@ -29,7 +29,6 @@ from engine.jobs.broker import (
 )
 from engine.jobs.settings import JobSettings
 from engine.jobs.store import Job, JobStore
-from engine.spec import RenderSpec
 
 __all__ = ["JobService", "SUBMIT_DEFAULTS"]
 
@@ -83,9 +82,7 @@ class JobService:
         from engine.fetch import check_url
 
         fields = {**SUBMIT_DEFAULTS, **{k: v for k, v in request.items() if v is not None}}
-        spec = RenderSpec(length=fields["length"], frame_rate=fields["frame_rate"],
-                          zoom_speed=fields["zoom_speed"], width=fields["width"],
-                          height=fields["height"])
+        spec = render_spec(fields)
         if spec.length > self.settings.max_length:
             raise SpecError("length", f"must be at most {self.settings.max_length:g} seconds",
                             spec.length)
