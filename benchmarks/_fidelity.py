@@ -14,9 +14,8 @@ from dataclasses import dataclass
 import av
 import numpy as np
 from PIL import Image
-
-from engine.camera import frame_rect
-from engine.spec import RenderSpec
+from zoomreel.camera import frame_rect
+from zoomreel.spec import RenderSpec
 
 __all__ = ["MATRICES", "Fidelity", "luma", "colour_of", "video_psnr"]
 

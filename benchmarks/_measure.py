@@ -17,12 +17,11 @@ from typing import Any
 
 import imageio_ffmpeg
 import numpy as np
-
-from engine.camera import cover_size, frame_rect
-from engine.encoder import Encoder
-from engine.pyramid import Pyramid
-from engine.render import render_video
-from engine.spec import RenderSpec
+from zoomreel.camera import cover_size, frame_rect
+from zoomreel.encoder import Encoder
+from zoomreel.pyramid import Pyramid
+from zoomreel.render import render_video
+from zoomreel.spec import RenderSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 1e6

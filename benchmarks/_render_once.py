@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 _T0 = time.perf_counter()
+# As the zoomreel commands do (zoomreel.frontends._process): OpenMP threads wait passively.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from engine import RenderSpec, kernel, render_video  # noqa: E402 - timed import
+from zoomreel import RenderSpec, kernel, render_video  # noqa: E402 - timed import
 
 _IMPORTED = time.perf_counter()
 

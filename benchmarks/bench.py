@@ -26,11 +26,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+# As the zoomreel commands do (zoomreel.frontends._process), before Numba loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import av
 import imageio_ffmpeg
 import numba
 import numpy as np
 from PIL import Image
+from zoomreel.image import load_image
+from zoomreel.spec import RenderSpec
 
 from benchmarks._fidelity import colour_of, video_psnr
 from benchmarks._measure import (
@@ -47,8 +52,6 @@ from benchmarks._measure import (
     run_ffmpeg,
     run_zoomreel,
 )
-from engine.image import load_image
-from engine.spec import RenderSpec
 
 # -- the record ---------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from engine.spec import RenderSpec
+from .spec import RenderSpec
 
 __all__ = ["cover_size", "zoom_at", "frame_rect", "camera_path"]
 

@@ -18,8 +18,8 @@ import av
 import numpy as np
 from av.video.stream import VideoStream
 
-from engine.errors import RenderError
-from engine.spec import RenderSpec
+from .errors import RenderError
+from .spec import RenderSpec
 
 __all__ = ["Encoder"]
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from engine.errors import ImageError, ImageTooLargeError
+from .errors import ImageError, ImageTooLargeError
 
 __all__ = ["load_image", "FORMATS", "Source"]
 
@@ -25,12 +26,32 @@ Source = str | os.PathLike[str] | bytes | bytearray | memoryview
 
 _ALPHA_MODES = {"LA", "La", "PA", "RGBA", "RGBa"}
 
-# Pillow's own bomb check would refuse at open() with a vaguer message and a fixed
-# limit; load_image enforces the caller's max_pixels from the header instead.
-Image.MAX_IMAGE_PIXELS = None
+# Pillow's own decompression-bomb check (``PIL.Image.MAX_IMAGE_PIXELS``, a process-wide
+# setting that belongs to the host program) stays as it is: load_image enforces the
+# caller's max_pixels from the header as well, and turns Pillow's refusal into the same
+# ImageTooLargeError. Pillow warns (DecompressionBombWarning) between its limit and twice
+# it; the zoomreel commands silence that warning, a library user decides for themselves.
+_PILLOW_PIXELS = re.compile(r"\((\d+) pixels\)")
 
 
-def _open(source: Source) -> tuple[Image.Image, BinaryIO | None]:
+def _too_large(pixels: int, limit: float, size: str = "") -> ImageTooLargeError:
+    shown = f"{size} ({pixels / 1e6:.1f} MP)" if size else f"{pixels / 1e6:.1f} MP"
+    return ImageTooLargeError(f"The image is {shown}; the limit is {limit / 1e6:g} MP")
+
+
+def _bomb(exc: Exception, max_pixels: int) -> ImageTooLargeError:
+    """Pillow's DecompressionBombError (or its warning, raised as an error) as ours."""
+    found = _PILLOW_PIXELS.search(str(exc))
+    if found is None:
+        return ImageTooLargeError(f"The image is over Pillow's pixel limit ({exc})")
+    pixels = int(found.group(1))
+    # Pillow refuses at twice MAX_IMAGE_PIXELS, or warns (raised, by a filter) above it.
+    pillow = (Image.MAX_IMAGE_PIXELS or pixels) * (
+        2 if isinstance(exc, Image.DecompressionBombError) else 1)
+    return _too_large(pixels, min(max_pixels, pillow))
+
+
+def _open(source: Source, max_pixels: int) -> tuple[Image.Image, BinaryIO | None]:
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
         if not data:
@@ -52,6 +73,9 @@ def _open(source: Source) -> tuple[Image.Image, BinaryIO | None]:
         label = "The file"
     try:
         image = Image.open(stream, formats=FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        stream.close()
+        raise _bomb(exc, max_pixels) from None
     except UnidentifiedImageError:
         stream.close()
         raise ImageError(
@@ -109,14 +133,11 @@ def load_image(
         ImageError: the source is missing, empty, not an image, truncated or corrupt.
         ImageTooLargeError: the image has more than ``max_pixels`` pixels.
     """
-    image, stream = _open(source)
+    image, stream = _open(source, max_pixels)
     try:
         width, height = image.size
         if width * height > max_pixels:
-            raise ImageTooLargeError(
-                f"The image is {width}x{height} ({width * height / 1e6:.1f} MP); "
-                f"the limit is {max_pixels / 1e6:g} MP"
-            )
+            raise _too_large(width * height, max_pixels, f"{width}x{height}")
         if width < 1 or height < 1:
             raise ImageError("The image has no pixels")
         try:
@@ -124,6 +145,8 @@ def load_image(
             image.load()
             ImageOps.exif_transpose(image, in_place=True)  # no 4-bytes-per-pixel copy
             rgb = _to_rgb(image, background)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise _bomb(exc, max_pixels) from None  # e.g. a GIF frame larger than its header
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageError(f"The image is truncated or corrupt ({exc})") from None
     finally:

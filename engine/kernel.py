@@ -12,16 +12,15 @@ plane, row by row, so no intermediate frame exists.
 from __future__ import annotations
 
 import math
-import os
 
-# With Numba's OpenMP threading layer, idle worker threads spin between parallel
-# kernels by default, taking CPU from x264 running beside them: a 1080p render runs at
-# ~86 frames/s that way and ~108 with passive waiting (2 cores). Must be set before
-# the OpenMP runtime starts; an explicit setting by the user wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numba
+import numpy as np
 
-import numba  # noqa: E402 - after the OpenMP setting above
-import numpy as np  # noqa: E402
+# Numba's parallel kernels run on OpenMP threads, which by default spin between kernels
+# and take CPU from x264 beside them (1080p: ~86 frames/s spinning, ~108 waiting
+# passively, on 2 cores). The wait policy is process-wide, so it is not set here: the
+# zoomreel commands set OMP_WAIT_POLICY=PASSIVE (unless set) before Numba loads, and
+# programs embedding the library may do the same.
 
 __all__ = ["axis_weights", "resample", "rgb_to_yuv420", "KR", "KB"]
 

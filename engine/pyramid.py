@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from engine.kernel import axis_weights, resample, rgb_to_yuv420
+from .kernel import axis_weights, resample, rgb_to_yuv420
 
 __all__ = ["Pyramid", "Level"]
 

@@ -14,12 +14,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.camera import camera_path, cover_size
-from engine.encoder import Encoder
-from engine.errors import RenderCancelled
-from engine.image import Source, load_image
-from engine.pyramid import Pyramid
-from engine.spec import RenderSpec
+from .camera import camera_path, cover_size
+from .encoder import Encoder
+from .errors import RenderCancelled
+from .image import Source, load_image
+from .pyramid import Pyramid
+from .spec import RenderSpec
 
 __all__ = ["render_video", "RenderResult"]
 

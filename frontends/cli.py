@@ -12,33 +12,55 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
-from engine.errors import ZoomreelError
+from zoomreel.errors import ZoomreelError
+from zoomreel.spec import RENDER_FIELDS, Field
+
+from ._process import prefer_passive_openmp, prepare_rendering
 
 __all__ = ["main", "build_parser"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors ending on an ``error: ...`` line and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"error: {message}\n")
+
+
+def _option_type(field: Field) -> Any:
+    return {"integer": int, "number": float}.get(field.kind, str)
+
+
+def _option_help(field: Field) -> str:
+    default = field.default
+    shown = f'"{default}"' if isinstance(default, str) else f"{default:g}"
+    rule = field.rule().removeprefix("must be ")
+    return f"{field.help}: {rule} (default {shown})".replace("%", "%%")
+
+
+def _add_field_options(parser: argparse.ArgumentParser) -> None:
+    """One option per render field: ``--frame-rate`` for ``frame_rate``, and so on.
+
+    Ranges are checked by RenderSpec, so the CLI says exactly what the API says.
+    """
+    for name, field in RENDER_FIELDS.items():
+        if field.cli:
+            parser.add_argument("--" + name.replace("_", "-"), type=_option_type(field),
+                                default=None, metavar=name.upper(), help=_option_help(field))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="zoomreel", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="zoomreel", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     render = sub.add_parser("render", help="render one image (path or http(s) URL) to an MP4")
     render.add_argument("source", help="image file or http(s) URL")
     render.add_argument("-o", "--output", required=True, help="the MP4 to write")
-    render.add_argument("--length", type=float, default=5.0, help="seconds (default 5)")
-    render.add_argument("--frame-rate", type=int, default=30, help="15..60 (default 30)")
-    render.add_argument("--zoom-speed", type=float, default=3.0,
-                        help="zoom growth in %% per second, 0..100 (default 3)")
-    render.add_argument("--width", type=int, default=1920)
-    render.add_argument("--height", type=int, default=1080)
-    render.add_argument("--crf", type=int, default=None,
-                        help="x264 quality, 0..51 (default: the engine's, 26)")
-    render.add_argument("--preset", default=None,
-                        help="x264 preset (default: the engine's, ultrafast)")
-    render.add_argument("--x264-params", default=None,
-                        help='libx264 options over the preset, "key=value:..." '
-                        "(default: the engine's, cabac=1:deblock=0,0)")
+    _add_field_options(render)
     render.add_argument("--allow-private-urls", action="store_true", default=None,
                         help="let SOURCE URLs reach loopback/private addresses")
 
@@ -47,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--data-dir", default=None, help="default $ZOOMREEL_DATA_DIR or "
                        "./zoomreel-data")
-    serve.add_argument("--workers", type=int, default=2, help="render threads (default 2)")
+    serve.add_argument("--workers", type=int, default=2,
+                       help="render threads (default 2; 0 = API only)")
     serve.add_argument("--public-url", default=None, help="base of download_url")
     serve.add_argument("--redis-url", default=None, help="external Redis (default: embedded)")
     serve.add_argument("--max-queue-length", type=int, default=None)
@@ -80,16 +103,14 @@ class _Progress:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from engine import RenderSpec, render_video
+    from zoomreel import RenderSpec, render_video
 
-    encoder = {name: getattr(args, name) for name in ("crf", "preset", "x264_params")
-               if getattr(args, name) is not None}
-    spec = RenderSpec(length=args.length, frame_rate=args.frame_rate,
-                      zoom_speed=args.zoom_speed, width=args.width, height=args.height,
-                      **encoder)
+    prepare_rendering()
+    spec = RenderSpec(**{name: getattr(args, name) for name in RENDER_FIELDS
+                         if getattr(args, name, None) is not None})
     source: str | bytes = args.source
     if args.source.lower().startswith(("http://", "https://")):
-        from engine.fetch import fetch_url
+        from zoomreel.net import fetch_url
 
         allow = args.allow_private_urls
         if allow is None:
@@ -104,10 +125,11 @@ def _render(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``zoomreel`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
+    prefer_passive_openmp()
     try:
         if args.command == "render":
             return _render(args)
-        from frontends import serve
+        from . import serve
 
         if args.command == "serve":
             return serve.serve(args)

@@ -17,13 +17,15 @@ from pathlib import Path
 from types import FrameType
 
 import redis
+from zoomreel import __version__
+from zoomreel.errors import InputError
+from zoomreel.jobs import EmbeddedRedis, JobService, JobSettings
+from zoomreel.net import check_secret
 
-from engine import __version__
-from engine.errors import InputError
-from engine.jobs import EmbeddedRedis, JobService, JobSettings
-from engine.webhooks import check_secret
+from ._process import prepare_rendering
+from .rest.envelope import Answers
 
-__all__ = ["serve", "worker", "settings_from_env", "api_keys"]
+__all__ = ["serve", "worker", "settings_from_env", "answers_from_env", "api_keys"]
 
 log = logging.getLogger("zoomreel")
 
@@ -36,7 +38,7 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     raise _Stop(signal.Signals(signum).name)
 
 
-def settings_from_env(data_dir: str | None = None, *, public_url: str | None = None,
+def settings_from_env(data_dir: str | None = None, *,
                       max_queue_length: int | None = None) -> JobSettings:
     """JobSettings from ``ZOOMREEL_*`` variables; arguments (CLI flags) win."""
     env = os.environ
@@ -56,9 +58,12 @@ def settings_from_env(data_dir: str | None = None, *, public_url: str | None = N
         retention_s=retention_days * 86400.0,
         allow_private_urls=env.get("ZOOMREEL_ALLOW_PRIVATE_URLS", "0") == "1",
         webhook_secret=secret,
-        public_url=public_url or env.get("ZOOMREEL_PUBLIC_URL") or None,
-        build_number=__version__,
     )
+
+
+def answers_from_env(public_url: str | None = None) -> Answers:
+    """The REST answers; ``--public-url`` wins over ``ZOOMREEL_PUBLIC_URL``."""
+    return Answers(public_url or os.environ.get("ZOOMREEL_PUBLIC_URL") or None)
 
 
 def api_keys(data_dir: Path) -> list[str]:
@@ -78,7 +83,7 @@ def api_keys(data_dir: Path) -> list[str]:
     return [key]
 
 
-def _open_service(settings: JobSettings, redis_url: str | None,
+def _open_service(settings: JobSettings, answers: Answers, redis_url: str | None,
                   ) -> tuple[JobService, EmbeddedRedis | None]:
     embedded = None
     if not redis_url:
@@ -86,7 +91,7 @@ def _open_service(settings: JobSettings, redis_url: str | None,
         redis_url = embedded.start()
     try:
         service = JobService(redis.Redis.from_url(redis_url), settings,
-                             embedded=embedded is not None)
+                             embedded=embedded is not None, answer=answers.status)
         resent = service.recover()
         if resent:
             log.info("re-sent %d lost message(s)", resent)
@@ -101,24 +106,23 @@ def serve(args: argparse.Namespace) -> int:
     """Run the REST API, in-process workers and (by default) an embedded Redis."""
     import waitress
 
-    from frontends.rest import create_app
+    from .rest import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    from PIL import Image
-
-    Image.init()  # register Pillow's plugins once, before worker threads race to do it
-    settings = settings_from_env(args.data_dir, public_url=args.public_url,
-                                 max_queue_length=args.max_queue_length)
+    if args.workers > 0:
+        prepare_rendering()
+    settings = settings_from_env(args.data_dir, max_queue_length=args.max_queue_length)
+    answers = answers_from_env(args.public_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     keys = api_keys(settings.data_dir)
     service, embedded = _open_service(
-        settings, args.redis_url or os.environ.get("ZOOMREEL_REDIS_URL"))
+        settings, answers, args.redis_url or os.environ.get("ZOOMREEL_REDIS_URL"))
     server = None
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
         service.start_workers(args.workers)
-        app = create_app(service, api_keys=keys)
+        app = create_app(service, answers, api_keys=keys)
         server = waitress.create_server(
             app, host=args.host, port=args.port, threads=8, ident="zoomreel",
             max_request_body_size=settings.max_image_bytes + 2 * 2**20)
@@ -149,11 +153,9 @@ def worker(args: argparse.Namespace) -> int:
     url = args.redis_url or os.environ.get("ZOOMREEL_REDIS_URL")
     if not url:
         raise InputError("zoomreel worker needs ZOOMREEL_REDIS_URL (or --redis-url)")
-    from PIL import Image
-
-    Image.init()
+    prepare_rendering()
     settings = settings_from_env(args.data_dir)
-    service, _ = _open_service(settings, url)
+    service, _ = _open_service(settings, answers_from_env(), url)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

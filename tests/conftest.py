@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 import redis
-from service_helpers import ImageServer, Serve
-
-from engine.jobs import EmbeddedRedis
+from loopback import LoopbackServer
+from service_helpers import Serve
+from zoomreel.jobs import EmbeddedRedis
 
 # -- Redis -----------------------------------------------------------------------
 
@@ -40,9 +40,9 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
 # -- images over loopback HTTP --------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def image_server() -> Iterator[ImageServer]:
-    """Loopback HTTP server for test images."""
-    server = ImageServer()
+def image_server() -> Iterator[LoopbackServer]:
+    """Loopback HTTP server for test images (and webhook receivers)."""
+    server = LoopbackServer()
     yield server
     server.close()
 

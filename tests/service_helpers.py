@@ -1,17 +1,17 @@
-"""Helpers of the service tests: images, MP4 probing, a loopback image server, and
-``zoomreel serve`` run as a subprocess (fixtures wrapping them are in conftest.py)."""
+"""Helpers of the service tests: images, MP4 probing, the installed ``zoomreel``
+command, and ``zoomreel serve`` run as a subprocess (fixtures wrapping them are in
+conftest.py)."""
 
 from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,16 @@ import av
 import requests
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-1"
 SMALL = {"length": 1, "frame_rate": 15, "width": 256, "height": 144}
+
+
+def zoomreel_script() -> str:
+    """The installed ``zoomreel`` console script beside this interpreter (never the
+    working tree's code: the tests run what ``pip install`` put in place)."""
+    found = shutil.which("zoomreel", path=str(Path(sys.executable).parent))
+    assert found, f"no zoomreel script beside {sys.executable}: install the package first"
+    return found
 
 
 def jpeg(width: int = 320, height: int = 180, color: tuple[int, int, int] = (200, 40, 40),
@@ -48,63 +55,10 @@ def probe(data_or_path: bytes | str | Path) -> dict[str, Any]:
             "color": tuple(float(c) for c in first)}
 
 
-# -- images over loopback HTTP ---------------------------------------------------------
-
-class ImageServer:
-    """A threaded loopback HTTP server. Tests add routes (path -> callable giving status,
-    body, content type); GETs are counted in ``hits``, POSTs recorded in ``posts``."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, Callable[[], tuple[int, bytes, str]]] = {}
-        self.hits: dict[str, int] = {}
-        self.posts: list[tuple[str, dict[str, str], bytes]] = []
-        routes, hits, posts = self.routes, self.hits, self.posts
-
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                route = routes.get(self.path)
-                status, body, ctype = route() if route else (404, b"not found", "text/plain")
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:  # noqa: N802
-                hits[self.path] = hits.get(self.path, 0) + 1
-                self._answer()
-
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                posts.append((self.path, dict(self.headers.items()), body))
-                self._answer()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def add(self, path: str, body: bytes, ctype: str = "image/jpeg", status: int = 200) -> str:
-        """Serve ``body`` at ``path``; returns its URL."""
-        self.routes[path] = lambda: (status, body, ctype)
-        return self.base + path
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 # -- zoomreel serve as a subprocess ----------------------------------------------------
 
 class Serve:
-    """``python -m frontends.cli serve`` in its own process group, on a free port."""
+    """The installed ``zoomreel serve`` in its own process group, on a free port."""
 
     def __init__(self, data_dir: Path, *, workers: int = 2, env: dict[str, str] | None = None,
                  api_key: str | None = API_KEY) -> None:
@@ -124,9 +78,9 @@ class Serve:
     def start(self, timeout: float = 60.0) -> Serve:
         self.lines = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "frontends.cli", "serve", "--port", "0",
+            [zoomreel_script(), "serve", "--port", "0",
              "--data-dir", str(self.data_dir), "--workers", str(self.workers)],
-            cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, start_new_session=True,
         )
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()

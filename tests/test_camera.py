@@ -6,9 +6,8 @@ import math
 
 from hypothesis import given
 from hypothesis import strategies as st
-
-from engine.camera import camera_path, cover_size, frame_rect
-from engine.spec import RenderSpec
+from zoomreel.camera import camera_path, cover_size, frame_rect
+from zoomreel.spec import RenderSpec
 
 sides = st.integers(min_value=64, max_value=4000).map(lambda v: v * 2)
 

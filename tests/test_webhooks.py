@@ -1,4 +1,4 @@
-"""engine.webhooks against real receivers on loopback, and the retry schedule."""
+"""zoomreel.net.webhooks against real receivers on loopback, and the retry schedule."""
 
 from __future__ import annotations
 
@@ -7,19 +7,17 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from loopback import LOOPBACK_FORMS
+from loopback import LOOPBACK_FORMS, LoopbackServer, send
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-
-from engine.errors import InputError
-from engine.webhooks import (
+from zoomreel.errors import InputError
+from zoomreel.net.webhooks import (
     RETRY_AFTER_CAP,
     RETRY_SCHEDULE,
     Delivery,
@@ -39,51 +37,10 @@ PAYLOAD = {
 }
 
 
-class Receiver:
-    """A webhook receiver on 127.0.0.1; each path answers what its route says."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, str], bytes]] = []
-        self.routes: dict[str, Callable[[BaseHTTPRequestHandler], None]] = {}
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.requests.append((self.path, dict(self.headers), body))
-                outer.routes.get(self.path, lambda h: answer(h, 204))(self)
-
-            do_GET = do_POST
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True).start()
-
-    def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def answer(handler: BaseHTTPRequestHandler, status: int, **headers: str) -> None:
-    handler.send_response(status)
-    for name, value in headers.items():
-        handler.send_header(name.replace("_", "-"), value)
-    handler.send_header("Content-Length", "0")
-    handler.end_headers()
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
+def receiver() -> Iterator[LoopbackServer]:
+    """A webhook receiver on 127.0.0.1; paths without a route answer 204."""
+    r = LoopbackServer(missing_status=204)
     yield r
     r.close()
 
@@ -95,10 +52,10 @@ def post(url: str, secret: str | None = SECRET, **kwargs: object) -> Delivery:
 # -- delivery --------------------------------------------------------------------
 
 
-def test_signed_delivery_verifies_with_the_standard_library(receiver: Receiver) -> None:
+def test_signed_delivery_verifies_with_the_standard_library(receiver: LoopbackServer) -> None:
     result = post(receiver.url("/hook"))
     assert result == Delivery(ok=True, retry=False, status=204)
-    path, headers, body = receiver.requests[0]
+    _, path, headers, body = receiver.requests[0]
     assert path == "/hook"
     assert headers["Content-Type"] == "application/json"
     assert headers["webhook-id"] == "msg_abc"
@@ -109,23 +66,25 @@ def test_signed_delivery_verifies_with_the_standard_library(receiver: Receiver) 
         Webhook(SECRET).verify(body.replace(b"done", b"DONE"), headers)
 
 
-def test_a_receiver_that_fails_first_gets_it_later_with_the_same_id(receiver: Receiver) -> None:
+def test_a_receiver_that_fails_first_gets_it_later_with_the_same_id(
+    receiver: LoopbackServer,
+) -> None:
     answers = iter([500, 503, 200])
-    receiver.routes["/hook"] = lambda h: answer(h, next(answers))
+    receiver.routes["/hook"] = lambda h: send(h, next(answers))
     results = [post(receiver.url("/hook")) for _ in range(3)]
     assert [(r.ok, r.retry, r.status) for r in results] == [
         (False, True, 500),
         (False, True, 503),
         (True, False, 200),
     ]
-    assert {headers["webhook-id"] for _, headers, _ in receiver.requests} == {"msg_abc"}
-    _, headers, body = receiver.requests[-1]
+    assert {headers["webhook-id"] for _, _, headers, _ in receiver.requests} == {"msg_abc"}
+    _, _, headers, body = receiver.requests[-1]
     assert Webhook(SECRET).verify(body, headers) == PAYLOAD
 
 
-def test_unsigned_delivery_carries_id_and_time_but_no_signature(receiver: Receiver) -> None:
+def test_unsigned_delivery_carries_id_and_time_but_no_signature(receiver: LoopbackServer) -> None:
     assert post(receiver.url("/hook"), secret=None).ok
-    _, headers, body = receiver.requests[0]
+    _, _, headers, body = receiver.requests[0]
     assert "webhook-signature" not in headers
     assert headers["webhook-id"] == "msg_abc"
     assert abs(int(headers["webhook-timestamp"]) - time.time()) < 60
@@ -133,53 +92,53 @@ def test_unsigned_delivery_carries_id_and_time_but_no_signature(receiver: Receiv
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504, 408, 429])
-def test_server_errors_and_throttling_are_retried(receiver: Receiver, status: int) -> None:
-    receiver.routes["/hook"] = lambda h: answer(h, status)
+def test_server_errors_and_throttling_are_retried(receiver: LoopbackServer, status: int) -> None:
+    receiver.routes["/hook"] = lambda h: send(h, status)
     result = post(receiver.url("/hook"))
     assert (result.ok, result.retry, result.status, result.gone) == (False, True, status, False)
     assert f"HTTP {status}" in (result.error or "")
 
 
-def test_retry_after_seconds_is_parsed(receiver: Receiver) -> None:
-    receiver.routes["/hook"] = lambda h: answer(h, 429, Retry_After="120")
+def test_retry_after_seconds_is_parsed(receiver: LoopbackServer) -> None:
+    receiver.routes["/hook"] = lambda h: send(h, 429, Retry_After="120")
     result = post(receiver.url("/hook"))
     assert result.retry and result.retry_after == 120
 
 
-def test_retry_after_http_date_is_parsed(receiver: Receiver) -> None:
+def test_retry_after_http_date_is_parsed(receiver: LoopbackServer) -> None:
     when = datetime.now(UTC) + timedelta(seconds=600)
-    receiver.routes["/hook"] = lambda h: answer(h, 503, Retry_After=format_datetime(when, True))
+    receiver.routes["/hook"] = lambda h: send(h, 503, Retry_After=format_datetime(when, True))
     result = post(receiver.url("/hook"))
     assert result.retry and result.retry_after is not None
     assert 590 <= result.retry_after <= 601
 
 
-def test_unusable_retry_after_is_ignored(receiver: Receiver) -> None:
-    receiver.routes["/hook"] = lambda h: answer(h, 503, Retry_After="soon")
+def test_unusable_retry_after_is_ignored(receiver: LoopbackServer) -> None:
+    receiver.routes["/hook"] = lambda h: send(h, 503, Retry_After="soon")
     result = post(receiver.url("/hook"))
     assert result.retry and result.retry_after is None
 
 
-def test_410_stops_for_good(receiver: Receiver) -> None:
-    receiver.routes["/hook"] = lambda h: answer(h, 410)
+def test_410_stops_for_good(receiver: LoopbackServer) -> None:
+    receiver.routes["/hook"] = lambda h: send(h, 410)
     result = post(receiver.url("/hook"))
     assert (result.ok, result.retry, result.gone, result.status) == (False, False, True, 410)
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 422])
-def test_other_4xx_are_not_retried(receiver: Receiver, status: int) -> None:
-    receiver.routes["/hook"] = lambda h: answer(h, status)
+def test_other_4xx_are_not_retried(receiver: LoopbackServer, status: int) -> None:
+    receiver.routes["/hook"] = lambda h: send(h, status)
     result = post(receiver.url("/hook"))
     assert (result.ok, result.retry, result.gone, result.status) == (False, False, False, status)
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
-def test_redirects_are_not_followed_nor_retried(receiver: Receiver, status: int) -> None:
-    receiver.routes["/hook"] = lambda h: answer(h, status, Location=receiver.url("/elsewhere"))
+def test_redirects_are_not_followed_nor_retried(receiver: LoopbackServer, status: int) -> None:
+    receiver.routes["/hook"] = lambda h: send(h, status, Location=receiver.url("/elsewhere"))
     result = post(receiver.url("/hook"))
     assert (result.ok, result.retry, result.status) == (False, False, status)
     assert "redirect" in (result.error or "")
-    assert [path for path, _, _ in receiver.requests] == ["/hook"]
+    assert [r.path for r in receiver.requests] == ["/hook"]
 
 
 def test_connection_refused_is_retried() -> None:
@@ -202,9 +161,7 @@ def silent_port() -> Iterator[int]:
 
 def test_a_receiver_that_never_answers_is_retried_after_the_timeout(silent_port: int) -> None:
     port = silent_port
-    start = time.monotonic()
     result = post(f"http://127.0.0.1:{port}/hook", timeout=0.3)
-    assert time.monotonic() - start < 5
     assert result.retry and not result.ok and result.status is None
     assert "timed out" in (result.error or "")
 
@@ -229,18 +186,17 @@ def test_a_receiver_that_trickles_is_cut_off_by_the_overall_timeout() -> None:
                         return
 
         threading.Thread(target=trickle, daemon=True).start()
-        start = time.monotonic()
         result = post(f"http://127.0.0.1:{listener.getsockname()[1]}/hook", timeout=0.5)
-        elapsed = time.monotonic() - start
         stop.set()
+    # Without the overall time-out the headers would arrive whole (after ~50 s) and the
+    # delivery would succeed: "timed out" shows it was cut off.
     assert result.retry and "timed out" in (result.error or "")
-    assert elapsed < 3
 
 
 
 
 @pytest.mark.parametrize("host", LOOPBACK_FORMS)
-def test_loopback_forms_are_refused_without_a_request(receiver: Receiver, host: str) -> None:
+def test_loopback_forms_are_refused_without_a_request(receiver: LoopbackServer, host: str) -> None:
     url = receiver.url("/hook", host=host)
     result = deliver(url, PAYLOAD, msg_id="msg_abc", secret=SECRET)
     assert (result.ok, result.retry, result.status) == (False, False, None)

@@ -1,27 +1,30 @@
 """The job system: Redis job records, Dramatiq actors, the embedded Redis server.
 
-Build a :class:`JobService` on a Redis client (it configures the Dramatiq broker and
-declares the actors, in that order), call :meth:`JobService.recover` and
-:meth:`JobService.start_workers`, then :meth:`JobService.submit` jobs.
+Build a :class:`JobService` on a Redis client (it builds its own Dramatiq broker and
+declares the actors on it), call :meth:`JobService.recover` and
+:meth:`JobService.start_workers`, then :meth:`JobService.submit` jobs. Nothing here
+knows the REST API: the front end hands the service the function that builds a status
+answer, which is also what a webhook sends.
 """
 
 from __future__ import annotations
 
-from engine.jobs.answers import DONE_MESSAGE, envelope, status_envelope
-from engine.jobs.redis_server import EmbeddedRedis, find_redis_server
-from engine.jobs.service import SUBMIT_DEFAULTS, JobService
-from engine.jobs.settings import JobSettings
-from engine.jobs.store import Job, JobStore
+from .actors import StatusAnswer
+from .progress import job_times, poll_after, progress_of
+from .redis_server import EmbeddedRedis, find_redis_server
+from .service import JobService
+from .settings import JobSettings
+from .store import Job, JobStore
 
 __all__ = [
-    "DONE_MESSAGE",
     "EmbeddedRedis",
     "Job",
     "JobService",
     "JobSettings",
     "JobStore",
-    "SUBMIT_DEFAULTS",
-    "envelope",
+    "StatusAnswer",
     "find_redis_server",
-    "status_envelope",
+    "job_times",
+    "poll_after",
+    "progress_of",
 ]

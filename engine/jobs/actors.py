@@ -18,19 +18,19 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import dramatiq
 
-from engine.errors import RenderCancelled, RenderError, TransientFetchError, ZoomreelError
-from engine.jobs.answers import status_envelope
-from engine.jobs.broker import RENDER_QUEUE, WEBHOOK_QUEUE
-from engine.jobs.settings import JobSettings
-from engine.jobs.store import FINISHED, Job, JobStore
-from engine.spec import RenderSpec
+from ..errors import RenderCancelled, RenderError, TransientFetchError, ZoomreelError
+from ..spec import RenderSpec
+from .broker import RENDER_QUEUE, WEBHOOK_QUEUE
+from .settings import JobSettings
+from .store import FINISHED, Job, JobStore
 
-__all__ = ["JobRunner", "declare_actors", "render_spec", "LEASE_MS", "BUSY_DELAY_MS"]
+__all__ = ["JobRunner", "StatusAnswer", "declare_actors", "LEASE_MS", "BUSY_DELAY_MS"]
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,8 @@ _RENEW_EVERY_S = 3.0
 _PROGRESS_EVERY_S = 0.5
 
 
-def render_spec(fields: dict[str, Any]) -> RenderSpec:
-    """The RenderSpec of a job's request fields (validated: raises SpecError)."""
-    return RenderSpec(length=fields["length"], frame_rate=fields["frame_rate"],
-                      zoom_speed=fields["zoom_speed"], width=fields["width"],
-                      height=fields["height"])
+#: Builds a job's status answer (the webhook body) from the job and the queue length.
+StatusAnswer = Callable[[Job, int], dict[str, Any]]
 
 
 class _Lease:
@@ -80,13 +77,15 @@ class JobRunner:
     Args:
         store: the job store.
         settings: job-system settings (folders, limits, webhook secret).
+        answer: builds the webhook body of a finished job.
         shutdown: set when the process stops; running renders give their job back.
     """
 
-    def __init__(self, store: JobStore, settings: JobSettings,
+    def __init__(self, store: JobStore, settings: JobSettings, answer: StatusAnswer,
                  shutdown: threading.Event | None = None) -> None:
         self.store = store
         self.settings = settings
+        self.answer = answer
         self.shutdown = shutdown or threading.Event()
         self.render_actor: dramatiq.Actor[Any, Any] | None = None
         self.webhook_actor: dramatiq.Actor[Any, Any] | None = None
@@ -118,12 +117,12 @@ class JobRunner:
                 self._retry_or_fail(job_id, token, f"Internal error while rendering: {exc}")
 
     def _render(self, job_id: str, token: str, lease: _Lease) -> None:
-        from engine.fetch import fetch_url
-        from engine.render import render_video
+        from ..net import fetch_url
+        from ..render import render_video
 
         job = self.store.get(job_id)
         req = job.request
-        spec = render_spec(req)
+        spec = RenderSpec.from_request(req)
         source: bytes | Path
         if job.upload:
             source = self.settings.upload_dir / job.upload
@@ -176,7 +175,7 @@ class JobRunner:
     # -- webhook ---------------------------------------------------------------
     def webhook(self, job_id: str) -> None:
         """Deliver a finished job's webhook once (the body of ``zoomreel.webhook``)."""
-        from engine.webhooks import deliver, retry_delay
+        from ..net import deliver, retry_delay
 
         try:
             job = self.store.get(job_id)
@@ -192,9 +191,7 @@ class JobRunner:
             job = self.store.get(job_id)  # re-read under the lock
             if not self._webhook_due(job) or not job.webhook_url or not job.webhook:
                 return
-            payload = status_envelope(job, queue_length=self.store.queue_length(),
-                                      build_number=self.settings.build_number,
-                                      base_url=self.settings.public_url)
+            payload = self.answer(job, self.store.queue_length())
             delivery = deliver(job.webhook_url, payload, msg_id=job.webhook["msg_id"],
                                secret=self.settings.webhook_secret,
                                allow_private=self.settings.allow_private_urls)

@@ -17,12 +17,11 @@ import json
 import logging
 import time
 
-import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Retries
 
-from engine.jobs.store import _s
+from .store import _s
 
 __all__ = [
     "NAMESPACE",
@@ -43,25 +42,22 @@ EXTERNAL_HEARTBEAT_TIMEOUT_MS = 15_000
 
 
 def create_broker(client: redis.Redis, *, embedded: bool) -> RedisBroker:
-    """Build the Redis broker and make it Dramatiq's global broker.
+    """Build the Redis broker; actors are declared on it, never on a global broker.
 
-    Call this before any actor is declared. No TimeLimit middleware: renders may run
-    for as long as they need. Retries only backs up the actors' own retry logic
-    (e.g. when Redis itself blips mid-message).
+    No TimeLimit middleware: renders may run for as long as they need. Retries only
+    backs up the actors' own retry logic (e.g. when Redis itself blips mid-message).
 
     Args:
         client: the Redis client the broker uses.
         embedded: whether this process owns the Redis server (see module docs).
     """
-    broker = RedisBroker(
+    return RedisBroker(
         client=client,
         namespace=NAMESPACE,
         middleware=[Retries(max_retries=5, min_backoff=1000, max_backoff=60_000)],
         heartbeat_timeout=60_000 if embedded else EXTERNAL_HEARTBEAT_TIMEOUT_MS,
         maintenance_chance=1000 if embedded else 20_000,
     )
-    dramatiq.set_broker(broker)
-    return broker
 
 
 def recover_unacked(client: redis.Redis, *, dead_after_ms: int | None = None) -> int:

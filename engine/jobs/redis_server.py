@@ -22,7 +22,7 @@ from types import TracebackType
 
 import redis
 
-from engine.errors import JobError
+from ..errors import JobError
 
 __all__ = ["EmbeddedRedis", "find_redis_server"]
 

@@ -15,10 +15,10 @@ from typing import Any
 import dramatiq
 import redis
 
-from engine.errors import ImageTooLargeError, QueueFullError, SpecError
-from engine.jobs.actors import JobRunner, declare_actors, render_spec
-from engine.jobs.answers import poll_after, status_envelope
-from engine.jobs.broker import (
+from ..errors import ImageTooLargeError, QueueFullError
+from ..spec import REQUEST_FIELDS, RenderSpec
+from .actors import JobRunner, StatusAnswer, declare_actors
+from .broker import (
     EXTERNAL_HEARTBEAT_TIMEOUT_MS,
     NAMESPACE,
     RENDER_QUEUE,
@@ -27,17 +27,12 @@ from engine.jobs.broker import (
     queued_job_ids,
     recover_unacked,
 )
-from engine.jobs.settings import JobSettings
-from engine.jobs.store import Job, JobStore
+from .settings import JobSettings
+from .store import Job, JobStore
 
-__all__ = ["JobService", "SUBMIT_DEFAULTS"]
+__all__ = ["JobService"]
 
 log = logging.getLogger(__name__)
-
-#: Request defaults of the documented service, plus the 1920x1080 extension.
-SUBMIT_DEFAULTS: dict[str, Any] = {
-    "length": 5, "frame_rate": 30, "zoom_speed": 3, "width": 1920, "height": 1080,
-}
 
 
 class JobService:
@@ -49,16 +44,20 @@ class JobService:
         embedded: True when this process owns the Redis server (``serve`` without
             ``ZOOMREEL_REDIS_URL``): start-up recovery then treats every unacknowledged
             message and every lease as orphaned.
+        answer: builds a finished job's webhook body, ``answer(job, queue_length)``:
+            the front end's status answer, so both say the same.
     """
 
-    def __init__(self, client: redis.Redis, settings: JobSettings, *, embedded: bool) -> None:
+    def __init__(self, client: redis.Redis, settings: JobSettings, *, embedded: bool,
+                 answer: StatusAnswer) -> None:
         self.client = client
         self.settings = settings
         self.embedded = embedded
         self.store = JobStore(client)
         self.shutdown = threading.Event()
         self.broker = create_broker(client, embedded=embedded)
-        self.runner = declare_actors(self.broker, JobRunner(self.store, settings, self.shutdown))
+        self.runner = declare_actors(
+            self.broker, JobRunner(self.store, settings, answer, self.shutdown))
         self._workers: list[dramatiq.Worker] = []
         self._sweeper: threading.Thread | None = None
 
@@ -68,8 +67,8 @@ class JobService:
         """Queue a render and return its job.
 
         Args:
-            request: validated request fields: ``image_url`` (unless ``upload``), render
-                fields (defaults filled in here), ``webhook_url``, ``id``.
+            request: request fields: ``image_url`` (unless ``upload``), render fields
+                (defaults filled in here), ``webhook_url``, ``id``.
             upload: the image itself, for multipart uploads.
             base_url: the address the request came in on (for ``download_url``).
 
@@ -79,21 +78,19 @@ class JobService:
             ImageTooLargeError: the upload is over the size cap.
             QueueFullError: ``max_queue_length`` jobs are already waiting.
         """
-        from engine.fetch import check_url
+        from ..net import check_url
 
-        fields = {**SUBMIT_DEFAULTS, **{k: v for k, v in request.items() if v is not None}}
-        spec = render_spec(fields)
-        if spec.length > self.settings.max_length:
-            raise SpecError("length", f"must be at most {self.settings.max_length:g} seconds",
-                            spec.length)
+        given = {k: v for k, v in request.items() if v is not None}
+        spec = RenderSpec.from_request(given)
+        REQUEST_FIELDS["length"].check(spec.length, maximum=self.settings.max_length)
         allow = self.settings.allow_private_urls
         if upload is None:
-            check_url(fields["image_url"], allow_private=allow, label="image_url")
+            check_url(given["image_url"], allow_private=allow, label="image_url")
         elif len(upload) > self.settings.max_image_bytes:
             raise ImageTooLargeError(
                 f"image: the upload is over {self.settings.max_image_bytes} bytes")
-        if fields.get("webhook_url"):
-            check_url(fields["webhook_url"], allow_private=allow, label="webhook_url")
+        if given.get("webhook_url"):
+            check_url(given["webhook_url"], allow_private=allow, label="webhook_url")
         limit = self.settings.max_queue_length
         queued = self.store.queue_length()
         if limit and queued >= limit:
@@ -103,10 +100,11 @@ class JobService:
             self.settings.upload_dir.mkdir(parents=True, exist_ok=True)
             name = uuid.uuid4().hex + ".img"
             (self.settings.upload_dir / name).write_bytes(upload)
-        stored = {k: v for k, v in fields.items() if k != "id"}
-        job = self.store.create(stored, client_id=request.get("id"),
+        stored: dict[str, Any] = spec.request_fields()
+        stored.update({k: given[k] for k in ("image_url", "webhook_url") if k in given})
+        job = self.store.create(stored, client_id=given.get("id"),
                                 frames_total=spec.total_frames, base_url=base_url,
-                                upload=name, webhook_url=fields.get("webhook_url"))
+                                upload=name, webhook_url=given.get("webhook_url"))
         self.runner.send_render(job.id)
         return job
 
@@ -121,16 +119,6 @@ class JobService:
     def queue_length(self) -> int:
         """Jobs waiting for a worker."""
         return self.store.queue_length()
-
-    def status_answer(self, job: Job, *, base_url: str | None = None) -> dict[str, Any]:
-        """The documented status answer (envelope included) for ``job``."""
-        return status_envelope(job, queue_length=self.queue_length(),
-                               build_number=self.settings.build_number,
-                               base_url=self.settings.public_url or base_url)
-
-    def poll_after(self, job: Job) -> int | None:
-        """Retry-After hint for a status answer; None once finished."""
-        return poll_after(job)
 
     def video_path(self, filename: str) -> Path | None:
         """The finished video called ``filename``, or None; never a path outside storage."""

@@ -23,9 +23,7 @@ class JobSettings:
         max_image_bytes: size cap of a downloaded or uploaded image.
         allow_private_urls: let image and webhook URLs reach private addresses.
         webhook_secret: Standard Webhooks secret (``whsec_...``); None = unsigned.
-        public_url: base of ``download_url``; None = the address a request came in on.
         transient_retries: retries of a job whose image host failed transiently.
-        build_number: reported in every answer envelope.
     """
 
     data_dir: Path = field(default_factory=lambda: Path("zoomreel-data"))
@@ -35,14 +33,10 @@ class JobSettings:
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
     allow_private_urls: bool = False
     webhook_secret: str | None = None
-    public_url: str | None = None
     transient_retries: int = 3
-    build_number: str = "0.1.0"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
-        if self.public_url:
-            object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
 
     @property
     def storage_dir(self) -> Path:

@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from engine.errors import JobNotFound
+from ..errors import JobNotFound
 
 __all__ = ["Job", "JobStore", "FINISHED"]
 

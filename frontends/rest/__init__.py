@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from frontends.rest.app import create_app
+from .app import create_app
+from .envelope import Answers
 
-__all__ = ["create_app"]
+__all__ = ["Answers", "create_app"]

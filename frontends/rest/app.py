@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import falcon
+from zoomreel.jobs import JobService
 
-from engine.jobs import JobService
-from frontends.rest.auth import APIKeyMiddleware
-from frontends.rest.errors import register_error_handlers
-from frontends.rest.openapi import openapi_document
-from frontends.rest.resources import (
+from .auth import APIKeyMiddleware
+from .envelope import DOWNLOAD_PATH, Answers
+from .errors import register_error_handlers
+from .openapi import openapi_document
+from .resources import (
     ConvertResource,
     DownloadResource,
     HealthResource,
@@ -23,14 +24,15 @@ __all__ = ["create_app", "JSON_LIMIT"]
 JSON_LIMIT = 64 * 1024
 
 
-def create_app(service: JobService, *, api_keys: Iterable[str], public_url: str | None = None,
+def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str],
                json_limit: int = JSON_LIMIT, upload_limit: int | None = None) -> falcon.App:
     """Build the REST application.
 
     Args:
         service: the job system.
+        answers: the documented answers; give the job service the same object's
+            ``status`` so that webhooks carry what the status route says.
         api_keys: keys accepted in ``X-API-Key`` on /v1 routes.
-        public_url: base of ``download_url``; None = the address a request came in on.
         json_limit: largest JSON body, in bytes (413 above).
         upload_limit: largest multipart body; default the image cap plus 1 MiB.
 
@@ -38,17 +40,16 @@ def create_app(service: JobService, *, api_keys: Iterable[str], public_url: str 
         A WSGI application.
     """
     settings = service.settings
-    public_url = (public_url or settings.public_url or "").rstrip("/") or None
     if upload_limit is None:
         upload_limit = settings.max_image_bytes + 2**20
     app = falcon.App(middleware=[APIKeyMiddleware(api_keys)])
-    register_error_handlers(app, settings.build_number)
+    register_error_handlers(app, answers)
     app.add_route("/v1/image/convert/video", ConvertResource(
-        service, public_url=public_url, json_limit=json_limit, upload_limit=upload_limit))
+        service, answers, json_limit=json_limit, upload_limit=upload_limit))
     app.add_route("/v1/toolkit/job/status", StatusResource(
-        service, public_url=public_url, json_limit=json_limit))
-    app.add_route("/v1/storage/download/{filename}", DownloadResource(service))
+        service, answers, json_limit=json_limit))
+    app.add_route(DOWNLOAD_PATH + "/{filename}", DownloadResource(service))
     app.add_route("/health", HealthResource(service))
     app.add_route("/openapi.json", OpenAPIResource(
-        openapi_document(settings.max_length, settings.build_number)))
+        openapi_document(settings.max_length, answers.build_number)))
     return app

@@ -7,8 +7,7 @@ from typing import Any
 
 import falcon
 import redis
-
-from engine.errors import (
+from zoomreel.errors import (
     ImageTooLargeError,
     InputError,
     JobNotFound,
@@ -16,7 +15,8 @@ from engine.errors import (
     SpecError,
     ZoomreelError,
 )
-from engine.jobs import envelope
+
+from .envelope import Answers
 
 __all__ = ["RequestTooLarge", "register_error_handlers"]
 
@@ -32,11 +32,11 @@ def _answer(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:
     resp.media = body
 
 
-def register_error_handlers(app: falcon.App, build_number: str) -> None:
+def register_error_handlers(app: falcon.App, answers: Answers) -> None:
     """Map domain errors (and Falcon's own) to JSON answers with the envelope."""
 
     def failed(resp: falcon.Response, code: int, message: str, **extra: Any) -> None:
-        body = envelope(code, message=message, build_number=build_number)
+        body = answers.envelope(code, message=message)
         body.update(error=message, **extra)
         _answer(resp, code, body)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from frontends.rest.schema import STATUS_SCHEMA, submit_schema
+from .envelope import DOWNLOAD_PATH
+from .schema import STATUS_SCHEMA, submit_schema
 
 __all__ = ["openapi_document"]
 
@@ -111,7 +112,7 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
                                                          "job_id": {"type": "string"}}})},
                 },
             }},
-            "/v1/storage/download/{filename}": {
+            DOWNLOAD_PATH + "/{filename}": {
                 "parameters": [{"name": "filename", "in": "path", "required": True,
                                 "schema": {"type": "string"}}],
                 "get": {"summary": "Download a video (Range supported)", "security": key,

@@ -9,20 +9,17 @@ import time
 from typing import Any
 
 import falcon
+from zoomreel.errors import SpecError
+from zoomreel.jobs import JobService, poll_after
 
-from engine.errors import SpecError
-from engine.jobs import JobService, envelope
-from frontends.rest.errors import RequestTooLarge
-from frontends.rest.schema import STATUS_SCHEMA, coerce_form, submit_schema, validate
+from .envelope import Answers
+from .errors import RequestTooLarge
+from .schema import STATUS_SCHEMA, coerce_form, submit_schema, validate
 
 __all__ = ["ConvertResource", "StatusResource", "DownloadResource", "HealthResource",
            "OpenAPIResource"]
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-
-def _base_url(req: falcon.Request, public_url: str | None) -> str:
-    return public_url or req.prefix
 
 
 def _read_json(req: falcon.Request, limit: int) -> Any:
@@ -41,10 +38,10 @@ def _read_json(req: falcon.Request, limit: int) -> Any:
 class ConvertResource:
     """POST /v1/image/convert/video: queue a render, answer 202 at once."""
 
-    def __init__(self, service: JobService, *, public_url: str | None, json_limit: int,
+    def __init__(self, service: JobService, answers: Answers, *, json_limit: int,
                  upload_limit: int) -> None:
         self.service = service
-        self.public_url = public_url
+        self.answers = answers
         self.json_limit = json_limit
         self.upload_limit = upload_limit
 
@@ -74,11 +71,10 @@ class ConvertResource:
         else:
             body = validate(_read_json(req, self.json_limit), submit_schema(max_length),
                             max_length)
-        job = self.service.submit(body, upload=upload,
-                                  base_url=_base_url(req, self.public_url))
+        job = self.service.submit(body, upload=upload, base_url=req.prefix)
         resp.status = falcon.HTTP_202
-        resp.media = envelope(
-            202, message="Job queued successfully", build_number=self.service.settings.build_number,
+        resp.media = self.answers.envelope(
+            202, message="Job queued successfully",
             id=body.get("id"), job_id=job.id, run_time=time.perf_counter() - started,
             queue_id=job.queue_id, queue_length=self.service.queue_length(),
         )
@@ -87,16 +83,16 @@ class ConvertResource:
 class StatusResource:
     """POST /v1/toolkit/job/status: the job's state, progress and result."""
 
-    def __init__(self, service: JobService, *, public_url: str | None, json_limit: int) -> None:
+    def __init__(self, service: JobService, answers: Answers, *, json_limit: int) -> None:
         self.service = service
-        self.public_url = public_url
+        self.answers = answers
         self.json_limit = json_limit
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = validate(_read_json(req, self.json_limit), STATUS_SCHEMA)
         job = self.service.get(body["job_id"])
-        resp.media = self.service.status_answer(job, base_url=_base_url(req, self.public_url))
-        hint = self.service.poll_after(job)
+        resp.media = self.answers.status(job, self.service.queue_length(), req.prefix)
+        hint = poll_after(job)
         if hint is not None:
             resp.set_header("Retry-After", str(hint))
 

@@ -1,6 +1,6 @@
 """Which network addresses a user-given URL may reach.
 
-Pure classification, no connection and no lookup: :mod:`engine.fetch` resolves a host
+Pure classification, no connection and no lookup: :mod:`zoomreel.net.urls` resolves a host
 once and refuses the URL if any of its addresses is forbidden here.
 """
 

@@ -3,7 +3,7 @@
 Pure functions: :func:`deliver` makes one attempt and says what happened in a
 :class:`Delivery`; the job system's actor stores the delivery state and schedules the
 next attempt with :func:`retry_delay`. The request goes through the same
-address-checked, pinned connection as image downloads (:mod:`engine.fetch`), and
+address-checked, pinned connection as image downloads (:mod:`zoomreel.net.client`), and
 follows no redirect.
 
 With a secret the request is signed per Standard Webhooks v1: ``webhook-id`` (the
@@ -36,10 +36,9 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
-from standardwebhooks.webhooks import Webhook
-
-from engine.errors import FetchError, InputError, TransientFetchError, URLRefusedError
-from engine.fetch import open_checked
+from ..errors import FetchError, InputError, TransientFetchError, URLRefusedError
+from .client import open_checked
+from .statuses import Outcome, classify
 
 __all__ = [
     "Delivery",
@@ -75,7 +74,6 @@ RETRY_AFTER_CAP: float = 6 * 3600
 # Spread retries so that receivers that came back are not hit by every job at once.
 _JITTER = (0.8, 1.2)
 
-_RETRY_STATUSES = frozenset({408, 429})
 _USER_AGENT = "zoomreel-webhooks"
 
 
@@ -140,6 +138,8 @@ def sign_headers(
     Returns:
         ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature``.
     """
+    from standardwebhooks.webhooks import Webhook  # ~0.1 s to import: only when signing
+
     # Webhook.sign overwrites the zone with UTC rather than converting: convert first.
     when = (timestamp or datetime.now(tz=UTC)).astimezone(UTC)
     return {
@@ -208,15 +208,16 @@ def deliver(
         return Delivery(ok=False, retry=True, error=str(exc))
 
     answered = f"webhook_url answered HTTP {status} {reason}".rstrip()
-    if 200 <= status < 300:
+    outcome = classify(status)
+    if outcome is Outcome.OK:
         return Delivery(ok=True, retry=False, status=status)
-    if status == 410:
+    if outcome is Outcome.GONE:
         return Delivery(ok=False, retry=False, status=status, error=answered, gone=True)
-    if status >= 500 or status in _RETRY_STATUSES:
+    if outcome is Outcome.RETRY:
         return Delivery(
             ok=False, retry=True, retry_after=retry_after, status=status, error=answered
         )
-    if 300 <= status < 400:
+    if outcome is Outcome.REDIRECT:
         answered += " (webhooks do not follow redirects)"
     return Delivery(ok=False, retry=False, status=status, error=answered)
 

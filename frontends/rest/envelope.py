@@ -1,0 +1,108 @@
+"""The wire format of the documented API: the envelope every /v1 answer shares, the
+status answer (also a webhook's body), and the address of a finished video.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from zoomreel import __version__
+from zoomreel.jobs import Job
+from zoomreel.jobs.progress import job_times, progress_of
+
+__all__ = ["Answers", "DONE_MESSAGE", "DOWNLOAD_PATH", "envelope"]
+
+DONE_MESSAGE = "Video conversion completed successfully"
+#: Where finished videos are served; ``{DOWNLOAD_PATH}/{filename}``.
+DOWNLOAD_PATH = "/v1/storage/download"
+
+
+def envelope(code: int, *, message: str, build_number: str, id: Any = None,
+             job_id: str | None = None, response: Any = None, run_time: float = 0.0,
+             queue_time: float = 0.0, total_time: float | None = None, pid: int | None = None,
+             queue_id: int | None = None, queue_length: int = 0) -> dict[str, Any]:
+    """The envelope every /v1 JSON answer shares (times in seconds, 3 decimals)."""
+    if total_time is None:
+        total_time = run_time + queue_time
+    return {
+        "code": code,
+        "id": id,
+        "job_id": job_id,
+        "response": response,
+        "message": message,
+        "run_time": round(run_time, 3),
+        "queue_time": round(queue_time, 3),
+        "total_time": round(total_time, 3),
+        "pid": os.getpid() if pid is None else pid,
+        "queue_id": queue_id,
+        "queue_length": queue_length,
+        "build_number": build_number,
+    }
+
+
+class Answers:
+    """The documented answers of one service.
+
+    The REST routes answer with :meth:`status`; the job system is given the same method
+    to build each webhook's body, so a receiver gets exactly what the status route says.
+
+    Args:
+        public_url: base of ``download_url`` (``ZOOMREEL_PUBLIC_URL``); None = the
+            address the request came in on.
+        build_number: reported in every envelope.
+    """
+
+    def __init__(self, public_url: str | None = None, build_number: str = __version__) -> None:
+        self.public_url = (public_url or "").rstrip("/") or None
+        self.build_number = build_number
+
+    def envelope(self, code: int, *, message: str, **fields: Any) -> dict[str, Any]:
+        """:func:`envelope` with this service's build number."""
+        return envelope(code, message=message, build_number=self.build_number, **fields)
+
+    def download_url(self, job: Job, request_base: str | None = None) -> str:
+        """Absolute URL of a job's video.
+
+        The one rule for its base: the configured public URL, else the address this
+        request came in on, else the one the job was submitted on (webhooks).
+        """
+        base = (self.public_url or request_base or job.base_url or "").rstrip("/")
+        return f"{base}{DOWNLOAD_PATH}/{job.filename}"
+
+    def status(self, job: Job, queue_length: int,
+               request_base: str | None = None) -> dict[str, Any]:
+        """The whole 200 status answer for one job (also its webhook's body)."""
+        now = time.time()
+        queue_time, run_time, total_time = job_times(job, now)
+        inner: Any = None
+        if job.status == "done" and job.result is not None:
+            inner = {
+                "download_url": self.download_url(job, request_base),
+                "filename": job.filename,
+                "message": DONE_MESSAGE,
+                **job.result,
+            }
+        response: dict[str, Any] = {
+            "job_status": job.status,
+            "job_id": job.id,
+            "queue_id": job.queue_id,
+            "process_id": job.pid,
+            "response": inner,
+            "progress": progress_of(job, now),
+        }
+        if job.status == "error":
+            response["error"] = job.error or "The job failed"
+        if job.webhook is not None:
+            response["webhook"] = {
+                "state": job.webhook["state"],
+                "attempts": job.webhook["attempts"],
+                "last_error": job.webhook["last_error"],
+            }
+        return self.envelope(
+            200, message="success", id=job.client_id, job_id=job.id, response=response,
+            run_time=run_time, queue_time=queue_time, total_time=total_time,
+            pid=job.pid if job.pid is not None else os.getpid(), queue_id=job.queue_id,
+            queue_length=queue_length,
+        )
