@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import av
 import numpy as np
 from PIL import Image
+
 from zoomreel.camera import frame_rect
 from zoomreel.spec import RenderSpec
 

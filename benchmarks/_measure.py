@@ -17,6 +17,7 @@ from typing import Any
 
 import imageio_ffmpeg
 import numpy as np
+
 from zoomreel.camera import cover_size, frame_rect
 from zoomreel.encoder import Encoder
 from zoomreel.pyramid import Pyramid

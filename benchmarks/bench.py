@@ -34,8 +34,6 @@ import imageio_ffmpeg
 import numba
 import numpy as np
 from PIL import Image
-from zoomreel.image import load_image
-from zoomreel.spec import RenderSpec
 
 from benchmarks._fidelity import colour_of, video_psnr
 from benchmarks._measure import (
@@ -52,6 +50,8 @@ from benchmarks._measure import (
     run_ffmpeg,
     run_zoomreel,
 )
+from zoomreel.image import load_image
+from zoomreel.spec import RenderSpec
 
 # -- the record ---------------------------------------------------------------------
 

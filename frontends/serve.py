@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 import redis
+
 from zoomreel import __version__
 from zoomreel.errors import InputError
 from zoomreel.jobs import EmbeddedRedis, JobService, JobSettings

@@ -15,6 +15,7 @@ import pytest
 import redis
 from loopback import LoopbackServer
 from service_helpers import Serve
+
 from zoomreel.jobs import EmbeddedRedis
 
 # -- Redis -----------------------------------------------------------------------

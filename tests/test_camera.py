@@ -6,6 +6,7 @@ import math
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from zoomreel.camera import camera_path, cover_size, frame_rect
 from zoomreel.spec import RenderSpec
 

@@ -14,6 +14,7 @@ import pytest
 import redis
 from loopback import LoopbackServer
 from service_helpers import jpeg, probe, zoomreel_script
+
 from zoomreel.frontends.rest import Answers
 from zoomreel.jobs import JobService, JobSettings
 

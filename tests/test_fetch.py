@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from loopback import LOOPBACK_FORMS, LoopbackServer, Route, send
+
 from zoomreel.errors import (
     FetchError,
     ImageTooLargeError,

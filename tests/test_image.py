@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from imagegen import photo_like
 from PIL import Image
+
 from zoomreel.errors import ImageError, ImageTooLargeError
 from zoomreel.image import load_image
 
@@ -169,3 +170,13 @@ def test_missing_and_empty_files(tmp_path):
         load_image(tmp_path / "empty.png")
     with pytest.raises(ImageError, match="directory"):
         load_image(tmp_path)
+
+
+def test_pillows_own_limit_becomes_our_error_and_stays_as_it_was():
+    from PIL import Image
+
+    before = Image.MAX_IMAGE_PIXELS
+    # over twice Pillow's limit: Pillow refuses at open, even with a higher max_pixels
+    with pytest.raises(ImageTooLargeError, match="1600.0 MP; the limit is 178.957 MP"):
+        load_image(_png_header_claiming(40000, 40000), max_pixels=2_000_000_000)
+    assert Image.MAX_IMAGE_PIXELS == before

@@ -16,6 +16,7 @@ import redis
 from loopback import LoopbackServer, send
 from service_helpers import SMALL, jpeg, probe
 from standardwebhooks import Webhook
+
 from zoomreel.errors import JobNotFound
 from zoomreel.frontends.rest import Answers
 from zoomreel.jobs import EmbeddedRedis, Job, JobService, JobSettings, find_redis_server, poll_after

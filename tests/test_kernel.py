@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from imagegen import ALL, chroma, luma, psnr, reference_frame
 from PIL import Image
+
 from zoomreel.kernel import axis_weights, rgb_to_yuv420
 from zoomreel.pyramid import Pyramid
 

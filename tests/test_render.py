@@ -9,6 +9,7 @@ import av
 import numpy as np
 import pytest
 from imagegen import luma, photo_like, psnr, reference_frame, text
+
 from zoomreel import RenderSpec, render_video
 from zoomreel.camera import frame_rect
 from zoomreel.errors import ImageError, RenderCancelled, RenderError

@@ -1,14 +1,20 @@
-"""RenderSpec validation: every bad value names its field and the rule."""
+"""RenderSpec validation, and the one field table every front end derives from."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import subprocess
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from service_helpers import zoomreel_script
+
 from zoomreel.errors import SpecError
-from zoomreel.spec import RenderSpec
+from zoomreel.frontends.cli import build_parser
+from zoomreel.frontends.rest.schema import submit_schema, validate
+from zoomreel.spec import RENDER_FIELDS, REQUEST_FIELDS, Field, RenderSpec
 
 
 def test_defaults_follow_the_documented_service():
@@ -65,3 +71,86 @@ def test_every_value_in_range_is_accepted(length, frame_rate, zoom_speed, width)
     spec = RenderSpec(length=length, frame_rate=frame_rate, zoom_speed=zoom_speed, width=width)
     assert spec.total_frames == round(length * frame_rate)
     assert spec.to_dict()["width"] == width
+
+
+# -- one definition per field, the same range everywhere -------------------------------
+
+def _outside(field: Field) -> list[object]:
+    """Values just outside a numeric field's range (and an odd one for even fields)."""
+    values: list[object] = []
+    if field.minimum is not None:
+        values.append(field.minimum if field.exclusive_minimum else field.minimum - 1)
+    if field.maximum is not None:
+        values.append(field.maximum + (2 if field.even else 1))
+    if field.even and field.minimum is not None:
+        values.append(int(field.minimum) + 1)
+    return values
+
+
+NUMERIC = [f for f in RENDER_FIELDS.values() if f.kind in ("integer", "number")]
+
+
+def test_the_field_table_is_renderspecs_fields_and_defaults() -> None:
+    spec = RenderSpec()
+    assert list(RENDER_FIELDS) == [f.name for f in dataclasses.fields(RenderSpec)]
+    for name, field in RENDER_FIELDS.items():
+        assert field.name == name and getattr(spec, name) == field.default
+    assert set(REQUEST_FIELDS) == {"image_url", "webhook_url", "id", "length", "frame_rate",
+                                   "zoom_speed", "width", "height"}
+
+
+@pytest.mark.parametrize("field", NUMERIC, ids=lambda f: f.name)
+def test_every_numeric_field_has_the_same_range_everywhere(field: Field) -> None:
+    name = field.name
+    # the API document and the validation behind it
+    schema = submit_schema(600.0)["properties"].get(name)
+    if field.request:
+        assert schema is not None
+        assert schema.get("minimum", schema.get("exclusiveMinimum")) == field.minimum
+        assert schema.get("maximum") == (600.0 if name == "length" else field.maximum)
+        assert ("exclusiveMinimum" in schema) == field.exclusive_minimum
+        assert schema.get("multipleOf") == (2 if field.even else None)
+        assert schema["default"] == field.default
+    else:
+        assert schema is None
+    # the CLI's option
+    option = next((a for a in build_parser()._subparsers._group_actions[0]  # type: ignore[union-attr]
+                   .choices["render"]._actions if a.dest == name), None)
+    assert (option is not None) == field.cli
+    if option is not None:
+        assert option.type is (int if field.kind == "integer" else float)
+        assert field.rule().removeprefix("must be ") in option.help
+    # the bounds themselves are accepted, values just outside refused alike everywhere
+    for bound in (field.minimum, field.maximum):
+        if bound is not None and not (bound == field.minimum and field.exclusive_minimum):
+            value = int(bound) if field.kind == "integer" else bound
+            if name != "length":
+                RenderSpec(**{name: value})
+            if field.request:
+                validate({"image_url": "http://h/x", name: value}, submit_schema(600.0))
+    for value in _outside(field):
+        with pytest.raises(SpecError) as lib:
+            RenderSpec(**{name: value})
+        assert lib.value.rule == field.rule()
+        if field.request and name != "length":
+            with pytest.raises(SpecError) as api:
+                validate({"image_url": "http://h/x", name: value}, submit_schema(600.0))
+            assert (api.value.field, api.value.rule) == (name, field.rule())
+        if field.cli:
+            flag = "--" + name.replace("_", "-")
+            cli = subprocess.run(
+                [zoomreel_script(), "render", "missing.jpg", "-o", "o.mp4", flag, str(value)],
+                capture_output=True, text=True, timeout=60)
+            assert cli.returncode == 2
+            assert cli.stderr.strip().splitlines()[-1] == f"error: {name}: {field.rule()}"
+
+
+def test_length_is_bounded_by_the_configured_maximum_alike_in_api_and_jobs() -> None:
+    rule = RENDER_FIELDS["length"].rule(120.0)
+    assert rule == "must be a number of seconds greater than 0 and at most 120"
+    with pytest.raises(SpecError) as api:
+        validate({"image_url": "http://h/x", "length": 121}, submit_schema(120.0), 120.0)
+    assert api.value.rule == rule
+    with pytest.raises(SpecError) as job:
+        RENDER_FIELDS["length"].check(121, maximum=120.0)
+    assert job.value.rule == rule

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from loopback import LOOPBACK_FORMS, LoopbackServer, send
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
 from zoomreel.errors import InputError
 from zoomreel.net.webhooks import (
     RETRY_AFTER_CAP,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import falcon
+
 from zoomreel.jobs import JobService
 
 from .auth import APIKeyMiddleware

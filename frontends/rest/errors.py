@@ -7,6 +7,7 @@ from typing import Any
 
 import falcon
 import redis
+
 from zoomreel.errors import (
     ImageTooLargeError,
     InputError,

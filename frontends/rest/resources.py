@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import falcon
+
 from zoomreel.errors import SpecError
 from zoomreel.jobs import JobService, poll_after
 

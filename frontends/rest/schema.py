@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from jsonschema import Draft202012Validator
+
 from zoomreel.errors import SpecError
 from zoomreel.spec import REQUEST_FIELDS
 
