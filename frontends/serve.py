@@ -26,7 +26,8 @@ from zoomreel.net import check_secret
 from ._process import prepare_rendering
 from .rest.envelope import Answers
 
-__all__ = ["serve", "worker", "settings_from_env", "answers_from_env", "api_keys"]
+__all__ = ["serve", "worker", "settings_from_env", "answers_from_env", "api_keys",
+           "cors_origins"]
 
 log = logging.getLogger("zoomreel")
 
@@ -65,6 +66,12 @@ def settings_from_env(data_dir: str | None = None, *,
 def answers_from_env(public_url: str | None = None) -> Answers:
     """The REST answers; ``--public-url`` wins over ``ZOOMREEL_PUBLIC_URL``."""
     return Answers(public_url or os.environ.get("ZOOMREEL_PUBLIC_URL") or None)
+
+
+def cors_origins() -> list[str]:
+    """Browser origins allowed to call the API, from ``ZOOMREEL_CORS_ORIGINS``."""
+    return [o.strip() for o in os.environ.get("ZOOMREEL_CORS_ORIGINS", "").split(",")
+            if o.strip()]
 
 
 def api_keys(data_dir: Path) -> list[str]:
@@ -123,7 +130,7 @@ def serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     try:
         service.start_workers(args.workers)
-        app = create_app(service, answers, api_keys=keys)
+        app = create_app(service, answers, api_keys=keys, cors_origins=cors_origins())
         server = waitress.create_server(
             app, host=args.host, port=args.port, threads=8, ident="zoomreel",
             max_request_body_size=settings.max_image_bytes + 2 * 2**20)

@@ -120,6 +120,10 @@ class JobService:
         """Jobs waiting for a worker."""
         return self.store.queue_length()
 
+    def states_since(self, seconds: float) -> dict[str, str]:
+        """``{job_id: job_status}`` of the jobs whose state changed in the last ``seconds``."""
+        return self.store.states_since(time.time() - seconds)
+
     def video_path(self, filename: str) -> Path | None:
         """The finished video called ``filename``, or None; never a path outside storage."""
         if not filename or "/" in filename or "\\" in filename or filename.startswith("."):

@@ -31,6 +31,7 @@ if redis.call('hexists', KEYS[1], 'started_at') == 0 then
   redis.call('hset', KEYS[1], 'started_at', ARGV[4])
 end
 redis.call('zrem', KEYS[3], ARGV[5])
+redis.call('zadd', KEYS[4], ARGV[4], ARGV[5])
 return 'ok'
 """
 
@@ -49,6 +50,7 @@ for i = 5, #ARGV, 2 do redis.call('hset', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('srem', KEYS[3], ARGV[1])
 redis.call('zrem', KEYS[5], ARGV[1])
 redis.call('zadd', KEYS[4], ARGV[3], ARGV[1])
+redis.call('zadd', KEYS[7], ARGV[3], ARGV[1])
 redis.call('del', KEYS[2])
 local hook = redis.call('hget', KEYS[1], 'webhook_url')
 if hook and hook ~= '' then
@@ -66,6 +68,7 @@ if redis.call('get', KEYS[2]) ~= ARGV[1] then return -1 end
 redis.call('del', KEYS[2])
 redis.call('hset', KEYS[1], 'status', 'queued', 'last_error', ARGV[4])
 redis.call('zadd', KEYS[3], ARGV[3], ARGV[2])
+redis.call('zadd', KEYS[4], ARGV[3], ARGV[2])
 return redis.call('hincrby', KEYS[1], 'attempts', ARGV[5])
 """
 
@@ -201,6 +204,10 @@ class JobStore:
     def _hooks(self) -> str:
         return f"{self.prefix}:webhooks:pending"
 
+    @property
+    def _updated(self) -> str:  # every job, scored by the time its state last changed
+        return f"{self.prefix}:updated"
+
     # -- records ---------------------------------------------------------------
     def create(self, request: dict[str, Any], *, client_id: Any = None, frames_total: int,
                filename_prefix: str = "video", base_url: str | None = None,
@@ -221,6 +228,7 @@ class JobStore:
         pipe.hset(self._job(job_id), mapping=record)
         pipe.sadd(self._active, job_id)
         pipe.zadd(self._queued, {job_id: now})
+        pipe.zadd(self._updated, {job_id: now})
         pipe.execute()
         return self.get(job_id)
 
@@ -239,6 +247,17 @@ class JobStore:
         """How many jobs wait for a worker."""
         return int(self.client.zcard(self._queued))
 
+    def states_since(self, since: float, limit: int = 10_000) -> dict[str, str]:
+        """``{job_id: status}`` of the jobs whose state changed at or after ``since``
+        (epoch seconds), the most recent ``limit`` of them."""
+        ids = [_s(x) for x in self.client.zrevrangebyscore(
+            self._updated, "+inf", since, start=0, num=limit)]
+        pipe = self.client.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hget(self._job(job_id), "status")
+        return {job_id: _s(status)
+                for job_id, status in zip(ids, pipe.execute(), strict=True) if status}
+
     def active_ids(self) -> list[str]:
         """Ids of every job that is queued or running."""
         return sorted(_s(x) for x in self.client.smembers(self._active))
@@ -250,7 +269,7 @@ class JobStore:
     # -- the render's life -----------------------------------------------------
     def claim(self, job_id: str, token: str, lease_ms: int, pid: int) -> str:
         """Take the job for rendering: ``ok``, ``busy``, ``missing``, ``done`` or ``error``."""
-        keys = [self._job(job_id), self._lease(job_id), self._queued]
+        keys = [self._job(job_id), self._lease(job_id), self._queued, self._updated]
         return _s(self._claim(keys=keys, args=[token, lease_ms, pid, repr(time.time()), job_id]))
 
     def renew(self, job_id: str, token: str, lease_ms: int,
@@ -265,7 +284,7 @@ class JobStore:
         """Mark the job ``done`` or ``error`` with ``fields``; False if it already was."""
         assert status in FINISHED
         keys = [self._job(job_id), self._lease(job_id), self._active, self._finished,
-                self._queued, self._hooks]
+                self._queued, self._hooks, self._updated]
         args: list[Any] = [job_id, status, repr(time.time()), "msg_" + uuid.uuid4().hex]
         for name, value in fields.items():
             args += [name, "" if value is None else value]
@@ -273,7 +292,7 @@ class JobStore:
 
     def requeue(self, job_id: str, token: str, error: str, *, count: bool = True) -> int:
         """Give the job back to the queue (a retry); returns attempts so far, -1 if not ours."""
-        keys = [self._job(job_id), self._lease(job_id), self._queued]
+        keys = [self._job(job_id), self._lease(job_id), self._queued, self._updated]
         args = [token, job_id, repr(time.time()), error, 1 if count else 0]
         return int(self._requeue(keys=keys, args=args))
 
@@ -319,7 +338,7 @@ class JobStore:
         """Remove a job's record and index entries."""
         pipe = self.client.pipeline(transaction=True)
         pipe.delete(self._job(job_id), self._lease(job_id))
-        for key in (self._finished, self._queued):
+        for key in (self._finished, self._queued, self._updated):
             pipe.zrem(key, job_id)
         pipe.srem(self._active, job_id)
         pipe.srem(self._hooks, job_id)

@@ -9,13 +9,16 @@ import falcon
 from zoomreel.jobs import JobService
 
 from .auth import APIKeyMiddleware
+from .cors import CORS
 from .envelope import DOWNLOAD_PATH, Answers
 from .errors import register_error_handlers
 from .openapi import openapi_document
 from .resources import (
+    AuthenticateResource,
     ConvertResource,
     DownloadResource,
     HealthResource,
+    JobsStatusResource,
     OpenAPIResource,
     StatusResource,
 )
@@ -26,7 +29,8 @@ JSON_LIMIT = 64 * 1024
 
 
 def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str],
-               json_limit: int = JSON_LIMIT, upload_limit: int | None = None) -> falcon.App:
+               cors_origins: Iterable[str] = (), json_limit: int = JSON_LIMIT,
+               upload_limit: int | None = None) -> falcon.App:
     """Build the REST application.
 
     Args:
@@ -34,6 +38,7 @@ def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str]
         answers: the documented answers; give the job service the same object's
             ``status`` so that webhooks carry what the status route says.
         api_keys: keys accepted in ``X-API-Key`` on /v1 routes.
+        cors_origins: browser origins allowed to call the API (none: no CORS headers).
         json_limit: largest JSON body, in bytes (413 above).
         upload_limit: largest multipart body; default the image cap plus 1 MiB.
 
@@ -43,12 +48,18 @@ def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str]
     settings = service.settings
     if upload_limit is None:
         upload_limit = settings.max_image_bytes + 2**20
-    app = falcon.App(middleware=[APIKeyMiddleware(api_keys)])
+    # CORS first, so that its headers are on every answer, a 401 included: a browser
+    # client can then tell a wrong key from a network failure.
+    app = falcon.App(middleware=[CORS(cors_origins), APIKeyMiddleware(api_keys)])
     register_error_handlers(app, answers)
-    app.add_route("/v1/image/convert/video", ConvertResource(
-        service, answers, json_limit=json_limit, upload_limit=upload_limit))
+    convert = ConvertResource(service, answers, json_limit=json_limit, upload_limit=upload_limit)
+    app.add_route("/v1/image/convert/video", convert)
+    app.add_route("/v1/image/transform/video", convert)  # the original service's name
     app.add_route("/v1/toolkit/job/status", StatusResource(
         service, answers, json_limit=json_limit))
+    app.add_route("/v1/toolkit/jobs/status", JobsStatusResource(
+        service, answers, json_limit=json_limit))
+    app.add_route("/v1/toolkit/authenticate", AuthenticateResource(answers))
     app.add_route(DOWNLOAD_PATH + "/{filename}", DownloadResource(service))
     app.add_route("/health", HealthResource(service))
     app.add_route("/openapi.json", OpenAPIResource(

@@ -25,7 +25,9 @@ class APIKeyMiddleware:
         self.prefix = prefix
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if not req.path.startswith(self.prefix):
+        # Browsers send CORS preflights (OPTIONS) without the key: they only ask which
+        # methods and headers are allowed, and get no data.
+        if not req.path.startswith(self.prefix) or req.method == "OPTIONS":
             return
         given = (req.get_header("X-API-Key") or "").encode()
         ok = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .envelope import DOWNLOAD_PATH
-from .schema import STATUS_SCHEMA, submit_schema
+from .schema import JOBS_STATUS_SCHEMA, STATUS_SCHEMA, submit_schema
 
 __all__ = ["openapi_document"]
 
@@ -77,6 +77,18 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
                 "content": _json({"type": "object",
                                   "properties": {"message": {"const": "Unauthorized"}}})},
     }
+    convert = {
+        "summary": "Queue an image-to-video conversion", "security": key,
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": _ref("SubmitRequest")},
+            "multipart/form-data": {"schema": _ref("SubmitUpload")},
+        }},
+        "responses": {
+            "202": _answer("Job queued successfully", "Envelope"), **errors,
+            "413": _answer("Body over the size limit", "Envelope"),
+            "429": _answer("Queue full", "Envelope", retry_after),
+        },
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "zoomreel", "version": version,
@@ -85,21 +97,14 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
             "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
             "schemas": {"Envelope": envelope, "JobStatus": job_status,
                         "SubmitRequest": submit_schema(max_length), "SubmitUpload": upload,
-                        "StatusRequest": STATUS_SCHEMA},
+                        "StatusRequest": STATUS_SCHEMA,
+                        "JobsStatusRequest": JOBS_STATUS_SCHEMA},
         },
         "paths": {
-            "/v1/image/convert/video": {"post": {
-                "summary": "Queue an image-to-video conversion", "security": key,
-                "requestBody": {"required": True, "content": {
-                    "application/json": {"schema": _ref("SubmitRequest")},
-                    "multipart/form-data": {"schema": _ref("SubmitUpload")},
-                }},
-                "responses": {
-                    "202": _answer("Job queued successfully", "Envelope"), **errors,
-                    "413": _answer("Body over the size limit", "Envelope"),
-                    "429": _answer("Queue full", "Envelope", retry_after),
-                },
-            }},
+            "/v1/image/convert/video": {"post": convert},
+            "/v1/image/transform/video": {"post": {
+                **convert,
+                "summary": "The same as /v1/image/convert/video (its original name)"}},
             "/v1/toolkit/job/status": {"post": {
                 "summary": "A job's status, progress and result", "security": key,
                 "requestBody": {"required": True, "content": _json(
@@ -111,6 +116,22 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
                         "type": "object", "properties": {"error": {"const": "Job not found"},
                                                          "job_id": {"type": "string"}}})},
                 },
+            }},
+            "/v1/toolkit/jobs/status": {"post": {
+                "summary": "The state of every job whose state changed lately", "security": key,
+                "requestBody": {"required": False, "content": _json(
+                    {"$ref": "#/components/schemas/JobsStatusRequest"})},
+                "responses": {
+                    "200": _answer("success; response maps each job_id to its job_status",
+                                   "Envelope"),
+                    **errors,
+                },
+            }},
+            "/v1/toolkit/authenticate": {"get": {
+                "summary": "Check an API key: 200 with response \"Authorized\", else 401",
+                "security": key,
+                "responses": {"200": _answer("The key is good", "Envelope"),
+                              "401": errors["401"]},
             }},
             DOWNLOAD_PATH + "/{filename}": {
                 "parameters": [{"name": "filename", "in": "path", "required": True,

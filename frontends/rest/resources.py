@@ -15,10 +15,10 @@ from zoomreel.jobs import JobService, poll_after
 
 from .envelope import Answers
 from .errors import RequestTooLarge
-from .schema import STATUS_SCHEMA, coerce_form, submit_schema, validate
+from .schema import JOBS_STATUS_SCHEMA, STATUS_SCHEMA, coerce_form, submit_schema, validate
 
-__all__ = ["ConvertResource", "StatusResource", "DownloadResource", "HealthResource",
-           "OpenAPIResource"]
+__all__ = ["ConvertResource", "StatusResource", "JobsStatusResource", "AuthenticateResource",
+           "DownloadResource", "HealthResource", "OpenAPIResource"]
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -96,6 +96,35 @@ class StatusResource:
         hint = poll_after(job)
         if hint is not None:
             resp.set_header("Retry-After", str(hint))
+
+
+class JobsStatusResource:
+    """POST /v1/toolkit/jobs/status: the state of every job that changed lately."""
+
+    def __init__(self, service: JobService, answers: Answers, *, json_limit: int) -> None:
+        self.service = service
+        self.answers = answers
+        self.json_limit = json_limit
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        started = time.perf_counter()
+        body = _read_json(req, self.json_limit)
+        body = validate({} if body is None else body, JOBS_STATUS_SCHEMA)
+        since = body.get("since_seconds", JOBS_STATUS_SCHEMA["properties"]["since_seconds"]
+                         ["default"])
+        resp.media = self.answers.envelope(
+            200, message="success", response=self.service.states_since(since),
+            run_time=time.perf_counter() - started, queue_length=self.service.queue_length())
+
+
+class AuthenticateResource:
+    """GET /v1/toolkit/authenticate: 200 for a good key (the middleware answers 401)."""
+
+    def __init__(self, answers: Answers) -> None:
+        self.answers = answers
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = self.answers.envelope(200, message="success", response="Authorized")
 
 
 class DownloadResource:

@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator
 from zoomreel.errors import SpecError
 from zoomreel.spec import REQUEST_FIELDS
 
-__all__ = ["submit_schema", "STATUS_SCHEMA", "validate", "coerce_form"]
+__all__ = ["submit_schema", "STATUS_SCHEMA", "JOBS_STATUS_SCHEMA", "validate", "coerce_form"]
 
 #: Request fields whose maximum is a setting rather than a fixed number.
 _CONFIGURED_MAXIMUM = "length"
@@ -39,9 +39,24 @@ STATUS_SCHEMA: dict[str, Any] = {
 }
 
 
+#: POST /v1/toolkit/jobs/status: the window, in seconds back from now (30 days at most).
+JOBS_STATUS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"since_seconds": {"type": "number", "exclusiveMinimum": 0,
+                                     "maximum": 30 * 86400, "default": 600,
+                                     "description": "jobs whose state changed this recently"}},
+}
+
+_ROUTE_RULES = {
+    "job_id": "must be a string",
+    "since_seconds": "must be a number of seconds greater than 0 and at most 2592000",
+}
+
+
 def _rule(field: str, max_length: float) -> str | None:
-    if field == "job_id":
-        return "must be a string"
+    if field in _ROUTE_RULES:
+        return _ROUTE_RULES[field]
     known = REQUEST_FIELDS.get(field)
     if known is None:
         return None
