@@ -1,7 +1,8 @@
-"""The PyAV encoder: YUV 4:2:0 frames in, an H.264 MP4 out.
+"""The PyAV encoder: YUV 4:2:0 frames in, a video file out (H.264, H.265 or AV1 in MP4,
+VP9 in WebM; see zoomreel.codecs).
 
 Every stream option is set before the first frame; frames carry explicit pts; the
-encoder is always flushed; the MP4 gets its index at the front (``+faststart``) so a
+encoder is always flushed; an MP4 gets its index at the front (``+faststart``) so a
 browser can play it while it downloads. Frames are written to a temporary name in the
 target folder and renamed when complete, so a partial file never has the output name.
 """
@@ -18,6 +19,7 @@ import av
 import numpy as np
 from av.video.stream import VideoStream
 
+from .codecs import CODECS, EncoderSettings, encoder_settings
 from .errors import RenderError
 from .spec import RenderSpec
 
@@ -29,17 +31,15 @@ _RANGE_MPEG = 1
 
 
 class Encoder:
-    """Writes frames to an MP4 at ``path``; use as a context manager.
+    """Writes frames to a video file at ``path``; use as a context manager.
 
     Args:
         path: final output path.
         width: frame width (even).
         height: frame height (even).
         frame_rate: frames per second.
-        crf: x264 constant rate factor.
-        preset: x264 preset.
-        x264_params: extra libx264 options ("key=value:key=value") over the preset.
-        codec: encoder name (libx264 by default).
+        codec: the output codec (``h264``, ``h265``, ``av1``, ``vp9``).
+        settings: the encoder's quality, preset and options (see zoomreel.codecs).
     """
 
     def __init__(
@@ -49,30 +49,33 @@ class Encoder:
         height: int,
         frame_rate: int,
         *,
-        crf: int = 26,
-        preset: str = "ultrafast",
-        x264_params: str = "",
-        codec: str = "libx264",
+        codec: str = "h264",
+        settings: EncoderSettings | None = None,
     ) -> None:
         self.path = os.fspath(path)
         self.width = width
         self.height = height
+        kind = CODECS[codec]
+        settings = settings or kind.speeds["balanced"]
         folder, name = os.path.split(os.path.abspath(self.path))
         self.tmp_path = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.part")
         self._frames = 0
         if not os.path.isdir(folder):
             raise RenderError(f"Cannot write the video to {self.path}: no folder {folder}")
+        options = {"movflags": "+faststart"} if kind.container == "mp4" else {}
         try:
-            self._container = av.open(
-                self.tmp_path, "w", format="mp4", options={"movflags": "+faststart"}
-            )
+            self._container = av.open(self.tmp_path, "w", format=kind.container,
+                                      options=options)
         except (OSError, av.FFmpegError) as exc:
             raise RenderError(f"Cannot write the video to {self.path}: {exc}") from None
-        stream = cast(VideoStream, self._container.add_stream(codec, rate=Fraction(frame_rate)))
+        stream = cast(VideoStream, self._container.add_stream(kind.encoder,
+                                                              rate=Fraction(frame_rate)))
         stream.width = width
         stream.height = height
         stream.pix_fmt = "yuv420p"
         stream.time_base = Fraction(1, frame_rate)
+        if kind.tag:
+            stream.codec_tag = kind.tag
         ctx = stream.codec_context
         ctx.time_base = Fraction(1, frame_rate)
         ctx.framerate = Fraction(frame_rate)
@@ -81,26 +84,20 @@ class Encoder:
         ctx.color_primaries = _BT709
         ctx.color_trc = _BT709
         ctx.thread_count = 0
-        options: dict[str, object] = {"crf": str(crf), "preset": preset}
-        if x264_params and codec == "libx264":
-            options["x264-params"] = x264_params
-        stream.options = options
+        stream_options: dict[str, object] = {"crf": str(settings.crf), **settings.options}
+        if settings.preset is not None:
+            stream_options["preset"] = settings.preset
+        stream.options = stream_options
         self._stream = stream
         # The muxer rewrites stream.time_base when it writes the header; frames keep ours.
         self._time_base = Fraction(1, frame_rate)
 
     @classmethod
-    def from_spec(cls, path: str | os.PathLike[str], spec: RenderSpec) -> Encoder:
-        """An encoder for ``spec``'s size, frame rate and encoder settings."""
-        return cls(
-            path,
-            spec.width,
-            spec.height,
-            spec.frame_rate,
-            crf=spec.crf,
-            preset=spec.preset,
-            x264_params=spec.x264_params,
-        )
+    def from_spec(cls, path: str | os.PathLike[str], spec: RenderSpec, width: int,
+                  height: int) -> Encoder:
+        """An encoder for ``spec``'s frame rate, codec and encoder settings at this size."""
+        return cls(path, width, height, spec.frame_rate, codec=spec.codec,
+                   settings=encoder_settings(spec))
 
     def new_frame(self) -> tuple[av.VideoFrame, np.ndarray, np.ndarray, np.ndarray]:
         """A fresh frame and writable (rows, cols) views of its Y, U and V planes."""

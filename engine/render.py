@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .camera import camera_path, cover_size
+from .canvas import fit_canvas
 from .encoder import Encoder
 from .errors import RenderCancelled
 from .image import Source, load_image
@@ -66,19 +67,22 @@ def render_video(
     """
     spec = spec or RenderSpec()
     rgb = load_image(source, max_pixels=spec.max_pixels, background=spec.background)
+    width, height = spec.size_for(rgb.shape[1], rgb.shape[0])
+    rgb = fit_canvas(rgb, spec.fit, width, height, background=spec.background,
+                     max_zoom=max(spec.zoom_keyframes), max_pixels=spec.max_pixels)
     pyramid = Pyramid(rgb)
     del rgb
-    cw, _ = cover_size(pyramid.width, pyramid.height, spec.width, spec.height)
-    pyramid.prepare(max_scale=cw / spec.width)
+    cw, _ = cover_size(pyramid.width, pyramid.height, width, height)
+    pyramid.prepare(max_scale=cw / (min(spec.zoom_keyframes) * width))
     total = spec.total_frames
     frames: queue.Queue[object] = queue.Queue(maxsize=_AHEAD)
     stop = threading.Event()
 
-    with Encoder.from_spec(out, spec) as encoder:
+    with Encoder.from_spec(out, spec, width, height) as encoder:
 
         def produce() -> None:
             try:
-                for box in camera_path(spec, pyramid.width, pyramid.height):
+                for box in camera_path(spec, pyramid.width, pyramid.height, (width, height)):
                     if stop.is_set():
                         return
                     frame, y, u, v = encoder.new_frame()
@@ -115,8 +119,8 @@ def render_video(
         path=os.fspath(out),
         frames=total,
         duration=total / spec.frame_rate,
-        width=spec.width,
-        height=spec.height,
+        width=width,
+        height=height,
         frame_rate=spec.frame_rate,
         size_bytes=os.path.getsize(out),
     )

@@ -1,23 +1,23 @@
 """RenderSpec and the one table of request fields.
 
 Every field a user can set (its type, range, default, help and the rule a bad value
-breaks) is written once, here: the fields of :class:`RenderSpec` carry a :class:`Field`
-in their metadata, and the fields that only a job has (``image_url``, ``webhook_url``,
-``id``) are in :data:`JOB_FIELDS`. The REST API's JSON Schema and OpenAPI document, the
-job system's defaults and the CLI's options are all derived from these, as attrs derives
-``__init__`` and validation from one field list.
+breaks) is written once, here: the attributes of :class:`RenderSpec` carry a
+:class:`~zoomreel.fields.Field` in their metadata, and the fields only a job has
+(``image_url``, ``webhook_url``, ``id``) are in :data:`JOB_FIELDS`. The REST API's JSON
+Schema and OpenAPI document, the job system's defaults and the CLI's options are all
+derived from these, as attrs derives ``__init__`` and validation from one field list.
+Rules that join fields (one form of a thing, not two) are in ``RenderSpec.__post_init__``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import SpecError
+from .fields import Field
 
 __all__ = [
     "Field",
@@ -25,234 +25,180 @@ __all__ = [
     "RENDER_FIELDS",
     "JOB_FIELDS",
     "REQUEST_FIELDS",
+    "CENTRE",
+    "ORIENTATIONS",
     "PRESETS",
     "MAX_SIDE",
+    "MAX_SHORT_SIDE",
     "MIN_SIDE",
 ]
 
 MIN_SIDE = 128
 MAX_SIDE = 3840
+MAX_SHORT_SIDE = 2160  # the largest outputs are 3840x2160 and 2160x3840
 PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast",
     "medium", "slow", "slower", "veryslow",
 )
+#: Output sizes by orientation (``auto`` picks one of these from the image).
+ORIENTATIONS = {"landscape": (1920, 1080), "portrait": (1080, 1920), "square": (1080, 1080)}
+CENTRE = (0.5, 0.5)
 
 # key=value pairs joined by ':' (x264's own syntax), nothing a shell or option parser
 # could read as something else.
 _X264_PARAMS = r"^([a-z0-9-]+=[A-Za-z0-9.,_-]+)(:[a-z0-9-]+=[A-Za-z0-9.,_-]+)*$"
-# http(s) and a host; the full URL rules (addresses, credentials) are zoomreel.net's.
-_URL = r"^[hH][tT][tT][pP][sS]?://[^\s/?#]+"
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class Field:
-    """One request field: its type, range, default, help and the rule it states.
-
-    Attributes:
-        kind: ``integer``, ``number``, ``string`` (matching ``pattern``), ``choice`` (one
-            of ``choices``), ``url``, ``rgb`` (three integers 0..255) or ``id`` (a string,
-            an integer or null: the caller's own id).
-        default: the value when the field is not given (None: no value).
-        help: one line for the CLI and the API document.
-        minimum, maximum: inclusive bounds of numbers (``maximum`` None: unbounded, or
-            the configured limit a caller passes in, as for ``length``).
-        exclusive_minimum: the minimum itself is not allowed.
-        even: integers must be even.
-        unit: the unit a number is in, named in the rule (``"seconds"``).
-        choices: the allowed values of a ``choice``.
-        pattern: regular expression a ``string`` must match ("" always passes).
-        max_length: longest string accepted.
-        rule_text: the rule, where the generated one would not say it well.
-        request: part of the REST request (and of a job's record).
-        cli: an option of ``zoomreel render``.
-        name: the field's name; filled in from the attribute it is declared on.
-    """
-
-    kind: str
-    default: Any = None
-    help: str = ""
-    minimum: float | None = None
-    maximum: float | None = None
-    exclusive_minimum: bool = False
-    even: bool = False
-    unit: str = ""
-    choices: tuple[str, ...] = ()
-    pattern: str | None = None
-    max_length: int | None = None
-    rule_text: str = ""
-    request: bool = True
-    cli: bool = True
-    name: str = ""
-
-    def rule(self, maximum: float | None = None) -> str:
-        """What a good value is, as the error message says it (``must be ...``)."""
-        if self.rule_text:
-            return self.rule_text
-        if self.kind == "choice":
-            return "must be one of " + ", ".join(self.choices)
-        if self.kind == "url":
-            return "must be an http or https URL"
-        noun = {"integer": "an even integer" if self.even else "an integer",
-                "number": "a number"}[self.kind]
-        if self.unit:
-            noun += f" of {self.unit}"
-        low = self.minimum
-        high = self.maximum if maximum is None else maximum
-        if low is not None and high is not None and not self.exclusive_minimum:
-            return f"must be {noun} from {low:g} to {high:g}"
-        text = f"must be {noun}"
-        if low is not None:
-            text += f" greater than {low:g}" if self.exclusive_minimum else f" at least {low:g}"
-        if high is not None:
-            text += f" and at most {high:g}" if low is not None else f" at most {high:g}"
-        return text
-
-    def check(self, value: Any, maximum: float | None = None) -> Any:
-        """Return ``value`` (integral floats of integer fields as ints, colours as tuples).
-
-        Args:
-            value: the value given.
-            maximum: the configured upper bound, for fields without a fixed one.
-
-        Raises:
-            SpecError: naming this field and its rule.
-        """
-        if not self._ok(value, maximum):
-            raise SpecError(self.name, self.rule(maximum), value)
-        if self.kind == "integer":
-            return int(value)
-        if self.kind == "rgb":
-            return tuple(value)
-        return value
-
-    def _ok(self, value: Any, maximum: float | None) -> bool:
-        kind = self.kind
-        if kind in ("integer", "number"):
-            if not _is_number(value):
-                return False
-            if kind == "integer" and (value != int(value) or (self.even and int(value) % 2)):
-                return False
-            low, high = self.minimum, self.maximum if maximum is None else maximum
-            if low is not None and (value <= low if self.exclusive_minimum else value < low):
-                return False
-            return high is None or value <= high
-        if kind == "choice":
-            return value in self.choices
-        if kind in ("string", "url"):
-            pattern = _URL if kind == "url" else self.pattern
-            return (isinstance(value, str)
-                    and (self.max_length is None or len(value) <= self.max_length)
-                    and (not value and kind == "string" or not pattern
-                         or re.match(pattern, value) is not None))
-        if kind == "rgb":
-            return (isinstance(value, tuple | list) and len(value) == 3
-                    and all(_is_int(c) and 0 <= c <= 255 for c in value))
-        if kind == "id":
-            return (value is None or _is_int(value)
-                    or isinstance(value, str) and len(value) <= (self.max_length or 256))
-        raise AssertionError(f"unknown field kind {kind!r}")
-
-    def json_schema(self, maximum: float | None = None) -> dict[str, Any]:
-        """This field as JSON Schema (2020-12), with its default and help."""
-        schema: dict[str, Any]
-        if self.kind in ("integer", "number"):
-            schema = {"type": self.kind}
-            if self.minimum is not None:
-                schema["exclusiveMinimum" if self.exclusive_minimum else "minimum"] = self.minimum
-            high = self.maximum if maximum is None else maximum
-            if high is not None:
-                schema["maximum"] = high
-            if self.even:
-                schema["multipleOf"] = 2
-        elif self.kind == "choice":
-            schema = {"type": "string", "enum": list(self.choices)}
-        elif self.kind in ("string", "url"):
-            schema = {"type": "string"}
-            pattern = _URL if self.kind == "url" else self.pattern
-            if pattern:
-                schema["pattern"] = f"(^$)|({pattern})" if self.kind == "string" else pattern
-            if self.max_length is not None:
-                schema["maxLength"] = self.max_length
-        elif self.kind == "rgb":
-            schema = {"type": "array", "items": {"type": "integer", "minimum": 0,
-                                                 "maximum": 255}, "minItems": 3, "maxItems": 3}
-        else:  # id
-            schema = {"type": ["string", "integer", "null"], "maxLength": self.max_length or 256}
-        if self.default is not None:
-            schema["default"] = list(self.default) if self.kind == "rgb" else self.default
-        if self.help:
-            schema["description"] = self.help
-        return schema
-
-
-def _field(default: Any, kind: str, **options: Any) -> Any:
-    """A RenderSpec attribute: its default, and its Field in the metadata."""
-    return dataclasses.field(default=default,
-                             metadata={"zoomreel": Field(kind, default, **options)})
+def _field(kind: str, default: Any, *, optional: bool = False, **options: Any) -> Any:
+    """A RenderSpec attribute: its Field in the metadata. An optional field's attribute
+    defaults to None ("not given"), and ``default`` is what then applies."""
+    return dataclasses.field(default=None if optional else default, metadata={
+        "zoomreel": Field(kind, default, optional=optional, **options)})
 
 
 @dataclass(frozen=True)
 class RenderSpec:
     """The parameters of one render, validated when it is built.
 
-    Defaults follow the documented service (length 5 s, 30 fps, zoom speed 3) with a
-    1920x1080 output. Building a spec with a bad value raises SpecError naming the
-    field and the rule. Each attribute's range and help is its :class:`Field`
-    (``RENDER_FIELDS[name]``).
+    Defaults follow the documented service (length 5 s, 30 fps, zoom speed 3, a linear
+    zoom into the centre) with a 1920x1080 H.264 output. Building a spec with a bad or
+    conflicting value raises SpecError naming the field and the rule. Each attribute's
+    range and help is its Field (``RENDER_FIELDS[name]``).
 
-    The encoder defaults were chosen by measurement (``python -m benchmarks.bench``,
-    see benchmarks/README.md): ``ultrafast`` is the only preset that renders 1080p more
-    than 3x faster than the documented service's ffmpeg command within 300 MB on two
-    cores; ``cabac=1:deblock=0,0`` gives back the entropy coder and the deblocking
-    filter that ultrafast turns off, for ~25% smaller files and no blocking at about
-    the same speed; crf 26 then lands below the ffmpeg command's file size at
-    >= 37 dB from the exact reference.
+    A thing given in two forms is a conflict: ``zoom_speed``/``direction`` or
+    ``start_zoom``/``end_zoom``; ``focus`` or ``start_focus``/``end_focus``;
+    ``orientation`` or ``width``/``height``. Attributes of the form not used stay None;
+    :attr:`zoom_keyframes`, :attr:`focus_keyframes` and :meth:`size_for` give what
+    applies either way.
 
     ``max_pixels`` is checked from the image's header; Pillow's own limit
     (``PIL.Image.MAX_IMAGE_PIXELS``, the host program's setting) still applies on top.
     """
 
-    length: float = _field(5.0, "number", minimum=0, exclusive_minimum=True,
-                           unit="seconds", help="video length in seconds")
-    frame_rate: int = _field(30, "integer", minimum=15, maximum=60,
-                             help="frames per second")
-    zoom_speed: float = _field(3.0, "number", minimum=0, maximum=100,
-                               help="zoom growth in percent per second "
-                                    "(z = 1 + zoom_speed/100 * t)")
-    width: int = _field(1920, "integer", minimum=MIN_SIDE, maximum=MAX_SIDE, even=True,
-                        help="output width in pixels")
-    height: int = _field(1080, "integer", minimum=MIN_SIDE, maximum=MAX_SIDE, even=True,
-                         help="output height in pixels")
-    crf: int = _field(26, "integer", minimum=0, maximum=51, request=False,
-                      help="x264 constant rate factor (lower: better and bigger)")
-    preset: str = _field("ultrafast", "choice", choices=PRESETS, request=False,
-                         help="x264 preset")
-    x264_params: str = _field("cabac=1:deblock=0,0", "string", pattern=_X264_PARAMS,
-                              rule_text='must be "key=value" pairs joined by ":"',
-                              request=False,
-                              help='libx264 options over the preset, "key=value:key=value"')
-    background: tuple[int, int, int] = _field((0, 0, 0), "rgb", request=False, cli=False,
-                                              rule_text="must be three integers from 0 to 255",
-                                              help="RGB colour under transparent pixels")
-    max_pixels: int = _field(100_000_000, "integer", minimum=1, request=False, cli=False,
+    length: float = _field("number", 5.0, minimum=0, exclusive_minimum=True, unit="seconds",
+                           help="video length in seconds")
+    frame_rate: int = _field("integer", 30, minimum=15, maximum=60, help="frames per second")
+    zoom_speed: float | None = _field(
+        "number", 3.0, optional=True, minimum=0, maximum=100,
+        help="zoom growth in percent per second (z = 1 + zoom_speed/100 * t)")
+    direction: str | None = _field(
+        "choice", "in", optional=True, choices=("in", "out"),
+        help="with zoom_speed: zoom in (from 1 up) or out (the same path reversed)")
+    start_zoom: float | None = _field(
+        "number", None, optional=True, minimum=1, maximum=1000,
+        help="zoom of the first frame (instead of zoom_speed; the other end defaults to 1)")
+    end_zoom: float | None = _field(
+        "number", None, optional=True, minimum=1, maximum=1000,
+        help="zoom of the last frame (instead of zoom_speed; the other end defaults to 1)")
+    focus: tuple[float, float] | None = _field(
+        "point", CENTRE, optional=True,
+        help="[x, y] the zoom closes in on, fractions of the image (0.5, 0.5: the centre)")
+    start_focus: tuple[float, float] | None = _field(
+        "point", None, optional=True,
+        help="focus of the first frame, for a pan (the other end defaults to the centre)")
+    end_focus: tuple[float, float] | None = _field(
+        "point", None, optional=True,
+        help="focus of the last frame, for a pan (the other end defaults to the centre)")
+    curve: str = _field(
+        "choice", "linear", choices=("linear", "constant"),
+        help="linear: the zoom grows evenly; constant: its apparent speed stays the same")
+    easing: str = _field(
+        "choice", "linear", choices=("linear", "ease-in", "ease-out", "ease-in-out"),
+        help="how the motion starts and stops")
+    loop: str | None = _field(
+        "choice", "none", optional=True, choices=("none", "ping-pong"),
+        help="ping-pong: there and back again, cycles times")
+    cycles: int | None = _field(
+        "integer", 1, optional=True, minimum=1, maximum=100,
+        help="with loop ping-pong: how many times there and back")
+    fit: str = _field(
+        "choice", "cover", choices=("cover", "contain", "contain-blur"),
+        help="cover: crop to fill; contain: the whole image on bars of background; "
+             "contain-blur: the whole image over a blurred, darkened copy of itself")
+    background: tuple[int, int, int] = _field(
+        "colour", (0, 0, 0),
+        help="colour of the bars (fit contain) and under transparent pixels")
+    orientation: str | None = _field(
+        "choice", "landscape", optional=True,
+        choices=("landscape", "portrait", "square", "auto"),
+        help="landscape 1920x1080, portrait 1080x1920, square 1080x1080, "
+             "or auto (the one nearest the image's shape)")
+    width: int | None = _field(
+        "integer", 1920, optional=True, minimum=MIN_SIDE, maximum=MAX_SIDE, even=True,
+        help="output width in pixels (instead of orientation)")
+    height: int | None = _field(
+        "integer", 1080, optional=True, minimum=MIN_SIDE, maximum=MAX_SIDE, even=True,
+        help="output height in pixels (instead of orientation)")
+    codec: str = _field(
+        "choice", "h264", choices=("h264", "h265", "av1", "vp9"),
+        help="h264, h265 and av1 in MP4; vp9 in WebM")
+    speed: str = _field(
+        "choice", "balanced", choices=("fastest", "balanced", "smallest"),
+        help="encoder trade-off: fastest render, balanced, or smallest file")
+    crf: int | None = _field(
+        "integer", None, optional=True, minimum=0, maximum=63, request=False,
+        help="encoder quality, lower is better and bigger (default: from speed)")
+    preset: str | None = _field(
+        "choice", None, optional=True, choices=PRESETS, request=False,
+        help="x264/x265 preset (default: from speed)")
+    x264_params: str | None = _field(
+        "string", None, optional=True, pattern=_X264_PARAMS, request=False,
+        rule_text='must be "key=value" pairs joined by ":"',
+        help='libx264 options over the preset, "key=value:key=value" (default: from speed)')
+    max_pixels: int = _field("integer", 100_000_000, minimum=1, request=False, cli=False,
                              rule_text="must be a positive integer",
                              help="images with more pixels are refused before decoding")
 
     def __post_init__(self) -> None:
         for name, field in RENDER_FIELDS.items():
             object.__setattr__(self, name, field.check(getattr(self, name)))
+        self._one_form("start_zoom", "end_zoom", ("zoom_speed", "direction"), 1.0,
+                       {"zoom_speed": 3.0, "direction": "in"})
+        self._one_form("start_focus", "end_focus", ("focus",), CENTRE, {"focus": CENTRE})
+        self._one_form("width", "height", ("orientation",), None, {})
+        if self.orientation is None:  # width and height, given or by default
+            width, height = self.width or 1920, self.height or 1080
+            self._set(width=width, height=height)
+            if min(width, height) > MAX_SHORT_SIDE:
+                raise SpecError("height", f"must be at most {MAX_SHORT_SIDE} when the width "
+                                f"is over {MAX_SHORT_SIDE} (the largest outputs are "
+                                "3840x2160 and 2160x3840)", height)
+        if self.cycles is not None and self.loop != "ping-pong":
+            raise SpecError("cycles", 'needs loop "ping-pong"', self.cycles)
+        self._set(loop=self.loop or "none")
+        if self.loop == "ping-pong":
+            self._set(cycles=self.cycles or 1)
+        self._encoder_fields_fit_the_codec()
         if self.total_frames < 1:
             raise SpecError(
                 "length", "is too short to hold a single frame at this frame_rate", self.length
             )
+
+    def _set(self, **values: Any) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def _one_form(self, first: str, second: str, others: tuple[str, ...], missing: Any,
+                  defaults: dict[str, Any]) -> None:
+        """``first``/``second`` or ``others``, never both; fill in the chosen form."""
+        if getattr(self, first) is None and getattr(self, second) is None:
+            self._set(**{k: v for k, v in defaults.items() if getattr(self, k) is None})
+            return
+        for other in others:
+            if getattr(self, other) is not None:
+                given = first if getattr(self, first) is not None else second
+                raise SpecError(given, f"cannot be given with {other} (choose one of the two)",
+                                getattr(self, given))
+        if missing is not None:
+            self._set(**{k: missing for k in (first, second) if getattr(self, k) is None})
+
+    def _encoder_fields_fit_the_codec(self) -> None:
+        if self.codec != "h264" and self.x264_params is not None:
+            raise SpecError("x264_params", "is only for codec h264", self.x264_params)
+        if self.codec in ("av1", "vp9") and self.preset is not None:
+            raise SpecError("preset", "is only for codecs h264 and h265", self.preset)
+        if self.codec in ("h264", "h265") and self.crf is not None and self.crf > 51:
+            raise SpecError("crf", f"must be an integer from 0 to 51 for {self.codec}", self.crf)
 
     @classmethod
     def from_request(cls, request: Mapping[str, Any]) -> RenderSpec:
@@ -265,15 +211,43 @@ class RenderSpec:
         """Number of frames: round(length * frame_rate)."""
         return int(round(self.length * self.frame_rate))
 
+    @property
+    def zoom_keyframes(self) -> tuple[float, float]:
+        """(z0, z1): the zoom of the path's start and end keyframes."""
+        if self.zoom_speed is None:
+            assert self.start_zoom is not None and self.end_zoom is not None
+            return self.start_zoom, self.end_zoom
+        far = 1.0 + self.zoom_speed / 100.0 * self.length
+        return (1.0, far) if self.direction == "in" else (far, 1.0)
+
+    @property
+    def focus_keyframes(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """The focus (fractions of the image) of the path's start and end keyframes."""
+        if self.focus is not None:
+            return self.focus, self.focus
+        assert self.start_focus is not None and self.end_focus is not None
+        return self.start_focus, self.end_focus
+
+    def size_for(self, image_width: int, image_height: int) -> tuple[int, int]:
+        """The output (width, height) for an image of this size."""
+        if self.width is not None and self.height is not None:
+            return self.width, self.height
+        orientation = self.orientation or "landscape"
+        if orientation == "auto":  # the nearest shape, judged on the log of aspect ratios
+            ratio = image_width / image_height
+            orientation = ("landscape" if ratio >= 4 / 3 else
+                           "portrait" if ratio <= 3 / 4 else "square")
+        return ORIENTATIONS[orientation]
+
     def request_fields(self) -> dict[str, Any]:
-        """The request fields of this spec (what a job records), as JSON values."""
-        return {name: getattr(self, name) for name, f in RENDER_FIELDS.items() if f.request}
+        """The request fields of this spec (what a job records), as JSON values; building
+        a spec from them gives this spec again."""
+        return {name: f.to_json(getattr(self, name)) for name, f in RENDER_FIELDS.items()
+                if f.request and getattr(self, name) is not None}
 
     def to_dict(self) -> dict[str, Any]:
-        """The spec as plain JSON-able values."""
-        data = dataclasses.asdict(self)
-        data["background"] = list(self.background)
-        return data
+        """Every attribute as plain JSON values."""
+        return {name: f.to_json(getattr(self, name)) for name, f in RENDER_FIELDS.items()}
 
 
 #: The fields of RenderSpec, by name, in declaration order.

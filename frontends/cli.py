@@ -30,15 +30,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}\n")
 
 
+def _point(text: str) -> tuple[float, ...]:
+    """``X,Y`` as a pair of numbers (a point's option)."""
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not X,Y (two numbers)") from None
+
+
 def _option_type(field: Field) -> Any:
-    return {"integer": int, "number": float}.get(field.kind, str)
+    return {"integer": int, "number": float, "point": _point}.get(field.kind, str)
 
 
 def _option_help(field: Field) -> str:
-    default = field.default
-    shown = f'"{default}"' if isinstance(default, str) else f"{default:g}"
-    rule = field.rule().removeprefix("must be ")
-    return f"{field.help}: {rule} (default {shown})".replace("%", "%%")
+    text = f"{field.help}: {field.rule().removeprefix('must be ')}"
+    default = field.to_json(field.default)
+    if isinstance(default, list):
+        text += f" (default {','.join(f'{v:g}' for v in default)})"
+    elif isinstance(default, int | float):
+        text += f" (default {default:g})"
+    elif default is not None:
+        text += f" (default {default})"
+    return text.replace("%", "%%")
 
 
 def _add_field_options(parser: argparse.ArgumentParser) -> None:
@@ -48,8 +61,9 @@ def _add_field_options(parser: argparse.ArgumentParser) -> None:
     """
     for name, field in RENDER_FIELDS.items():
         if field.cli:
+            metavar = "X,Y" if field.kind == "point" else name.upper()
             parser.add_argument("--" + name.replace("_", "-"), type=_option_type(field),
-                                default=None, metavar=name.upper(), help=_option_help(field))
+                                default=None, metavar=metavar, help=_option_help(field))
 
 
 def build_parser() -> argparse.ArgumentParser:

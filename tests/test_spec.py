@@ -14,7 +14,7 @@ from service_helpers import zoomreel_script
 from zoomreel.errors import SpecError
 from zoomreel.frontends.cli import build_parser
 from zoomreel.frontends.rest.schema import submit_schema, validate
-from zoomreel.spec import RENDER_FIELDS, REQUEST_FIELDS, Field, RenderSpec
+from zoomreel.spec import CENTRE, RENDER_FIELDS, REQUEST_FIELDS, Field, RenderSpec
 
 
 def test_defaults_follow_the_documented_service():
@@ -88,15 +88,26 @@ def _outside(field: Field) -> list[object]:
 
 
 NUMERIC = [f for f in RENDER_FIELDS.values() if f.kind in ("integer", "number")]
+#: What a field needs beside it to be valid at all (cycles are for ping-pong; crf up to
+#: 63 is for av1 and vp9).
+CONTEXT: dict[str, dict[str, object]] = {"cycles": {"loop": "ping-pong"},
+                                         "crf": {"codec": "av1"}}
 
 
 def test_the_field_table_is_renderspecs_fields_and_defaults() -> None:
     spec = RenderSpec()
     assert list(RENDER_FIELDS) == [f.name for f in dataclasses.fields(RenderSpec)]
     for name, field in RENDER_FIELDS.items():
-        assert field.name == name and getattr(spec, name) == field.default
-    assert set(REQUEST_FIELDS) == {"image_url", "webhook_url", "id", "length", "frame_rate",
-                                   "zoom_speed", "width", "height"}
+        assert field.name == name
+        value = getattr(spec, name)
+        # a field's default applies unless another form of the same thing is used
+        assert value == field.default or value is None and field.optional, name
+    assert (spec.zoom_keyframes, spec.focus_keyframes) == ((1.0, 1.15), (CENTRE, CENTRE))
+    assert spec.size_for(100, 100) == (1920, 1080) and spec.loop == "none"
+    assert {"image_url", "webhook_url", "id", "length", "frame_rate", "zoom_speed", "width",
+            "height", "direction", "start_zoom", "end_zoom", "focus", "start_focus",
+            "end_focus", "curve", "easing", "loop", "cycles", "fit", "background",
+            "orientation", "codec", "speed"} == set(REQUEST_FIELDS)
 
 
 @pytest.mark.parametrize("field", NUMERIC, ids=lambda f: f.name)
@@ -110,7 +121,7 @@ def test_every_numeric_field_has_the_same_range_everywhere(field: Field) -> None
         assert schema.get("maximum") == (600.0 if name == "length" else field.maximum)
         assert ("exclusiveMinimum" in schema) == field.exclusive_minimum
         assert schema.get("multipleOf") == (2 if field.even else None)
-        assert schema["default"] == field.default
+        assert schema.get("default") == field.default
     else:
         assert schema is None
     # the CLI's option
@@ -121,25 +132,27 @@ def test_every_numeric_field_has_the_same_range_everywhere(field: Field) -> None
         assert option.type is (int if field.kind == "integer" else float)
         assert field.rule().removeprefix("must be ") in option.help
     # the bounds themselves are accepted, values just outside refused alike everywhere
+    context = CONTEXT.get(name, {})
+    request = {"image_url": "http://h/x", **context}
     for bound in (field.minimum, field.maximum):
         if bound is not None and not (bound == field.minimum and field.exclusive_minimum):
             value = int(bound) if field.kind == "integer" else bound
             if name != "length":
-                RenderSpec(**{name: value})
+                RenderSpec(**{name: value, **context})  # type: ignore[arg-type]
             if field.request:
-                validate({"image_url": "http://h/x", name: value}, submit_schema(600.0))
+                validate({**request, name: value}, submit_schema(600.0))
     for value in _outside(field):
         with pytest.raises(SpecError) as lib:
-            RenderSpec(**{name: value})
+            RenderSpec(**{name: value, **context})  # type: ignore[arg-type]
         assert lib.value.rule == field.rule()
         if field.request and name != "length":
             with pytest.raises(SpecError) as api:
-                validate({"image_url": "http://h/x", name: value}, submit_schema(600.0))
+                validate({**request, name: value}, submit_schema(600.0))
             assert (api.value.field, api.value.rule) == (name, field.rule())
         if field.cli:
-            flag = "--" + name.replace("_", "-")
+            flags = [f"--{k.replace('_', '-')}={v}" for k, v in {**context, name: value}.items()]
             cli = subprocess.run(
-                [zoomreel_script(), "render", "missing.jpg", "-o", "o.mp4", flag, str(value)],
+                [zoomreel_script(), "render", "missing.jpg", "-o", "o.mp4", *flags],
                 capture_output=True, text=True, timeout=60)
             assert cli.returncode == 2
             assert cli.stderr.strip().splitlines()[-1] == f"error: {name}: {field.rule()}"
