@@ -140,7 +140,11 @@ def test_missing_or_wrong_key_is_401(api: Serve, headers: dict[str, str], method
     ("width", 100), ("width", 129), ("width", 3842), ("height", 127), ("height", "1080"),
     ("image_url", "ftp://example.com/x.jpg"), ("image_url", "example.com/x.jpg"),
     ("image_url", 5), ("webhook_url", "file:///etc/passwd"), ("id", {"a": 1}),
-    ("unknown_field", 1),
+    ("unknown_field", 1), ("direction", "up"), ("start_zoom", 0.5), ("end_zoom", 1001),
+    ("focus", [0.5]), ("focus", [1.5, 0.5]), ("start_focus", "centre"), ("curve", "cubic"),
+    ("easing", "bounce"), ("loop", "forever"), ("fit", "stretch"), ("background", "red"),
+    ("background", "#12345"), ("orientation", "diagonal"), ("codec", "mpeg2"),
+    ("speed", "ludicrous"), ("crf", 20), ("preset", "fast"),
 ])
 def test_invalid_field_is_400_naming_it(api: Serve, photo_url: str, field: str,
                                         value: Any) -> None:
@@ -150,6 +154,35 @@ def test_invalid_field_is_400_naming_it(api: Serve, photo_url: str, field: str,
     answer = r.json()
     assert answer["field"] == field and answer["rule"]
     assert field in answer["message"] and set(answer) >= ENVELOPE
+
+
+@pytest.mark.parametrize("fields,named", [
+    ({"zoom_speed": 5, "start_zoom": 2}, "start_zoom"),
+    ({"direction": "out", "end_zoom": 2}, "end_zoom"),
+    ({"focus": [0.2, 0.2], "start_focus": [0.1, 0.1]}, "start_focus"),
+    ({"orientation": "portrait", "width": 1080}, "width"),
+    ({"cycles": 3}, "cycles"),
+    ({"loop": "none", "cycles": 2}, "cycles"),
+    ({"width": 3840, "height": 3840}, "height"),
+])
+def test_conflicting_fields_are_400_naming_one(api: Serve, photo_url: str,
+                                               fields: dict[str, Any], named: str) -> None:
+    r = api.post("/v1/image/convert/video", json={"image_url": photo_url, **fields})
+    assert r.status_code == 400, r.text
+    assert r.json()["field"] == named and r.json()["message"].startswith(named)
+
+
+def test_motion_and_framing_options_over_the_api(api: Serve, photo_url: str) -> None:
+    job = api.submit(image_url=photo_url, length=1, frame_rate=15, orientation="portrait",
+                     fit="contain-blur", start_zoom=1.4, end_zoom=1, easing="ease-out",
+                     start_focus=[0.3, 0.5], end_focus=[0.6, 0.4], loop="ping-pong",
+                     cycles=2, curve="constant", speed="fastest")
+    answer = api.wait(job)["response"]
+    assert answer["job_status"] == "done", answer
+    inner = answer["response"]
+    assert (inner["width"], inner["height"]) == (1080, 1920)
+    info = probe(api.get(f"/v1/storage/download/{inner['filename']}").content)
+    assert (info["frames"], info["width"], info["height"]) == (15, 1080, 1920)
 
 
 def test_missing_image_url_and_bad_bodies_are_400(api: Serve) -> None:
@@ -293,3 +326,14 @@ def test_store_outage_is_503_and_health_says_so(serve_factory: Any, photo_url: s
     r = api.post("/v1/toolkit/job/status", json={"job_id": "x"})
     assert r.status_code == 503
     assert requests.get(api.url + "/health", timeout=10).status_code == 503
+
+
+def test_multipart_takes_points_and_numbers_as_text(api: Serve) -> None:
+    files = {"image": ("p.jpg", jpeg(480, 270), "image/jpeg")}
+    r = api.post("/v1/image/convert/video", files=files, data={
+        "length": "0.5", "frame_rate": "15", "focus": "0.25,0.75", "zoom_speed": "20",
+        "width": "320", "height": "180", "background": "#102030"})
+    assert r.status_code == 202, r.text
+    assert api.wait(r.json()["job_id"])["response"]["job_status"] == "done"
+    r = api.post("/v1/image/convert/video", files=files, data={"focus": "0.25,x"})
+    assert r.status_code == 400 and r.json()["field"] == "focus"

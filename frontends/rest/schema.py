@@ -91,18 +91,25 @@ def validate(body: Any, schema: dict[str, Any], max_length: float = 600.0) -> di
     return out
 
 
+def _number(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text  # left as text: validation then names the field
+
+
 def coerce_form(fields: dict[str, str]) -> dict[str, Any]:
-    """Turn multipart text fields into JSON values where the field is a number."""
+    """Turn multipart text fields into JSON values: numbers, and points written ``x,y``
+    (or ``[x, y]``)."""
     out: dict[str, Any] = {}
     for name, text in fields.items():
         value: Any = text
         known = REQUEST_FIELDS.get(name)
         if known is not None and known.kind in ("integer", "number"):
-            for kind in (int, float):
-                try:
-                    value = kind(text)
-                    break
-                except ValueError:
-                    continue
+            value = _number(text)
+        elif known is not None and known.kind == "point":
+            value = [_number(part.strip()) for part in text.strip("[] ").split(",")]
         out[name] = value
     return out
