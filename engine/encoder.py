@@ -30,6 +30,13 @@ _BT709 = 1
 _RANGE_MPEG = 1
 
 
+def _reason(exc: BaseException) -> str:
+    """What went wrong, without the file's path (errno's text, or FFmpeg's)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc).split(": '", 1)[0]
+
+
 class Encoder:
     """Writes frames to a video file at ``path``; use as a context manager.
 
@@ -53,6 +60,7 @@ class Encoder:
         settings: EncoderSettings | None = None,
     ) -> None:
         self.path = os.fspath(path)
+        self._name = os.path.basename(self.path)  # messages name the file, not the folders
         self.width = width
         self.height = height
         kind = CODECS[codec]
@@ -61,13 +69,13 @@ class Encoder:
         self.tmp_path = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.part")
         self._frames = 0
         if not os.path.isdir(folder):
-            raise RenderError(f"Cannot write the video to {self.path}: no folder {folder}")
+            raise RenderError(f"Cannot write the video {self._name}: its folder does not exist")
         options = {"movflags": "+faststart"} if kind.container == "mp4" else {}
         try:
             self._container = av.open(self.tmp_path, "w", format=kind.container,
                                       options=options)
         except (OSError, av.FFmpegError) as exc:
-            raise RenderError(f"Cannot write the video to {self.path}: {exc}") from None
+            raise RenderError(f"Cannot write the video {self._name}: {_reason(exc)}") from None
         stream = cast(VideoStream, self._container.add_stream(kind.encoder,
                                                               rate=Fraction(frame_rate)))
         stream.width = width
@@ -121,7 +129,7 @@ class Encoder:
         try:
             self._container.mux(self._stream.encode(frame))
         except (av.FFmpegError, OSError) as exc:  # a full disk, mostly
-            raise RenderError(f"Encoding failed: {exc}") from exc
+            raise RenderError(f"Encoding failed: {_reason(exc)}") from exc
 
     def close(self) -> None:
         """Flush the encoder, finish the file and give it its final name."""
@@ -130,7 +138,7 @@ class Encoder:
             self._container.close()
             os.replace(self.tmp_path, self.path)
         except (av.FFmpegError, OSError) as exc:
-            raise RenderError(f"Cannot finish the video {self.path}: {exc}") from exc
+            raise RenderError(f"Cannot finish the video {self._name}: {_reason(exc)}") from exc
 
     def abort(self) -> None:
         """Drop the partial file."""

@@ -91,6 +91,30 @@ def api_keys(data_dir: Path) -> list[str]:
     return [key]
 
 
+def _answer_waitress_413_as_json(answers: Answers) -> None:
+    """Waitress turns away a body over its size limit before the app runs, with a text
+    answer; make that answer the API's JSON envelope, as every other error is.
+
+    Waitress offers no hook for its own error answers, so its error class's method is
+    replaced, for this process only (serve is the one entry point that runs waitress).
+    """
+    import json
+
+    from waitress.utilities import RequestEntityTooLarge
+
+    def to_response(self: RequestEntityTooLarge, ident: str | None = None,
+                    ) -> tuple[str, list[tuple[str, str]], bytes]:
+        message = "body: the request is larger than this service accepts"
+        body = answers.envelope(413, message=message)
+        body["error"] = message
+        data = json.dumps(body).encode()
+        return ("413 Request Entity Too Large",
+                [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+                data)
+
+    RequestEntityTooLarge.to_response = to_response  # type: ignore[method-assign]
+
+
 def _open_service(settings: JobSettings, answers: Answers, redis_url: str | None,
                   ) -> tuple[JobService, EmbeddedRedis | None]:
     embedded = None
@@ -131,6 +155,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         service.start_workers(args.workers)
         app = create_app(service, answers, api_keys=keys, cors_origins=cors_origins())
+        _answer_waitress_413_as_json(answers)
         server = waitress.create_server(
             app, host=args.host, port=args.port, threads=8, ident="zoomreel",
             max_request_body_size=settings.max_image_bytes + 2 * 2**20)

@@ -19,12 +19,17 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import dramatiq
 
-from ..errors import RenderCancelled, RenderError, TransientFetchError, ZoomreelError
+from ..errors import (
+    ImageError,
+    RenderCancelled,
+    RenderError,
+    TransientFetchError,
+    ZoomreelError,
+)
 from ..spec import RenderSpec
 from .broker import RENDER_QUEUE, WEBHOOK_QUEUE
 from .settings import JobSettings
@@ -123,9 +128,12 @@ class JobRunner:
         job = self.store.get(job_id)
         req = job.request
         spec = RenderSpec.from_request(req)
-        source: bytes | Path
-        if job.upload:
-            source = self.settings.upload_dir / job.upload
+        source: bytes
+        if job.upload:  # as bytes: no message may show the server's folders
+            try:
+                source = (self.settings.upload_dir / job.upload).read_bytes()
+            except FileNotFoundError:
+                raise ImageError("The uploaded image is gone (removed before its render)") from None
         else:
             source = fetch_url(req["image_url"], max_bytes=self.settings.max_image_bytes,
                                allow_private=self.settings.allow_private_urls)

@@ -6,6 +6,7 @@ This is the job system's façade: front ends call it and never touch Redis or Dr
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import uuid
@@ -33,6 +34,9 @@ from .store import Job, JobStore
 __all__ = ["JobService"]
 
 log = logging.getLogger(__name__)
+
+#: What a video's file name may look like (the store makes them: video_<time>_<id>.mp4).
+_FILE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$")
 
 
 class JobService:
@@ -126,7 +130,7 @@ class JobService:
 
     def video_path(self, filename: str) -> Path | None:
         """The finished video called ``filename``, or None; never a path outside storage."""
-        if not filename or "/" in filename or "\\" in filename or filename.startswith("."):
+        if not _FILE_NAME.match(filename):  # also no NUL, no path, no overlong name
             return None
         if not filename.endswith(".mp4"):
             return None

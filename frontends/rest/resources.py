@@ -15,7 +15,14 @@ from zoomreel.jobs import JobService, poll_after
 
 from .envelope import Answers
 from .errors import RequestTooLarge
-from .schema import JOBS_STATUS_SCHEMA, STATUS_SCHEMA, coerce_form, submit_schema, validate
+from .schema import (
+    JOBS_STATUS_SCHEMA,
+    MAX_DEPTH,
+    STATUS_SCHEMA,
+    coerce_form,
+    submit_schema,
+    validate,
+)
 
 __all__ = ["ConvertResource", "StatusResource", "JobsStatusResource", "AuthenticateResource",
            "DownloadResource", "HealthResource", "OpenAPIResource"]
@@ -34,6 +41,8 @@ def _read_json(req: falcon.Request, limit: int) -> Any:
         return json.loads(data or b"null")
     except ValueError:
         raise SpecError("body", "must be valid JSON") from None
+    except RecursionError:
+        raise SpecError("body", f"must not be nested more than {MAX_DEPTH} levels deep") from None
 
 
 class ConvertResource:

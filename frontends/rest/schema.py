@@ -10,7 +10,11 @@ from jsonschema import Draft202012Validator
 from zoomreel.errors import SpecError
 from zoomreel.spec import REQUEST_FIELDS
 
-__all__ = ["submit_schema", "STATUS_SCHEMA", "JOBS_STATUS_SCHEMA", "validate", "coerce_form"]
+__all__ = ["submit_schema", "STATUS_SCHEMA", "JOBS_STATUS_SCHEMA", "MAX_DEPTH", "validate",
+           "coerce_form"]
+
+#: The deepest nesting of arrays and objects a request body may have.
+MAX_DEPTH = 16
 
 #: Request fields whose maximum is a setting rather than a fixed number.
 _CONFIGURED_MAXIMUM = "length"
@@ -63,6 +67,36 @@ def _rule(field: str, max_length: float) -> str | None:
     return known.rule(max_length if field == _CONFIGURED_MAXIMUM else None)
 
 
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # an unpaired surrogate (JSON "\ud800"): no text at all
+        return False
+    return True
+
+
+def _check_text(body: dict[str, Any]) -> None:
+    """Every name and string is text that can be stored and sent back, and nothing is
+    nested deeper than MAX_DEPTH: checked before anything else looks at the body."""
+    for name in body:
+        if not _is_text(name):
+            raise SpecError("body", "field names must be valid text (no unpaired surrogates)")
+    for name, value in body.items():
+        stack: list[tuple[Any, int]] = [(value, 1)]
+        while stack:
+            item, depth = stack.pop()
+            if depth > MAX_DEPTH:
+                raise SpecError(name, f"must not be nested more than {MAX_DEPTH} levels deep")
+            if isinstance(item, str) and not _is_text(item):
+                raise SpecError(name, "must be valid text (it holds an unpaired surrogate)")
+            if isinstance(item, dict):
+                if not all(_is_text(k) for k in item):
+                    raise SpecError(name, "must be valid text (it holds an unpaired surrogate)")
+                stack.extend((v, depth + 1) for v in item.values())
+            elif isinstance(item, list):
+                stack.extend((v, depth + 1) for v in item)
+
+
 def validate(body: Any, schema: dict[str, Any], max_length: float = 600.0) -> dict[str, Any]:
     """Check ``body`` against ``schema``; return it with integral numbers as ints.
 
@@ -71,6 +105,7 @@ def validate(body: Any, schema: dict[str, Any], max_length: float = 600.0) -> di
     """
     if not isinstance(body, dict):
         raise SpecError("body", "must be a JSON object")
+    _check_text(body)
     errors = sorted(Draft202012Validator(schema).iter_errors(body),
                     key=lambda e: (list(e.path), e.validator))
     if errors:

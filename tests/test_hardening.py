@@ -1,0 +1,118 @@
+"""Bad input never gets a 500, and nothing is stored when the answer is not 202: real
+``zoomreel serve``, real HTTP (some requests written byte by byte on a socket)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from loopback import LoopbackServer
+from service_helpers import API_KEY, SMALL, Serve, jpeg
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    serve = Serve(tmp_path_factory.mktemp("hardening"), workers=1)
+    serve.start()
+    yield serve
+    assert serve.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def photo_url(image_server: LoopbackServer) -> str:
+    return image_server.add("/hardening/photo.jpg", jpeg(320, 180))
+
+
+def raw(api: Serve, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send ``request`` as is; return the status, headers and body of the answer."""
+    host, port = api.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+def post_raw(api: Serve, path: str, body: bytes, **headers: str) -> tuple[int, dict[str, Any]]:
+    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nX-API-Key: {API_KEY}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            + "".join(f"{k.replace('_', '-')}: {v}\r\n" for k, v in headers.items())
+            + "Connection: close\r\n\r\n")
+    status, _, answer = raw(api, head.encode() + body)
+    return status, json.loads(answer)
+
+
+def jobs_now(api: Serve) -> set[str]:
+    answer = api.post("/v1/toolkit/jobs/status", json={"since_seconds": 3600})
+    assert answer.status_code == 200
+    return set(answer.json()["response"])
+
+
+@pytest.mark.parametrize("field, text", [
+    ("id", '"x\\ud800y"'), ("id", '"\\udfff"'), ("image_url", '"http://h/\\ud800.jpg"'),
+])
+def test_unpaired_surrogates_are_400_and_store_nothing(api: Serve, photo_url: str,
+                                                       field: str, text: str) -> None:
+    before = jobs_now(api)
+    body = json.dumps({"image_url": photo_url, **SMALL})[:-1] + f', "{field}": {text}}}'
+    status, answer = post_raw(api, "/v1/image/convert/video", body.encode())
+    assert status == 400 and answer["field"] == field, answer
+    assert "surrogate" in answer["message"]
+    assert jobs_now(api) == before
+
+
+def test_surrogates_in_names_and_job_ids_are_400(api: Serve) -> None:
+    status, answer = post_raw(api, "/v1/image/convert/video", b'{"\\ud800": 1}')
+    assert status == 400 and answer["field"] == "body"
+    status, answer = post_raw(api, "/v1/toolkit/job/status", b'{"job_id": "a\\ud800"}')
+    assert status == 400 and answer["field"] == "job_id"
+
+
+@pytest.mark.parametrize("depth", [17, 5000])
+def test_deep_nesting_is_400(api: Serve, photo_url: str, depth: int) -> None:
+    before = jobs_now(api)
+    nested = "[" * depth + "]" * depth
+    body = json.dumps({"image_url": photo_url})[:-1] + f', "id": {nested}}}'
+    status, answer = post_raw(api, "/v1/image/convert/video", body.encode())
+    assert status == 400, answer
+    assert "nested" in answer["message"]
+    assert jobs_now(api) == before
+
+
+@pytest.mark.parametrize("name", ["x%00.mp4", "a" * 300 + ".mp4", "%2e%2e%2fapi_key",
+                                  ".hidden.mp4", "video.mp4%00.txt", "%ff%fe.mp4"])
+def test_names_that_cannot_be_files_are_404(api: Serve, name: str) -> None:
+    status, headers, body = raw(api, (
+        f"GET /v1/storage/download/{name} HTTP/1.1\r\nHost: x\r\nX-API-Key: {API_KEY}\r\n"
+        "Connection: close\r\n\r\n").encode())
+    assert status == 404, body
+    assert headers["content-type"].startswith("application/json")
+
+
+def test_a_body_over_the_servers_limit_is_the_json_envelope(api: Serve) -> None:
+    # waitress turns this away before the app sees it: the answer is still the API's
+    status, headers, body = raw(api, (
+        "POST /v1/image/convert/video HTTP/1.1\r\nHost: x\r\n"
+        f"X-API-Key: {API_KEY}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        f"Content-Length: {200 * 2**20}\r\nConnection: close\r\n\r\n").encode())
+    assert status == 413
+    assert headers["content-type"] == "application/json"
+    answer = json.loads(body)
+    assert answer["code"] == 413 and "larger" in answer["message"]
+
+
+def test_error_messages_never_show_server_paths(api: Serve) -> None:
+    files = {"image": ("notes.jpg", b"this is not an image, just text" * 20, "image/jpeg")}
+    r = api.post("/v1/image/convert/video", files=files, data={"length": "1"})
+    assert r.status_code == 202
+    answer = api.wait(r.json()["job_id"])["response"]
+    assert answer["job_status"] == "error"
+    assert "not an image" in answer["error"]
+    assert str(api.data_dir) not in answer["error"] and "/" not in answer["error"]
