@@ -108,9 +108,14 @@ class QueueFullError(JobError):
         retry_after: seconds after which a retry is likely to be accepted.
     """
 
-    def __init__(self, queue_length: int, retry_after: int = 30) -> None:
+    def __init__(self, queue_length: int, retry_after: int = 30, *,
+                 per_key: bool = False) -> None:
         self.queue_length = queue_length
         self.retry_after = retry_after
-        super().__init__(
-            f"The queue is full ({queue_length} jobs waiting); retry in {retry_after} s"
-        )
+        self.per_key = per_key
+        if per_key:
+            message = (f"This API key has {queue_length} jobs waiting, its limit; "
+                       f"retry in {retry_after} s")
+        else:
+            message = f"The queue is full ({queue_length} jobs waiting); retry in {retry_after} s"
+        super().__init__(message)

@@ -21,6 +21,7 @@ import redis
 from zoomreel import __version__
 from zoomreel.errors import InputError
 from zoomreel.jobs import EmbeddedRedis, JobService, JobSettings
+from zoomreel.jobs.settings import DEFAULT_MAX_QUEUE_LENGTH
 from zoomreel.net import check_secret
 
 from ._process import prepare_rendering
@@ -45,7 +46,8 @@ def settings_from_env(data_dir: str | None = None, *,
     """JobSettings from ``ZOOMREEL_*`` variables; arguments (CLI flags) win."""
     env = os.environ
     try:
-        queue = int(env.get("ZOOMREEL_MAX_QUEUE_LENGTH", "0") or 0)
+        queue = int(env.get("ZOOMREEL_MAX_QUEUE_LENGTH") or DEFAULT_MAX_QUEUE_LENGTH)
+        per_key = int(env.get("ZOOMREEL_MAX_JOBS_PER_KEY") or 0)
         max_length = float(env.get("ZOOMREEL_MAX_LENGTH", "600") or 600)
         retention_days = float(env.get("ZOOMREEL_RETENTION_DAYS", "7") or 7)
     except ValueError as exc:
@@ -56,6 +58,7 @@ def settings_from_env(data_dir: str | None = None, *,
     return JobSettings(
         data_dir=Path(data_dir or env.get("ZOOMREEL_DATA_DIR") or "zoomreel-data"),
         max_queue_length=queue if max_queue_length is None else max_queue_length,
+        max_jobs_per_key=per_key,
         max_length=max_length,
         retention_s=retention_days * 86400.0,
         allow_private_urls=env.get("ZOOMREEL_ALLOW_PRIVATE_URLS", "0") == "1",

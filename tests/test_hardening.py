@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import requests
 from loopback import LoopbackServer
 from service_helpers import API_KEY, SMALL, Serve, jpeg
 
@@ -116,3 +118,35 @@ def test_error_messages_never_show_server_paths(api: Serve) -> None:
     assert answer["job_status"] == "error"
     assert "not an image" in answer["error"]
     assert str(api.data_dir) not in answer["error"] and "/" not in answer["error"]
+
+
+def burst(api: Serve, keys: list[str], tries: int, url: str) -> list[tuple[str, int, str]]:
+    """``tries`` submits per key, all at once: (key, status, message) of each."""
+    def submit(key: str) -> tuple[str, int, str]:
+        r = requests.post(api.url + "/v1/image/convert/video", timeout=60,
+                          headers={"X-API-Key": key}, json={"image_url": url, **SMALL})
+        return key, r.status_code, r.json()["message"]
+
+    with ThreadPoolExecutor(len(keys) * tries) as pool:
+        return list(pool.map(submit, keys * tries))
+
+
+def test_the_queue_limit_holds_exactly_under_concurrent_submits(serve_factory: Any,
+                                                                photo_url: str) -> None:
+    api = serve_factory(workers=0, env={"ZOOMREEL_MAX_QUEUE_LENGTH": "7"})
+    results = burst(api, [API_KEY], 20, photo_url)
+    assert sorted(status for _, status, _ in results) == [202] * 7 + [429] * 13
+    assert all("The queue is full (7 jobs waiting)" in m for _, s, m in results if s == 429)
+    assert api.post("/v1/toolkit/jobs/status").json()["queue_length"] == 7
+
+
+def test_the_per_key_limit_holds_exactly_under_concurrent_submits(serve_factory: Any,
+                                                                  photo_url: str) -> None:
+    keys = ["key-a", "key-b", "key-c"]
+    api = serve_factory(workers=0, api_key=",".join(keys),
+                        env={"ZOOMREEL_MAX_JOBS_PER_KEY": "3"})
+    results = burst(api, keys, 7, photo_url)
+    for key in keys:
+        mine = sorted(status for k, status, _ in results if k == key)
+        assert mine == [202] * 3 + [429] * 4, key
+    assert all("This API key has 3 jobs waiting" in m for _, s, m in results if s == 429)

@@ -17,7 +17,7 @@ from loopback import LoopbackServer, send
 from service_helpers import SMALL, jpeg, probe
 from standardwebhooks import Webhook
 
-from zoomreel.errors import JobNotFound
+from zoomreel.errors import JobNotFound, QueueFullError
 from zoomreel.frontends.rest import Answers
 from zoomreel.jobs import EmbeddedRedis, Job, JobService, JobSettings, find_redis_server, poll_after
 from zoomreel.jobs.broker import NAMESPACE, queued_job_ids, recover_unacked
@@ -309,3 +309,23 @@ def test_a_gone_receiver_stops_the_retries(
     assert "410" in (ended.webhook["last_error"] or "")
     settled(service, "webhooks")  # no retry waits anywhere, delayed or not
     assert len(image_server.received("/jobs/gone-hook", "POST")) == 1
+
+
+def test_an_owners_queue_follows_the_job_through_claim_requeue_and_finish(
+        make_service: Callable[..., JobService]) -> None:
+    store = make_service().store
+    limits = {"owner": "k1", "max_queued_per_owner": 1}
+    first = store.create({"length": 1}, frames_total=15, **limits)  # type: ignore[arg-type]
+    with pytest.raises(QueueFullError, match="This API key has 1 jobs waiting"):
+        store.create({"length": 1}, frames_total=15, **limits)  # type: ignore[arg-type]
+    store.create({"length": 1}, frames_total=15, owner="k2", max_queued_per_owner=1)
+    assert store.claim(first.id, "t", 10_000, 1) == "ok"  # running: no longer waiting
+    second = store.create({"length": 1}, frames_total=15, **limits)  # type: ignore[arg-type]
+    assert store.requeue(first.id, "t", "retry") == 1  # waiting again: over the limit
+    with pytest.raises(QueueFullError):
+        store.create({"length": 1}, frames_total=15, **limits)  # type: ignore[arg-type]
+    assert store.finish(first.id, "error", {"error": "x"})
+    store.delete(second.id)
+    store.create({"length": 1}, frames_total=15, **limits)  # type: ignore[arg-type]
+    with pytest.raises(QueueFullError, match="queue is full"):
+        store.create({"length": 1}, frames_total=15, max_queued=store.queue_length())

@@ -67,7 +67,7 @@ class JobService:
 
     # -- submitting and answering ---------------------------------------------
     def submit(self, request: dict[str, Any], *, upload: bytes | None = None,
-               base_url: str | None = None) -> Job:
+               base_url: str | None = None, owner: str | None = None) -> Job:
         """Queue a render and return its job.
 
         Args:
@@ -75,12 +75,14 @@ class JobService:
                 (defaults filled in here), ``webhook_url``, ``id``.
             upload: the image itself, for multipart uploads.
             base_url: the address the request came in on (for ``download_url``).
+            owner: who submits (a hash of their API key), for the per-key queue limit.
 
         Raises:
             SpecError: a render field is out of range.
             URLRefusedError: image_url or webhook_url may not be fetched.
             ImageTooLargeError: the upload is over the size cap.
-            QueueFullError: ``max_queue_length`` jobs are already waiting.
+            QueueFullError: ``max_queue_length`` jobs are already waiting, or
+                ``max_jobs_per_key`` of this owner's.
         """
         from ..net import check_url
 
@@ -95,10 +97,6 @@ class JobService:
                 f"image: the upload is over {self.settings.max_image_bytes} bytes")
         if given.get("webhook_url"):
             check_url(given["webhook_url"], allow_private=allow, label="webhook_url")
-        limit = self.settings.max_queue_length
-        queued = self.store.queue_length()
-        if limit and queued >= limit:
-            raise QueueFullError(queued, self.retry_after_full())
         name = None
         if upload is not None:
             self.settings.upload_dir.mkdir(parents=True, exist_ok=True)
@@ -106,15 +104,18 @@ class JobService:
             (self.settings.upload_dir / name).write_bytes(upload)
         stored: dict[str, Any] = spec.request_fields()
         stored.update({k: given[k] for k in ("image_url", "webhook_url") if k in given})
-        job = self.store.create(stored, client_id=given.get("id"),
-                                frames_total=spec.total_frames, base_url=base_url,
-                                upload=name, webhook_url=given.get("webhook_url"))
+        try:
+            job = self.store.create(
+                stored, client_id=given.get("id"), frames_total=spec.total_frames,
+                base_url=base_url, upload=name, webhook_url=given.get("webhook_url"),
+                owner=owner, max_queued=self.settings.max_queue_length,
+                max_queued_per_owner=self.settings.max_jobs_per_key)
+        except QueueFullError:
+            if name is not None:
+                (self.settings.upload_dir / name).unlink(missing_ok=True)
+            raise
         self.runner.send_render(job.id)
         return job
-
-    def retry_after_full(self) -> int:
-        """Seconds a client turned away by a full queue should wait."""
-        return 30
 
     def get(self, job_id: str) -> Job:
         """The job's record. Raises JobNotFound."""

@@ -15,13 +15,37 @@ from typing import Any
 
 import redis
 
-from ..errors import JobNotFound
+from ..errors import JobNotFound, QueueFullError
 
 __all__ = ["Job", "JobStore", "FINISHED"]
 
 FINISHED = ("done", "error")
 
-_CLAIM = """
+# Queue limits are checked and the job created in one step, so that concurrent submits
+# can never pass a limit. A job's owner (the hash of its API key) has a queue of its own,
+# zoomreel:queued:<owner>, kept beside the main one by every script that moves a job.
+_CREATE = """
+local limit, per_owner = tonumber(ARGV[3]), tonumber(ARGV[4])
+if limit > 0 and redis.call('zcard', KEYS[3]) >= limit then return 'full' end
+if per_owner > 0 and redis.call('zcard', KEYS[5]) >= per_owner then return 'owner_full' end
+for i = 5, #ARGV, 2 do redis.call('hset', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('sadd', KEYS[2], ARGV[1])
+redis.call('zadd', KEYS[3], ARGV[2], ARGV[1])
+redis.call('zadd', KEYS[4], ARGV[2], ARGV[1])
+if per_owner >= 0 then redis.call('zadd', KEYS[5], ARGV[2], ARGV[1]) end
+return 'ok'
+"""
+
+# The owner's own queue, from inside a script: its name is derived from the job's record.
+_OWNER_QUEUE = """
+local function owner_queue(job_key, prefix)
+  local owner = redis.call('hget', job_key, 'owner')
+  if owner and owner ~= '' then return prefix .. ':queued:' .. owner end
+  return nil
+end
+"""
+
+_CLAIM = _OWNER_QUEUE + """
 local st = redis.call('hget', KEYS[1], 'status')
 if not st then return 'missing' end
 if st == 'done' or st == 'error' then return st end
@@ -31,6 +55,8 @@ if redis.call('hexists', KEYS[1], 'started_at') == 0 then
   redis.call('hset', KEYS[1], 'started_at', ARGV[4])
 end
 redis.call('zrem', KEYS[3], ARGV[5])
+local mine = owner_queue(KEYS[1], ARGV[6])
+if mine then redis.call('zrem', mine, ARGV[5]) end
 redis.call('zadd', KEYS[4], ARGV[4], ARGV[5])
 return 'ok'
 """
@@ -42,13 +68,15 @@ if #ARGV > 2 then redis.call('hset', KEYS[2], 'frames_done', ARGV[3], 'frames_to
 return 1
 """
 
-_FINISH = """
+_FINISH = _OWNER_QUEUE + """
 local st = redis.call('hget', KEYS[1], 'status')
 if not st or st == 'done' or st == 'error' then return 0 end
 redis.call('hset', KEYS[1], 'status', ARGV[2], 'finished_at', ARGV[3])
-for i = 5, #ARGV, 2 do redis.call('hset', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 6, #ARGV, 2 do redis.call('hset', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('srem', KEYS[3], ARGV[1])
 redis.call('zrem', KEYS[5], ARGV[1])
+local mine = owner_queue(KEYS[1], ARGV[5])
+if mine then redis.call('zrem', mine, ARGV[1]) end
 redis.call('zadd', KEYS[4], ARGV[3], ARGV[1])
 redis.call('zadd', KEYS[7], ARGV[3], ARGV[1])
 redis.call('del', KEYS[2])
@@ -61,13 +89,15 @@ end
 return 1
 """
 
-_REQUEUE = """
+_REQUEUE = _OWNER_QUEUE + """
 local st = redis.call('hget', KEYS[1], 'status')
 if not st or st == 'done' or st == 'error' then return -1 end
 if redis.call('get', KEYS[2]) ~= ARGV[1] then return -1 end
 redis.call('del', KEYS[2])
 redis.call('hset', KEYS[1], 'status', 'queued', 'last_error', ARGV[4])
 redis.call('zadd', KEYS[3], ARGV[3], ARGV[2])
+local mine = owner_queue(KEYS[1], ARGV[6])
+if mine then redis.call('zadd', mine, ARGV[3], ARGV[2]) end
 redis.call('zadd', KEYS[4], ARGV[3], ARGV[2])
 return redis.call('hincrby', KEYS[1], 'attempts', ARGV[5])
 """
@@ -176,6 +206,7 @@ class JobStore:
     def __init__(self, client: redis.Redis, prefix: str = "zoomreel") -> None:
         self.client = client
         self.prefix = prefix
+        self._create = client.register_script(_CREATE)
         self._claim = client.register_script(_CLAIM)
         self._renew = client.register_script(_RENEW)
         self._finish = client.register_script(_FINISH)
@@ -211,8 +242,19 @@ class JobStore:
     # -- records ---------------------------------------------------------------
     def create(self, request: dict[str, Any], *, client_id: Any = None, frames_total: int,
                filename_prefix: str = "video", base_url: str | None = None,
-               upload: str | None = None, webhook_url: str | None = None) -> Job:
-        """Store a new queued job and return it (the caller then sends its message)."""
+               upload: str | None = None, webhook_url: str | None = None,
+               owner: str | None = None, max_queued: int = 0,
+               max_queued_per_owner: int = 0) -> Job:
+        """Store a new queued job and return it (the caller then sends its message).
+
+        Args:
+            owner: who submitted it (a hash of their API key), for the per-owner limit.
+            max_queued: queued jobs allowed in all; 0 = no limit.
+            max_queued_per_owner: queued jobs allowed per owner; 0 = no limit.
+
+        Raises:
+            QueueFullError: a limit is reached (checked and created in one step).
+        """
         job_id = str(uuid.uuid4())
         now = time.time()
         stamp = time.strftime("%Y%m%d_%H%M%S", time.gmtime(now))
@@ -223,13 +265,19 @@ class JobStore:
             "frames_done": 0, "frames_total": frames_total,
             "filename": f"{filename_prefix}_{stamp}_{job_id[:8]}.mp4",
             "base_url": base_url or "", "upload": upload or "", "webhook_url": webhook_url or "",
+            "owner": owner or "",
         }
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(self._job(job_id), mapping=record)
-        pipe.sadd(self._active, job_id)
-        pipe.zadd(self._queued, {job_id: now})
-        pipe.zadd(self._updated, {job_id: now})
-        pipe.execute()
+        keys = [self._job(job_id), self._active, self._queued, self._updated,
+                f"{self.prefix}:queued:{owner or ''}"]
+        args: list[Any] = [job_id, repr(now), max_queued,
+                           max_queued_per_owner if owner else -1]
+        for name, value in record.items():
+            args += [name, value]
+        outcome = _s(self._create(keys=keys, args=args))
+        if outcome == "full":
+            raise QueueFullError(self.queue_length())
+        if outcome == "owner_full":
+            raise QueueFullError(int(self.client.zcard(keys[4])), per_key=True)
         return self.get(job_id)
 
     def get(self, job_id: str) -> Job:
@@ -270,7 +318,8 @@ class JobStore:
     def claim(self, job_id: str, token: str, lease_ms: int, pid: int) -> str:
         """Take the job for rendering: ``ok``, ``busy``, ``missing``, ``done`` or ``error``."""
         keys = [self._job(job_id), self._lease(job_id), self._queued, self._updated]
-        return _s(self._claim(keys=keys, args=[token, lease_ms, pid, repr(time.time()), job_id]))
+        return _s(self._claim(keys=keys, args=[token, lease_ms, pid, repr(time.time()), job_id,
+                                               self.prefix]))
 
     def renew(self, job_id: str, token: str, lease_ms: int,
               progress: tuple[int, int] | None = None) -> bool:
@@ -285,7 +334,8 @@ class JobStore:
         assert status in FINISHED
         keys = [self._job(job_id), self._lease(job_id), self._active, self._finished,
                 self._queued, self._hooks, self._updated]
-        args: list[Any] = [job_id, status, repr(time.time()), "msg_" + uuid.uuid4().hex]
+        args: list[Any] = [job_id, status, repr(time.time()), "msg_" + uuid.uuid4().hex,
+                           self.prefix]
         for name, value in fields.items():
             args += [name, "" if value is None else value]
         return bool(self._finish(keys=keys, args=args))
@@ -293,7 +343,7 @@ class JobStore:
     def requeue(self, job_id: str, token: str, error: str, *, count: bool = True) -> int:
         """Give the job back to the queue (a retry); returns attempts so far, -1 if not ours."""
         keys = [self._job(job_id), self._lease(job_id), self._queued, self._updated]
-        args = [token, job_id, repr(time.time()), error, 1 if count else 0]
+        args = [token, job_id, repr(time.time()), error, 1 if count else 0, self.prefix]
         return int(self._requeue(keys=keys, args=args))
 
     def clear_leases(self) -> int:
@@ -336,7 +386,10 @@ class JobStore:
 
     def delete(self, job_id: str) -> None:
         """Remove a job's record and index entries."""
+        owner = _s(self.client.hget(self._job(job_id), "owner") or "")
         pipe = self.client.pipeline(transaction=True)
+        if owner:
+            pipe.zrem(f"{self.prefix}:queued:{owner}", job_id)
         pipe.delete(self._job(job_id), self._lease(job_id))
         for key in (self._finished, self._queued, self._updated):
             pipe.zrem(key, job_id)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Iterable
 
 import falcon
 
-__all__ = ["APIKeyMiddleware"]
+__all__ = ["APIKeyMiddleware", "key_id"]
 
 
 class APIKeyMiddleware:
-    """Answer 401 ``{"message": "Unauthorized"}`` to /v1 requests without a valid key.
+    """Answer 401 ``{"message": "Unauthorized"}`` to /v1 requests without a valid key;
+    a request with one gets ``req.context.key_id`` (see :func:`key_id`).
 
     Args:
         keys: the accepted keys; every one is compared in constant time.
@@ -37,3 +39,10 @@ class APIKeyMiddleware:
             resp.status = falcon.HTTP_401
             resp.media = {"message": "Unauthorized"}
             resp.complete = True
+            return
+        req.context.key_id = key_id(given)
+
+
+def key_id(key: bytes) -> str:
+    """Who a key belongs to, for per-key limits and logs: never the key itself."""
+    return hashlib.sha256(key).hexdigest()[:16]

@@ -81,7 +81,8 @@ class ConvertResource:
         else:
             body = validate(_read_json(req, self.json_limit), submit_schema(max_length),
                             max_length)
-        job = self.service.submit(body, upload=upload, base_url=req.prefix)
+        job = self.service.submit(body, upload=upload, base_url=req.prefix,
+                                  owner=req.context.key_id)
         resp.status = falcon.HTTP_202
         resp.media = self.answers.envelope(
             202, message="Job queued successfully",
