@@ -125,6 +125,10 @@ class JobService:
         """Jobs waiting for a worker."""
         return self.store.queue_length()
 
+    def get_with_queue_length(self, job_id: str) -> tuple[Job, int]:
+        """The job's record and the queue's length, read together. Raises JobNotFound."""
+        return self.store.get_with_queue_length(job_id)
+
     def states_since(self, seconds: float) -> dict[str, str]:
         """``{job_id: job_status}`` of the jobs whose state changed in the last ``seconds``."""
         return self.store.states_since(time.time() - seconds)
@@ -143,14 +147,16 @@ class JobService:
 
     def health(self) -> dict[str, Any]:
         """Whether Redis answers and how many workers sent a heartbeat lately."""
+        since = int(time.time() * 1000) - EXTERNAL_HEARTBEAT_TIMEOUT_MS
+        pipe = self.client.pipeline(transaction=False)  # one round trip
+        pipe.zcount(f"{NAMESPACE}:__heartbeats__", since, "+inf")
+        pipe.zcard(self.store.queued_key)
         try:
-            self.client.ping()
+            workers, queued = pipe.execute()
         except redis.RedisError as exc:
             return {"status": "error", "redis": False, "workers": 0, "error": str(exc)}
-        since = int(time.time() * 1000) - EXTERNAL_HEARTBEAT_TIMEOUT_MS
-        workers = int(self.client.zcount(f"{NAMESPACE}:__heartbeats__", since, "+inf"))
-        return {"status": "ok", "redis": True, "workers": workers,
-                "queue_length": self.queue_length()}
+        return {"status": "ok", "redis": True, "workers": int(workers),
+                "queue_length": int(queued)}
 
     # -- recovery, workers, retention -------------------------------------------
     def recover(self) -> int:

@@ -224,6 +224,11 @@ class JobStore:
         return f"{self.prefix}:queued"
 
     @property
+    def queued_key(self) -> str:
+        """The sorted set of queued jobs (its ZCARD is the queue's length)."""
+        return self._queued
+
+    @property
     def _active(self) -> str:
         return f"{self.prefix}:active"
 
@@ -286,10 +291,19 @@ class JobStore:
         Raises:
             JobNotFound: no such job (or it expired).
         """
-        raw = self.client.hgetall(self._job(job_id))
-        if not raw or b"status" not in raw and "status" not in raw:
-            raise JobNotFound(job_id)
-        return Job.from_hash({_s(k): _s(v) for k, v in raw.items()})
+        return _decode(job_id, self.client.hgetall(self._job(job_id)))
+
+    def get_with_queue_length(self, job_id: str) -> tuple[Job, int]:
+        """The job's record and the queue's length, in one round trip (the status route).
+
+        Raises:
+            JobNotFound: no such job (or it expired).
+        """
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self._job(job_id))
+        pipe.zcard(self._queued)
+        raw, length = pipe.execute()
+        return _decode(job_id, raw), int(length)
 
     def queue_length(self) -> int:
         """How many jobs wait for a worker."""
@@ -396,6 +410,13 @@ class JobStore:
         pipe.srem(self._active, job_id)
         pipe.srem(self._hooks, job_id)
         pipe.execute()
+
+
+def _decode(job_id: str, raw: dict[Any, Any]) -> Job:
+    """A job from its HGETALL answer. Raises JobNotFound for an empty or partial one."""
+    if not raw or b"status" not in raw and "status" not in raw:
+        raise JobNotFound(job_id)
+    return Job.from_hash({_s(k): _s(v) for k, v in raw.items()})
 
 
 def _s(value: Any) -> str:

@@ -63,7 +63,7 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
                 "attempts": {"type": "integer"}, "last_error": {"type": ["string", "null"]}}},
         },
     }
-    upload = submit_schema(max_length, upload=True)
+    upload = dict(submit_schema(max_length, upload=True))  # a copy: the original is shared
     upload["properties"] = {**upload["properties"],
                             "image": {"type": "string", "format": "binary"}}
     # The image comes either as the file or by URL, never both (oneOf: exactly one).

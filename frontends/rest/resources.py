@@ -101,8 +101,8 @@ class StatusResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = validate(_read_json(req, self.json_limit), STATUS_SCHEMA)
-        job = self.service.get(body["job_id"])
-        resp.media = self.answers.status(job, self.service.queue_length(), req.prefix)
+        job, queue_length = self.service.get_with_queue_length(body["job_id"])
+        resp.media = self.answers.status(job, queue_length, req.prefix)
         hint = poll_after(job)
         if hint is not None:
             resp.set_header("Retry-After", str(hint))

@@ -3,6 +3,7 @@ that names the field and the rule."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -20,8 +21,13 @@ MAX_DEPTH = 16
 _CONFIGURED_MAXIMUM = "length"
 
 
+@functools.cache
 def submit_schema(max_length: float, *, upload: bool = False) -> dict[str, Any]:
-    """Schema of the submit body (JSON, or the form fields of a multipart upload)."""
+    """Schema of the submit body (JSON, or the form fields of a multipart upload).
+
+    The same object for the same arguments (its compiled validator is kept): read it,
+    never change it.
+    """
     schema: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
@@ -97,6 +103,17 @@ def _check_text(body: dict[str, Any]) -> None:
                 stack.extend((v, depth + 1) for v in item)
 
 
+_COMPILED: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
+
+
+def _validator(schema: dict[str, Any]) -> Draft202012Validator:
+    """The schema's validator, built once (building one costs more than validating)."""
+    found = _COMPILED.get(id(schema))
+    if found is None or found[0] is not schema:
+        found = _COMPILED[id(schema)] = (schema, Draft202012Validator(schema))
+    return found[1]
+
+
 def validate(body: Any, schema: dict[str, Any], max_length: float = 600.0) -> dict[str, Any]:
     """Check ``body`` against ``schema``; return it with integral numbers as ints.
 
@@ -106,7 +123,7 @@ def validate(body: Any, schema: dict[str, Any], max_length: float = 600.0) -> di
     if not isinstance(body, dict):
         raise SpecError("body", "must be a JSON object")
     _check_text(body)
-    errors = sorted(Draft202012Validator(schema).iter_errors(body),
+    errors = sorted(_validator(schema).iter_errors(body),
                     key=lambda e: (list(e.path), e.validator))
     if errors:
         err = errors[0]

@@ -1,0 +1,186 @@
+"""How many requests a second the service answers: wrk against ``zoomreel serve``.
+
+    python -m benchmarks.load [--seconds 10] [--connections 32] [--repeats 3]
+
+Starts ``zoomreel serve`` (embedded Redis, two render threads, idle) in a temporary
+folder, renders one small job so the status route answers for a finished job, then runs
+wrk (Debian's ``wrk``; two threads, ``--connections`` connections) against, in turn:
+the status route, ``/health``, and, as the ceiling of this machine, a bare Falcon app on
+waitress with the same thread count answering a constant JSON body. The three take turns
+``--repeats`` times, so that load from others hits them alike; medians are reported. Writes
+``benchmarks/results/<UTC time>-load.json`` and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "load-test-key"
+
+_BARE_APP = """
+import json, sys, falcon, waitress
+class Status:
+    def on_post(self, req, resp):
+        req.bounded_stream.read()
+        resp.media = {"code": 200, "message": "success", "response": {"job_status": "done"}}
+app = falcon.App()
+app.add_route("/status", Status())
+waitress.serve(app, host="127.0.0.1", port=int(sys.argv[1]), threads=8, ident="bare")
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_up(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def _lua(path: Path, body: dict[str, Any] | None, key: str | None) -> Path:
+    lines = []
+    if body is not None:
+        lines += ['wrk.method = "POST"', f"wrk.body = {json.dumps(json.dumps(body))}",
+                  'wrk.headers["Content-Type"] = "application/json"']
+    if key:
+        lines.append(f'wrk.headers["X-API-Key"] = "{key}"')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(url: str, script: Path, seconds: int, connections: int) -> dict[str, float]:
+    """One wrk run: requests/s, latency percentiles in ms, errors."""
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    result: dict[str, float] = {
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+    }
+    for pct in ("50", "90", "99"):
+        found = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)", out, re.M)
+        if found:
+            result[f"p{pct}_ms"] = float(found.group(1)) * _UNITS[found.group(2)]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    result["non_2xx"] = float(bad.group(1)) if bad else 0.0
+    result["socket_errors"] = float(sum(int(n) for n in re.findall(r"\d+", errors.group(1)))
+                                    if errors else 0)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        port, bare_port = _free_port(), _free_port()
+        env = {**os.environ, "ZOOMREEL_API_KEY": KEY}
+        env.pop("ZOOMREEL_REDIS_URL", None)
+        serve = subprocess.Popen(
+            ["zoomreel", "serve", "--port", str(port), "--data-dir", str(folder / "data")],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        bare = subprocess.Popen([sys.executable, "-c", textwrap.dedent(_BARE_APP),
+                                 str(bare_port)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            _wait_up(base + "/health")
+            _wait_up(f"http://127.0.0.1:{bare_port}/status")
+            job = _one_finished_job(base, folder)
+            targets = {
+                "status route": (base + "/v1/toolkit/job/status",
+                                 _lua(folder / "status.lua", {"job_id": job}, KEY)),
+                "/health": (base + "/health", _lua(folder / "health.lua", None, None)),
+                "bare Falcon on waitress": (f"http://127.0.0.1:{bare_port}/status",
+                                            _lua(folder / "bare.lua", {"job_id": job}, None)),
+            }
+            runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+            for _ in range(args.repeats):
+                for name, (url, script) in targets.items():
+                    runs[name].append(wrk(url, script, args.seconds, args.connections))
+        finally:
+            for proc in (serve, bare):
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(30)
+
+    summary = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+               for name, rs in runs.items()}
+    record = {"when": datetime.now(UTC).isoformat(), "load_average": os.getloadavg(),
+              "cores": os.cpu_count(), "seconds": args.seconds,
+              "connections": args.connections, "repeats": args.repeats,
+              "median": summary, "runs": runs}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (out / f"{stamp}-load.json").write_text(json.dumps(record, indent=2))
+    print(f"wrk -t2 -c{args.connections} -d{args.seconds}s, median of {args.repeats}, "
+          f"load average at the end {os.getloadavg()[0]:.2f}\n")
+    print("| target | requests/s | p50 ms | p90 ms | p99 ms | non-2xx | socket errors |")
+    print("|---|---|---|---|---|---|---|")
+    for name, m in summary.items():
+        print(f"| {name} | {m['requests_per_s']:.0f} | {m.get('p50_ms', 0):.1f} | "
+              f"{m.get('p90_ms', 0):.1f} | {m.get('p99_ms', 0):.1f} | {m['non_2xx']:.0f} | "
+              f"{m['socket_errors']:.0f} |")
+    return 0
+
+
+def _one_finished_job(base: str, folder: Path) -> str:
+    from PIL import Image
+
+    image = folder / "small.png"
+    Image.new("RGB", (320, 180), (40, 120, 200)).save(image)
+    with image.open("rb") as f:
+        r = requests.post(base + "/v1/image/convert/video", headers={"X-API-Key": KEY},
+                          files={"image": ("small.png", f, "image/png")},
+                          data={"length": "1", "frame_rate": "15", "width": "320",
+                                "height": "180"}, timeout=30)
+    r.raise_for_status()
+    job = str(r.json()["job_id"])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        answer = requests.post(base + "/v1/toolkit/job/status", headers={"X-API-Key": KEY},
+                               json={"job_id": job}, timeout=30).json()
+        if answer["response"]["job_status"] in ("done", "error"):
+            return job
+        time.sleep(0.2)
+    raise RuntimeError("the job did not finish")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
