@@ -5,10 +5,15 @@ A program embedding the library decides these for itself (see README, "The libra
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import warnings
+from datetime import UTC, datetime
 
-__all__ = ["prefer_passive_openmp", "prepare_rendering"]
+from zoomreel.errors import InputError
+
+__all__ = ["configure_logging", "prefer_passive_openmp", "prepare_rendering"]
 
 
 def prefer_passive_openmp() -> None:
@@ -28,3 +33,49 @@ def prepare_rendering() -> None:
 
     Image.init()
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+
+
+class _TextFormatter(logging.Formatter):
+    """``time level logger [job id] message``, one line per event."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        job = getattr(record, "job_id", None)
+        line = (f"{self.formatTime(record)} {record.levelname} {record.name} "
+                f"{f'[job {job}] ' if job else ''}{record.getMessage()}")
+        if record.exc_info:  # kept on the event's line
+            line += " | " + self.formatException(record.exc_info).replace("\n", " | ")
+        return line
+
+
+class _JSONFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, job_id, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        event: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        job = getattr(record, "job_id", None)
+        if job:
+            event["job_id"] = job
+        if record.exc_info:
+            event["exception"] = self.formatException(record.exc_info)
+        return json.dumps(event, ensure_ascii=False)
+
+
+def configure_logging(log_format: str | None = None) -> None:
+    """Log every event as one line on stderr: text, or JSON with ``ZOOMREEL_LOG_FORMAT=json``.
+
+    Raises:
+        InputError: the format is neither ``text`` nor ``json``.
+    """
+    log_format = (log_format or os.environ.get("ZOOMREEL_LOG_FORMAT") or "text").lower()
+    if log_format not in ("text", "json"):
+        raise InputError(f"ZOOMREEL_LOG_FORMAT must be text or json, not {log_format!r}")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_JSONFormatter() if log_format == "json" else _TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)

@@ -20,11 +20,12 @@ import redis
 
 from zoomreel import __version__
 from zoomreel.errors import InputError
-from zoomreel.jobs import EmbeddedRedis, JobService, JobSettings
+from zoomreel.jobs import EmbeddedRedis, JobMetrics, JobService, JobSettings
+from zoomreel.jobs.metrics import counting_connections
 from zoomreel.jobs.settings import DEFAULT_MAX_QUEUE_LENGTH
 from zoomreel.net import check_secret
 
-from ._process import prepare_rendering
+from ._process import configure_logging, prepare_rendering
 from .rest.envelope import Answers
 
 __all__ = ["serve", "worker", "settings_from_env", "answers_from_env", "api_keys",
@@ -125,8 +126,10 @@ def _open_service(settings: JobSettings, answers: Answers, redis_url: str | None
         embedded = EmbeddedRedis(settings.redis_dir)
         redis_url = embedded.start()
     try:
-        service = JobService(redis.Redis.from_url(redis_url), settings,
-                             embedded=embedded is not None, answer=answers.status)
+        metrics = JobMetrics()
+        client = redis.Redis.from_url(redis_url, connection_class=counting_connections(metrics))
+        service = JobService(client, settings, embedded=embedded is not None,
+                             answer=answers.status, metrics=metrics)
         resent = service.recover()
         if resent:
             log.info("re-sent %d lost message(s)", resent)
@@ -143,7 +146,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from .rest import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     if args.workers > 0:
         prepare_rendering()
     settings = settings_from_env(args.data_dir, max_queue_length=args.max_queue_length)
@@ -185,7 +188,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def worker(args: argparse.Namespace) -> int:
     """Run Dramatiq workers against ``ZOOMREEL_REDIS_URL`` until SIGTERM/SIGINT."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     url = args.redis_url or os.environ.get("ZOOMREEL_REDIS_URL")
     if not url:
         raise InputError("zoomreel worker needs ZOOMREEL_REDIS_URL (or --redis-url)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 from loopback import LoopbackServer
+from prometheus_client.parser import text_string_to_metric_families
 from service_helpers import API_KEY, SMALL, Serve, jpeg
 
 
@@ -150,3 +152,48 @@ def test_the_per_key_limit_holds_exactly_under_concurrent_submits(serve_factory:
         mine = sorted(status for k, status, _ in results if k == key)
         assert mine == [202] * 3 + [429] * 4, key
     assert all("This API key has 3 jobs waiting" in m for _, s, m in results if s == 429)
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample of a Prometheus text answer."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    raise AssertionError(f"no {name} {labels} in:\n{text}")
+
+
+def test_metrics_and_json_logs_tell_what_happened(serve_factory: Any,
+                                                  image_server: LoopbackServer) -> None:
+    api = serve_factory(workers=1, env={"ZOOMREEL_LOG_FORMAT": "json"})
+    assert requests.get(api.url + "/metrics", timeout=10).status_code == 401
+    hook = image_server.add("/hardening/hook", b"", "text/plain", status=204)
+    job = api.submit(image_url=image_server.add("/hardening/m.jpg", jpeg(320, 180)),
+                     webhook_url=hook, **SMALL)
+    assert api.wait(job)["response"]["job_status"] == "done"
+    r = api.get("/metrics")
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")
+    text = r.text
+    assert metric(text, "zoomreel_jobs_submitted_total") == 1
+    assert metric(text, "zoomreel_jobs_finished_total", status="done") == 1
+    assert metric(text, "zoomreel_render_frames_total") == 15
+    assert metric(text, "zoomreel_render_seconds_count") == 1
+    assert metric(text, "zoomreel_render_frames_per_second") > 0
+    assert metric(text, "zoomreel_jobs", state="queued") == 0
+    assert metric(text, "zoomreel_queue_length") == 0
+    assert metric(text, "zoomreel_redis_connections_total") >= 1
+    deadline = time.monotonic() + 30
+    while "zoomreel_webhook_attempts_total{" not in api.get("/metrics").text:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert metric(api.get("/metrics").text, "zoomreel_webhook_attempts_total",
+                  outcome="delivered") == 1
+    # every log event is one JSON line; the job's carry its id
+    events = [json.loads(line) for line in api.lines if line.startswith("{")]
+    banner = [line for line in api.lines if not line.startswith("{")]
+    assert len(banner) == 3, banner  # serving on, API key, data dir: printed, not logged
+    mine = [e["message"] for e in events if e.get("job_id") == job]
+    assert any(m == "job submitted" for m in mine)
+    assert any(m.startswith("render done: 15 frames") for m in mine)
+    assert any(m.startswith("webhook delivered") for m in mine)
+    assert all({"time", "level", "logger", "message"} <= set(e) for e in events)

@@ -10,6 +10,7 @@ answer, which is also what a webhook sends.
 from __future__ import annotations
 
 from .actors import StatusAnswer
+from .metrics import JobMetrics
 from .progress import job_times, poll_after, progress_of
 from .redis_server import EmbeddedRedis, find_redis_server
 from .service import JobService
@@ -19,6 +20,7 @@ from .store import Job, JobStore
 __all__ = [
     "EmbeddedRedis",
     "Job",
+    "JobMetrics",
     "JobService",
     "JobSettings",
     "JobStore",

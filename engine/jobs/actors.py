@@ -32,6 +32,7 @@ from ..errors import (
 )
 from ..spec import RenderSpec
 from .broker import RENDER_QUEUE, WEBHOOK_QUEUE
+from .metrics import JobMetrics
 from .settings import JobSettings
 from .store import FINISHED, Job, JobStore
 
@@ -84,14 +85,17 @@ class JobRunner:
         settings: job-system settings (folders, limits, webhook secret).
         answer: builds the webhook body of a finished job.
         shutdown: set when the process stops; running renders give their job back.
+        metrics: where renders and webhook attempts are counted.
     """
 
     def __init__(self, store: JobStore, settings: JobSettings, answer: StatusAnswer,
-                 shutdown: threading.Event | None = None) -> None:
+                 shutdown: threading.Event | None = None,
+                 metrics: JobMetrics | None = None) -> None:
         self.store = store
         self.settings = settings
         self.answer = answer
         self.shutdown = shutdown or threading.Event()
+        self.metrics = metrics or JobMetrics()
         self.render_actor: dramatiq.Actor[Any, Any] | None = None
         self.webhook_actor: dramatiq.Actor[Any, Any] | None = None
 
@@ -118,7 +122,7 @@ class JobRunner:
             except ZoomreelError as exc:  # the user's input: retrying cannot help
                 self._fail(job_id, str(exc))
             except Exception as exc:
-                log.exception("render of %s failed", job_id)
+                log.exception("render failed unexpectedly", extra={"job_id": job_id})
                 self._retry_or_fail(job_id, token, f"Internal error while rendering: {exc}")
 
     def _render(self, job_id: str, token: str, lease: _Lease) -> None:
@@ -151,13 +155,20 @@ class JobRunner:
 
         self.settings.storage_dir.mkdir(parents=True, exist_ok=True)
         out = self.settings.storage_dir / job.filename
+        log.info("render started", extra={"job_id": job_id})
+        started = time.monotonic()
         result = render_video(source, out, spec, progress=progress, cancel=cancel)
+        seconds = time.monotonic() - started
         finished = self.store.finish(job_id, "done", {
             "size": result.size_bytes, "duration": result.duration, "width": result.width,
             "height": result.height, "frame_rate": result.frame_rate,
             "frames_done": result.frames, "pid": os.getpid(),
         })
         if finished:
+            self.metrics.render_done(result.frames, seconds)
+            log.info("render done: %d frames in %.1f s (%.0f frames/s), %d bytes",
+                     result.frames, seconds, result.frames / max(seconds, 1e-9),
+                     result.size_bytes, extra={"job_id": job_id})
             self._after_finish(job_id)
 
     def _retry_or_fail(self, job_id: str, token: str, message: str) -> None:
@@ -167,10 +178,14 @@ class JobRunner:
         if attempts > self.settings.transient_retries:
             self._fail(job_id, message)
             return
+        log.warning("render will be retried (attempt %d): %s", attempts, message,
+                    extra={"job_id": job_id})
         self.send_render(job_id, min(60_000, 2_000 * 2 ** (attempts - 1)))
 
     def _fail(self, job_id: str, message: str) -> None:
         if self.store.finish(job_id, "error", {"error": message}):
+            self.metrics.finished.labels("error").inc()
+            log.warning("job failed: %s", message, extra={"job_id": job_id})
             self._after_finish(job_id)
 
     def _after_finish(self, job_id: str) -> None:
@@ -206,16 +221,26 @@ class JobRunner:
             attempts = job.webhook["attempts"] + 1
             if delivery.ok:
                 self.store.webhook_result(job_id, "delivered", attempts, None)
+                self._webhook_logged("delivered", job_id, attempts)
                 return
             error = delivery.error or f"HTTP {delivery.status}"
             delay = retry_delay(attempts, delivery.retry_after) if delivery.retry else None
             if delay is None:
                 self.store.webhook_result(job_id, "failed", attempts, error)
+                self._webhook_logged("failed", job_id, attempts, error)
                 return
             self.store.webhook_result(job_id, "pending", attempts, error)
+            self._webhook_logged("retry", job_id, attempts, f"{error}; next in {delay:.0f} s")
             self.send_webhook(job_id, int(delay * 1000))
         finally:
             self.store.unlock_webhook(job_id)
+
+    def _webhook_logged(self, outcome: str, job_id: str, attempts: int,
+                        error: str | None = None) -> None:
+        self.metrics.webhook_attempts.labels(outcome).inc()
+        log.log(logging.INFO if outcome == "delivered" else logging.WARNING,
+                "webhook %s after %d attempt(s)%s", outcome, attempts,
+                f": {error}" if error else "", extra={"job_id": job_id})
 
     @staticmethod
     def _webhook_due(job: Job) -> bool:

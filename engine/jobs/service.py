@@ -28,6 +28,7 @@ from .broker import (
     queued_job_ids,
     recover_unacked,
 )
+from .metrics import JobMetrics
 from .settings import JobSettings
 from .store import Job, JobStore
 
@@ -50,18 +51,21 @@ class JobService:
             message and every lease as orphaned.
         answer: builds a finished job's webhook body, ``answer(job, queue_length)``:
             the front end's status answer, so both say the same.
+        metrics: where this process counts its jobs, renders and webhooks; new by default.
     """
 
     def __init__(self, client: redis.Redis, settings: JobSettings, *, embedded: bool,
-                 answer: StatusAnswer) -> None:
+                 answer: StatusAnswer, metrics: JobMetrics | None = None) -> None:
         self.client = client
         self.settings = settings
         self.embedded = embedded
         self.store = JobStore(client)
+        self.metrics = metrics or JobMetrics()
+        self.metrics.watch(self.store)
         self.shutdown = threading.Event()
         self.broker = create_broker(client, embedded=embedded)
         self.runner = declare_actors(
-            self.broker, JobRunner(self.store, settings, answer, self.shutdown))
+            self.broker, JobRunner(self.store, settings, answer, self.shutdown, self.metrics))
         self._workers: list[dramatiq.Worker] = []
         self._sweeper: threading.Thread | None = None
 
@@ -115,6 +119,8 @@ class JobService:
                 (self.settings.upload_dir / name).unlink(missing_ok=True)
             raise
         self.runner.send_render(job.id)
+        self.metrics.submitted.inc()
+        log.info("job submitted", extra={"job_id": job.id})
         return job
 
     def get(self, job_id: str) -> Job:

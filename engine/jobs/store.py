@@ -293,6 +293,14 @@ class JobStore:
         """
         return _decode(job_id, self.client.hgetall(self._job(job_id)))
 
+    def counts(self) -> tuple[int, int]:
+        """(queued, unfinished): jobs waiting, and jobs waiting or running."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zcard(self._queued)
+        pipe.scard(self._active)
+        queued, unfinished = pipe.execute()
+        return int(queued), int(unfinished)
+
     def get_with_queue_length(self, job_id: str) -> tuple[Job, int]:
         """The job's record and the queue's length, in one round trip (the status route).
 

@@ -19,6 +19,7 @@ from .resources import (
     DownloadResource,
     HealthResource,
     JobsStatusResource,
+    MetricsResource,
     OpenAPIResource,
     StatusResource,
 )
@@ -50,7 +51,8 @@ def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str]
         upload_limit = settings.max_image_bytes + 2**20
     # CORS first, so that its headers are on every answer, a 401 included: a browser
     # client can then tell a wrong key from a network failure.
-    app = falcon.App(middleware=[CORS(cors_origins), APIKeyMiddleware(api_keys)])
+    app = falcon.App(middleware=[CORS(cors_origins),
+                                 APIKeyMiddleware(api_keys, prefixes=("/v1/", "/metrics"))])
     register_error_handlers(app, answers)
     convert = ConvertResource(service, answers, json_limit=json_limit, upload_limit=upload_limit)
     app.add_route("/v1/image/convert/video", convert)
@@ -62,6 +64,7 @@ def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str]
     app.add_route("/v1/toolkit/authenticate", AuthenticateResource(answers))
     app.add_route(DOWNLOAD_PATH + "/{filename}", DownloadResource(service))
     app.add_route("/health", HealthResource(service))
+    app.add_route("/metrics", MetricsResource(service.metrics.registry))
     app.add_route("/openapi.json", OpenAPIResource(
         openapi_document(settings.max_length, answers.build_number)))
     return app

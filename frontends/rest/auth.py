@@ -17,19 +17,19 @@ class APIKeyMiddleware:
 
     Args:
         keys: the accepted keys; every one is compared in constant time.
-        prefix: paths that need a key.
+        prefixes: paths that need a key (those starting with one of these).
     """
 
-    def __init__(self, keys: Iterable[str], prefix: str = "/v1/") -> None:
+    def __init__(self, keys: Iterable[str], prefixes: tuple[str, ...] = ("/v1/",)) -> None:
         self.keys = [k.encode() for k in keys if k]
         if not self.keys:
             raise ValueError("at least one API key is needed")
-        self.prefix = prefix
+        self.prefixes = prefixes
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         # Browsers send CORS preflights (OPTIONS) without the key: they only ask which
         # methods and headers are allowed, and get no data.
-        if not req.path.startswith(self.prefix) or req.method == "OPTIONS":
+        if not req.path.startswith(self.prefixes) or req.method == "OPTIONS":
             return
         given = (req.get_header("X-API-Key") or "").encode()
         ok = False

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import falcon
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from zoomreel.errors import SpecError
 from zoomreel.jobs import JobService, poll_after
@@ -25,7 +26,7 @@ from .schema import (
 )
 
 __all__ = ["ConvertResource", "StatusResource", "JobsStatusResource", "AuthenticateResource",
-           "DownloadResource", "HealthResource", "OpenAPIResource"]
+           "DownloadResource", "HealthResource", "MetricsResource", "OpenAPIResource"]
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -217,6 +218,17 @@ class HealthResource:
         resp.media = health
         if not health["redis"]:
             resp.status = falcon.HTTP_503
+
+
+class MetricsResource:
+    """GET /metrics (with the key): Prometheus text of this process and the job store."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = CONTENT_TYPE_LATEST
+        resp.data = generate_latest(self.registry)
 
 
 class OpenAPIResource:
