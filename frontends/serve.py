@@ -16,12 +16,9 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-import redis
-
 from zoomreel import __version__
 from zoomreel.errors import InputError
-from zoomreel.jobs import EmbeddedRedis, JobMetrics, JobService, JobSettings
-from zoomreel.jobs.metrics import counting_connections
+from zoomreel.jobs import EmbeddedRedis, JobService, JobSettings
 from zoomreel.jobs.settings import DEFAULT_MAX_QUEUE_LENGTH
 from zoomreel.net import check_secret
 
@@ -51,6 +48,7 @@ def settings_from_env(data_dir: str | None = None, *,
         per_key = int(env.get("ZOOMREEL_MAX_JOBS_PER_KEY") or 0)
         max_length = float(env.get("ZOOMREEL_MAX_LENGTH", "600") or 600)
         retention_days = float(env.get("ZOOMREEL_RETENTION_DAYS", "7") or 7)
+        lease_s = float(env.get("ZOOMREEL_LEASE_SECONDS", "15") or 15)
     except ValueError as exc:
         raise InputError(f"bad number in the environment: {exc}") from None
     secret = env.get("ZOOMREEL_WEBHOOK_SECRET") or None
@@ -64,6 +62,7 @@ def settings_from_env(data_dir: str | None = None, *,
         retention_s=retention_days * 86400.0,
         allow_private_urls=env.get("ZOOMREEL_ALLOW_PRIVATE_URLS", "0") == "1",
         webhook_secret=secret,
+        lease_s=max(1.0, lease_s),
     )
 
 
@@ -125,11 +124,10 @@ def _open_service(settings: JobSettings, answers: Answers, redis_url: str | None
     if not redis_url:
         embedded = EmbeddedRedis(settings.redis_dir)
         redis_url = embedded.start()
+        embedded.supervise()  # a server that dies is back within a second or two
     try:
-        metrics = JobMetrics()
-        client = redis.Redis.from_url(redis_url, connection_class=counting_connections(metrics))
-        service = JobService(client, settings, embedded=embedded is not None,
-                             answer=answers.status, metrics=metrics)
+        service = JobService.connect(redis_url, settings, embedded=embedded is not None,
+                                     answer=answers.status)
         resent = service.recover()
         if resent:
             log.info("re-sent %d lost message(s)", resent)
@@ -179,8 +177,8 @@ def serve(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if server is not None:
             server.close()
-        service.stop_workers()
-        service.client.close()
+        service.stop_workers()  # at most 5 s: renders give their job back first
+        service.close()
         if embedded is not None:
             embedded.stop()
     return 0
@@ -205,4 +203,5 @@ def worker(args: argparse.Namespace) -> int:
         stop.wait()
     finally:
         service.stop_workers()
+        service.close()
     return 0

@@ -9,6 +9,12 @@ Delivery is at-least-once, so every step is idempotent:
 * the video is written under a temporary name and renamed when complete, so a
   half-written file is never served; ``finish`` only moves an unfinished job;
 * a webhook is sent only while its state is ``pending``; once ``delivered`` it stays so.
+
+Redis may stall or restart under a render. Each bookkeeping step is retried until Redis
+answers (a claim or finish retried is the same step again), a progress write that fails is
+skipped, and an actor never raises because of Redis: what a long outage leaves behind (a
+running job without a lease, a job or webhook without a message) is found and taken up by
+:meth:`zoomreel.jobs.JobService.heal`.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 import dramatiq
+import redis
 
 from ..errors import (
     ImageError,
@@ -36,14 +43,18 @@ from .metrics import JobMetrics
 from .settings import JobSettings
 from .store import FINISHED, Job, JobStore
 
-__all__ = ["JobRunner", "StatusAnswer", "declare_actors", "LEASE_MS", "BUSY_DELAY_MS"]
+__all__ = ["JobRunner", "StatusAnswer", "declare_actors", "LEASE_MS", "BUSY_DELAY_MS",
+           "LOST_RUN"]
 
 log = logging.getLogger(__name__)
 
-LEASE_MS = 15_000
+LEASE_MS = 15_000  # the default of JobSettings.lease_s
 BUSY_DELAY_MS = 5_000
-_RENEW_EVERY_S = 3.0
 _PROGRESS_EVERY_S = 0.5
+#: How long a render's bookkeeping step waits for Redis to answer again.
+_PATIENCE_S = 120.0
+#: The job's last_error when it is taken up after its worker vanished.
+LOST_RUN = "its worker stopped before finishing the render"
 
 
 #: Builds a job's status answer (the webhook body) from the job and the queue length.
@@ -51,22 +62,26 @@ StatusAnswer = Callable[[Job, int], dict[str, Any]]
 
 
 class _Lease:
-    """Keeps a job's lease alive from a side thread; notices when it was lost."""
+    """Keeps a job's lease alive from a side thread; notices when it was lost.
 
-    def __init__(self, store: JobStore, job_id: str, token: str) -> None:
-        self.store, self.job_id, self.token = store, job_id, token
+    A renewal that fails (Redis stalled or restarting) is tried again next round; a lease
+    that lapsed meanwhile is taken again by the renewal if nobody took the job up.
+    """
+
+    def __init__(self, store: JobStore, job_id: str, token: str, lease_ms: int) -> None:
+        self.store, self.job_id, self.token, self.lease_ms = store, job_id, token, lease_ms
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"lease-{job_id}")
 
     def _run(self) -> None:
-        while not self._stop.wait(_RENEW_EVERY_S):
+        while not self._stop.wait(self.lease_ms / 5000):
             try:
-                if not self.store.renew(self.job_id, self.token, LEASE_MS):
+                if not self.store.renew(self.job_id, self.token, self.lease_ms):
                     self.lost.set()
                     return
-            except Exception:  # Redis blip: try again next round
-                log.warning("could not renew the lease of %s", self.job_id, exc_info=True)
+            except redis.RedisError as exc:
+                log.warning("could not renew the lease: %s", exc, extra={"job_id": self.job_id})
 
     def __enter__(self) -> _Lease:
         self._thread.start()
@@ -74,7 +89,9 @@ class _Lease:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join()
+        # A renewal blocked on a stalled Redis must not hold the render thread; once it
+        # returns it finds the job finished or given back and stops.
+        self._thread.join(timeout=1.0)
 
 
 class JobRunner:
@@ -96,20 +113,57 @@ class JobRunner:
         self.answer = answer
         self.shutdown = shutdown or threading.Event()
         self.metrics = metrics or JobMetrics()
+        self.lease_ms = int(settings.lease_s * 1000)
         self.render_actor: dramatiq.Actor[Any, Any] | None = None
         self.webhook_actor: dramatiq.Actor[Any, Any] | None = None
 
+    def _persist(self, call: Callable[[], Any], what: str, job_id: str) -> Any:
+        """Run one Redis step, again and again while Redis does not answer (a stall, a
+        restart), for up to ``_PATIENCE_S``; during shutdown, once.
+
+        Raises:
+            redis.RedisError: Redis did not answer in time.
+        """
+        deadline = time.monotonic() + _PATIENCE_S
+        delay = 0.1
+        while True:
+            try:
+                return call()
+            except redis.RedisError as exc:
+                if self.shutdown.is_set() or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("%s: Redis did not answer (%s); trying again", what, exc,
+                            extra={"job_id": job_id})
+            if self.shutdown.wait(delay):
+                return call()  # one last try, then give up
+            delay = min(2.0, delay * 2)
+
     # -- render ----------------------------------------------------------------
     def render(self, job_id: str) -> None:
-        """Render one job (the body of the ``zoomreel.render`` actor)."""
+        """Render one job (the body of the ``zoomreel.render`` actor).
+
+        Never raises because of Redis: Dramatiq's own retry would need Redis too, and
+        whatever a long outage leaves behind is taken up by JobService.heal.
+        """
+        try:
+            self._claim_and_render(job_id)
+        except redis.RedisError as exc:
+            log.error("render: Redis did not answer (%s); the job will be taken up again "
+                      "once it does", exc, extra={"job_id": job_id})
+
+    def _claim_and_render(self, job_id: str) -> None:
         token = uuid.uuid4().hex
-        outcome = self.store.claim(job_id, token, LEASE_MS, os.getpid())
+        outcome = self._persist(
+            lambda: self.store.claim(job_id, token, self.lease_ms, os.getpid()), "claim", job_id)
         if outcome == "busy":  # another worker holds it; look again once its lease could lapse
-            self.send_render(job_id, BUSY_DELAY_MS)
+            self._persist(lambda: self.send_render(job_id, BUSY_DELAY_MS), "re-send", job_id)
+            return
+        if outcome == "lapsed":  # running, no lease: its worker died; count it, queue it
+            self.take_up(job_id)
             return
         if outcome != "ok":  # finished or gone: nothing to do
             return
-        with _Lease(self.store, job_id, token) as lease:
+        with _Lease(self.store, job_id, token, self.lease_ms) as lease:
             try:
                 self._render(job_id, token, lease)
             except RenderCancelled:
@@ -117,6 +171,8 @@ class JobRunner:
                     return  # someone else owns the job now
                 self.store.requeue(job_id, token, "interrupted by shutdown", count=False)
                 self.send_render(job_id, 0)
+            except redis.RedisError:
+                raise  # not the render's fault: see render()
             except (TransientFetchError, RenderError) as exc:  # may pass: retry a few times
                 self._retry_or_fail(job_id, token, str(exc))
             except ZoomreelError as exc:  # the user's input: retrying cannot help
@@ -129,7 +185,7 @@ class JobRunner:
         from ..net import fetch_url
         from ..render import render_video
 
-        job = self.store.get(job_id)
+        job = self._persist(lambda: self.store.get(job_id), "read", job_id)
         req = job.request
         spec = RenderSpec.from_request(req)
         source: bytes
@@ -147,8 +203,11 @@ class JobRunner:
             now = time.monotonic()
             if now - last[0] >= _PROGRESS_EVERY_S or done >= total:
                 last[0] = now
-                if not self.store.renew(job_id, token, LEASE_MS, (done, total)):
-                    lease.lost.set()
+                try:
+                    if not self.store.renew(job_id, token, self.lease_ms, (done, total)):
+                        lease.lost.set()
+                except redis.RedisError:  # a progress write may be skipped; the lease
+                    pass                  # thread notices if the job is lost meanwhile
 
         def cancel() -> bool:
             return self.shutdown.is_set() or lease.lost.is_set()
@@ -159,12 +218,14 @@ class JobRunner:
         started = time.monotonic()
         result = render_video(source, out, spec, progress=progress, cancel=cancel)
         seconds = time.monotonic() - started
-        finished = self.store.finish(job_id, "done", {
+        fields = {
             "size": result.size_bytes, "duration": result.duration, "width": result.width,
             "height": result.height, "frame_rate": result.frame_rate,
             "frames_done": result.frames, "pid": os.getpid(),
-        })
-        if finished:
+        }
+        # A finish retried after a stall may find the job done by its first try: the
+        # webhook message is then re-sent by JobService.heal (the job stays pending).
+        if self._persist(lambda: self.store.finish(job_id, "done", fields), "finish", job_id):
             self.metrics.render_done(result.frames, seconds)
             log.info("render done: %d frames in %.1f s (%.0f frames/s), %d bytes",
                      result.frames, seconds, result.frames / max(seconds, 1e-9),
@@ -172,32 +233,69 @@ class JobRunner:
             self._after_finish(job_id)
 
     def _retry_or_fail(self, job_id: str, token: str, message: str) -> None:
-        attempts = self.store.requeue(job_id, token, message)
+        attempts = self._persist(lambda: self.store.requeue(job_id, token, message),
+                                 "requeue", job_id)
         if attempts < 0:
             return
         if attempts > self.settings.transient_retries:
             self._fail(job_id, message)
             return
+        delay = min(60_000, 2_000 * 2 ** (attempts - 1))
         log.warning("render will be retried (attempt %d): %s", attempts, message,
                     extra={"job_id": job_id})
-        self.send_render(job_id, min(60_000, 2_000 * 2 ** (attempts - 1)))
+        self._persist(lambda: self.send_render(job_id, delay), "re-send", job_id)
+
+    def take_up(self, job_id: str) -> bool:
+        """Requeue a running job whose lease lapsed (its worker died, or lost Redis for
+        longer than the lease), unless some other process already did; a job whose
+        renders stopped this way ``max_lost_runs`` times ends ``error`` instead (a render
+        that kills its process would otherwise do so forever).
+
+        Returns:
+            Whether this call took the job up.
+        """
+        lost = self._persist(lambda: self.store.take_up(job_id, LOST_RUN), "take-up", job_id)
+        if lost < 0:
+            return False
+        limit = self.settings.max_lost_runs
+        if lost >= limit:
+            log.error("the render stopped without finishing %d times; giving up", lost,
+                      extra={"job_id": job_id})
+            self._fail(job_id, f"The render stopped without finishing {lost} times (the "
+                               "worker process rendering it died each time); not retried")
+        else:
+            log.warning("its worker stopped before finishing; queued again (%d/%d)", lost,
+                        limit, extra={"job_id": job_id})
+            self._persist(lambda: self.send_render(job_id), "re-send", job_id)
+        return True
 
     def _fail(self, job_id: str, message: str) -> None:
-        if self.store.finish(job_id, "error", {"error": message}):
+        if self._persist(lambda: self.store.finish(job_id, "error", {"error": message}),
+                         "finish", job_id):
             self.metrics.finished.labels("error").inc()
             log.warning("job failed: %s", message, extra={"job_id": job_id})
             self._after_finish(job_id)
 
     def _after_finish(self, job_id: str) -> None:
-        job = self.store.get(job_id)
+        job = self._persist(lambda: self.store.get(job_id), "read", job_id)
         if job.upload:
             (self.settings.upload_dir / job.upload).unlink(missing_ok=True)
         if job.webhook_url:
-            self.send_webhook(job_id, 0)
+            self._persist(lambda: self.send_webhook(job_id, 0), "webhook send", job_id)
 
     # -- webhook ---------------------------------------------------------------
     def webhook(self, job_id: str) -> None:
-        """Deliver a finished job's webhook once (the body of ``zoomreel.webhook``)."""
+        """Deliver a finished job's webhook once (the body of ``zoomreel.webhook``).
+
+        Never raises because of Redis (see :meth:`render`).
+        """
+        try:
+            self._deliver(job_id)
+        except redis.RedisError as exc:
+            log.error("webhook: Redis did not answer (%s); it will be sent again once it "
+                      "does", exc, extra={"job_id": job_id})
+
+    def _deliver(self, job_id: str) -> None:
         from ..net import deliver, retry_delay
 
         try:

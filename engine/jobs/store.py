@@ -49,8 +49,16 @@ _CLAIM = _OWNER_QUEUE + """
 local st = redis.call('hget', KEYS[1], 'status')
 if not st then return 'missing' end
 if st == 'done' or st == 'error' then return st end
-if not redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 'busy' end
-redis.call('hset', KEYS[1], 'status', 'running', 'pid', ARGV[3], 'run_started_at', ARGV[4])
+local holder = redis.call('get', KEYS[2])
+if holder == ARGV[1] then  -- the same claim again (a retry after a stall): still ours
+  redis.call('pexpire', KEYS[2], ARGV[2])
+  return 'ok'
+end
+if holder then return 'busy' end
+if st == 'running' then return 'lapsed' end  -- its worker vanished: see _TAKE_UP
+redis.call('set', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('hset', KEYS[1], 'status', 'running', 'pid', ARGV[3], 'run_started_at', ARGV[4],
+           'lease_token', ARGV[1])
 if redis.call('hexists', KEYS[1], 'started_at') == 0 then
   redis.call('hset', KEYS[1], 'started_at', ARGV[4])
 end
@@ -61,9 +69,18 @@ redis.call('zadd', KEYS[4], ARGV[4], ARGV[5])
 return 'ok'
 """
 
+# A lease that lapsed while Redis stalled (or while the renewer could not reach it) is
+# taken again if nobody took the job up meanwhile: the render simply goes on.
 _RENEW = """
-if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('pexpire', KEYS[1], ARGV[2])
+local holder = redis.call('get', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('pexpire', KEYS[1], ARGV[2])
+elseif holder or redis.call('hget', KEYS[2], 'status') ~= 'running'
+    or redis.call('hget', KEYS[2], 'lease_token') ~= ARGV[1] then
+  return 0
+else
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
 if #ARGV > 2 then redis.call('hset', KEYS[2], 'frames_done', ARGV[3], 'frames_total', ARGV[4]) end
 return 1
 """
@@ -94,12 +111,26 @@ local st = redis.call('hget', KEYS[1], 'status')
 if not st or st == 'done' or st == 'error' then return -1 end
 if redis.call('get', KEYS[2]) ~= ARGV[1] then return -1 end
 redis.call('del', KEYS[2])
-redis.call('hset', KEYS[1], 'status', 'queued', 'last_error', ARGV[4])
+redis.call('hset', KEYS[1], 'status', 'queued', 'last_error', ARGV[4], 'lease_token', '')
 redis.call('zadd', KEYS[3], ARGV[3], ARGV[2])
 local mine = owner_queue(KEYS[1], ARGV[6])
 if mine then redis.call('zadd', mine, ARGV[3], ARGV[2]) end
 redis.call('zadd', KEYS[4], ARGV[3], ARGV[2])
 return redis.call('hincrby', KEYS[1], 'attempts', ARGV[5])
+"""
+
+
+# A running job whose lease lapsed lost its worker (killed, crashed, cut off from Redis for
+# longer than the lease): back to the queue, counted, by exactly one caller.
+_TAKE_UP = _OWNER_QUEUE + """
+if redis.call('hget', KEYS[1], 'status') ~= 'running' then return -1 end
+if redis.call('exists', KEYS[2]) == 1 then return -1 end
+redis.call('hset', KEYS[1], 'status', 'queued', 'last_error', ARGV[3], 'lease_token', '')
+redis.call('zadd', KEYS[3], ARGV[2], ARGV[1])
+local mine = owner_queue(KEYS[1], ARGV[4])
+if mine then redis.call('zadd', mine, ARGV[2], ARGV[1]) end
+redis.call('zadd', KEYS[4], ARGV[2], ARGV[1])
+return redis.call('hincrby', KEYS[1], 'lost_runs', 1)
 """
 
 
@@ -127,7 +158,10 @@ class Job:
         filename: the video's file name in the storage folder.
         result: size, duration, width, height, frame_rate once done.
         error: what went wrong, once ``error``.
+        attempts: transient failures retried so far.
         webhook: delivery state (state, attempts, last_error, msg_id) or None.
+        lost_runs: renders that stopped without a word (their worker died or lost
+            Redis for longer than the lease) and were taken up again.
     """
 
     id: str
@@ -150,6 +184,7 @@ class Job:
     error: str | None
     attempts: int
     webhook: dict[str, Any] | None
+    lost_runs: int = 0
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> Job:
@@ -192,6 +227,7 @@ class Job:
             error=data.get("error") or None,
             attempts=int(data.get("attempts") or 0),
             webhook=webhook,
+            lost_runs=int(data.get("lost_runs") or 0),
         )
 
 
@@ -211,6 +247,7 @@ class JobStore:
         self._renew = client.register_script(_RENEW)
         self._finish = client.register_script(_FINISH)
         self._requeue = client.register_script(_REQUEUE)
+        self._take_up = client.register_script(_TAKE_UP)
 
     # -- keys ------------------------------------------------------------------
     def _job(self, job_id: str) -> str:
@@ -367,6 +404,43 @@ class JobStore:
         keys = [self._job(job_id), self._lease(job_id), self._queued, self._updated]
         args = [token, job_id, repr(time.time()), error, 1 if count else 0, self.prefix]
         return int(self._requeue(keys=keys, args=args))
+
+    def take_up(self, job_id: str, error: str) -> int:
+        """Requeue a running job whose lease lapsed, atomically: of all callers, only one
+        gets a count (the job's lost runs so far); the others get -1."""
+        keys = [self._job(job_id), self._lease(job_id), self._queued, self._updated]
+        return int(self._take_up(keys=keys, args=[job_id, repr(time.time()), error,
+                                                  self.prefix]))
+
+    def lapsed_ids(self) -> list[str]:
+        """Ids of running jobs without a lease: their worker is gone (see :meth:`take_up`)."""
+        ids = self.active_ids()
+        pipe = self.client.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hget(self._job(job_id), "status")
+            pipe.exists(self._lease(job_id))
+        answers = pipe.execute()
+        return [job_id for job_id, status, leased
+                in zip(ids, answers[::2], answers[1::2], strict=True)
+                if status is not None and _s(status) == "running" and not leased]
+
+    def unchanged_since(self, ids: list[str], before: float) -> list[str]:
+        """Those of ``ids`` whose state last changed before ``before`` (epoch seconds)."""
+        if not ids:
+            return []
+        scores = self.client.zmscore(self._updated, ids)
+        return [job_id for job_id, score in zip(ids, scores, strict=True)
+                if score is not None and score < before]
+
+    def queued_ids(self) -> list[str]:
+        """Ids of the jobs waiting for a worker."""
+        return sorted(_s(x) for x in self.client.zrange(self._queued, 0, -1))
+
+    def mark_resent(self, job_id: str, kind: str, ttl_ms: int) -> bool:
+        """Take the right to re-send ``kind`` (render, webhook) for a job whose message
+        was lost; one process wins, and nobody re-sends again for ``ttl_ms``."""
+        key = f"{self.prefix}:resent:{kind}:{job_id}"
+        return bool(self.client.set(key, "1", nx=True, px=ttl_ms))
 
     def clear_leases(self) -> int:
         """Drop every lease (embedded start-up: no worker of an earlier run is alive)."""

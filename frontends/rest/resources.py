@@ -218,6 +218,7 @@ class HealthResource:
         resp.media = health
         if not health["redis"]:
             resp.status = falcon.HTTP_503
+            resp.set_header("Retry-After", "5")
 
 
 class MetricsResource:
