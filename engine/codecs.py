@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from .spec import RenderSpec
 
-__all__ = ["Codec", "CODECS", "EncoderSettings", "encoder_settings"]
+__all__ = ["Codec", "CODECS", "CONTENT_TYPES", "EncoderSettings", "content_type_of",
+           "encoder_settings"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,16 @@ CODECS: dict[str, Codec] = {c.name: c for c in (
                                                "row-mt": "1", "b": "0"}),
     }),
 )}
+
+#: The media type of each extension a codec writes: ``{".mp4": "video/mp4", ".webm": ...}``.
+CONTENT_TYPES: dict[str, str] = {c.extension: c.content_type for c in CODECS.values()}
+
+
+def content_type_of(filename: str) -> str | None:
+    """The media type of the video ``filename`` by its extension; None if no codec writes
+    files with that extension."""
+    _, dot, ext = filename.rpartition(".")
+    return CONTENT_TYPES.get("." + ext) if dot else None
 
 
 def encoder_settings(spec: RenderSpec) -> EncoderSettings:

@@ -15,6 +15,7 @@ from typing import Any
 import dramatiq
 import redis
 
+from ..codecs import CODECS, content_type_of
 from ..errors import ImageTooLargeError, QueueFullError
 from ..spec import REQUEST_FIELDS, RenderSpec
 from .actors import JobRunner, StatusAnswer, declare_actors
@@ -103,7 +104,8 @@ class JobService:
         stored: dict[str, Any] = spec.request_fields()
         stored.update({k: given[k] for k in ("image_url", "webhook_url") if k in given})
         job = self.store.create(stored, client_id=given.get("id"),
-                                frames_total=spec.total_frames, base_url=base_url,
+                                frames_total=spec.total_frames,
+                                extension=CODECS[spec.codec].extension, base_url=base_url,
                                 upload=name, webhook_url=given.get("webhook_url"))
         self.runner.send_render(job.id)
         return job
@@ -128,7 +130,7 @@ class JobService:
         """The finished video called ``filename``, or None; never a path outside storage."""
         if not filename or "/" in filename or "\\" in filename or filename.startswith("."):
             return None
-        if not filename.endswith(".mp4"):
+        if content_type_of(filename) is None:  # only the extensions the codecs write
             return None
         root = self.settings.storage_dir.resolve()
         path = (root / filename).resolve()

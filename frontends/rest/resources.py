@@ -10,6 +10,7 @@ from typing import Any
 
 import falcon
 
+from zoomreel.codecs import content_type_of
 from zoomreel.errors import SpecError
 from zoomreel.jobs import JobService, poll_after
 
@@ -128,7 +129,8 @@ class AuthenticateResource:
 
 
 class DownloadResource:
-    """GET/HEAD /v1/storage/download/{filename}: the MP4, with Range support."""
+    """GET/HEAD /v1/storage/download/{filename}: the video (its codec's media type, from
+    zoomreel.codecs by extension), with Range support."""
 
     def __init__(self, service: JobService) -> None:
         self.service = service
@@ -148,7 +150,7 @@ class DownloadResource:
             return
         size = path.stat().st_size
         start, end = 0, size - 1
-        resp.content_type = "video/mp4"
+        resp.content_type = content_type_of(path.name)
         resp.set_header("Accept-Ranges", "bytes")
         resp.downloadable_as = None
         header = req.get_header("Range")
