@@ -38,6 +38,7 @@ class Fidelity:
     min_db: float
     median_db: float
     worst_frame: int
+    mean_db: float = 0.0  # mean of the per-frame PSNR (dB)
 
 
 def luma(rgb: Image.Image, colour: str) -> np.ndarray:
@@ -111,6 +112,7 @@ def video_psnr(
     for (_, colour), s in zip(videos, scores, strict=True):
         worst = int(np.argmin(s))
         out.append(
-            Fidelity(colour, len(s), stride, float(s[worst]), float(np.median(s)), frames[worst])
+            Fidelity(colour, len(s), stride, float(s[worst]), float(np.median(s)), frames[worst],
+                     float(np.mean(s)))
         )
     return out

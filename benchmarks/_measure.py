@@ -123,7 +123,7 @@ def encode_only(frames: list[tuple[np.ndarray, ...]], spec: RenderSpec, out: Pat
     k = len(frames)
     cycle = list(range(k)) + list(range(k - 2, 0, -1)) or [0]
     start = time.perf_counter()
-    with Encoder.from_spec(out, spec) as encoder:
+    with Encoder.from_spec(out, spec, spec.width, spec.height) as encoder:
         for n in range(spec.total_frames):
             frame, y, u, v = encoder.new_frame()
             src = frames[cycle[n % len(cycle)]]

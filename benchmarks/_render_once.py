@@ -4,11 +4,18 @@
 own: interpreter, imports, Numba JIT or cache load, the image, the frames in flight.
 
     python -m benchmarks._render_once SOURCE OUT [--length S] [--crf N] [--preset P] ...
+    python -m benchmarks._render_once SOURCE OUT --codec av1 --speed fastest --size 1280x720
+    python -m benchmarks._render_once SOURCE OUT --codec vp9 --settings '{"crf": 34, ...}'
+
+``--settings`` (JSON: ``crf``, ``preset``, ``options``) replaces the encoder settings of the
+chosen codec and speed in this process only, for sweeps over settings RenderSpec cannot
+express (zoomreel.codecs holds the shipped ones).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import time
@@ -16,8 +23,9 @@ import time
 _T0 = time.perf_counter()
 # As the zoomreel commands do (zoomreel.frontends._process): OpenMP threads wait passively.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1: errors only
 
-from zoomreel import RenderSpec, kernel, render_video  # noqa: E402 - timed import
+from zoomreel import RenderSpec, codecs, kernel, render_video  # noqa: E402 - timed import
 
 _IMPORTED = time.perf_counter()
 
@@ -43,6 +51,13 @@ def _cache_state() -> dict[str, int]:
     return {"numba_cache_hits": hits, "numba_cache_misses": misses}
 
 
+def _override(codec: str, speed: str, settings: dict[str, object]) -> None:
+    """Swap in other encoder settings for ``codec`` at ``speed``, in this process."""
+    kind = codecs.CODECS[codec]
+    speeds = {**kind.speeds, speed: codecs.EncoderSettings(**settings)}  # type: ignore[arg-type]
+    codecs.CODECS[codec] = dataclasses.replace(kind, speeds=speeds)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the arguments, render, print one JSON line."""
     p = argparse.ArgumentParser(prog="python -m benchmarks._render_once")
@@ -54,11 +69,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--crf", type=int, default=RenderSpec.crf)
     p.add_argument("--preset", default=RenderSpec.preset)
     p.add_argument("--x264-params", default=RenderSpec.x264_params)
+    p.add_argument("--codec", default=RenderSpec.codec)
+    p.add_argument("--speed", default=RenderSpec.speed)
+    p.add_argument("--size", default="1920x1080", help="WxH of the output")
+    p.add_argument("--settings", default=None, help="JSON encoder settings (sweeps)")
     a = p.parse_args(argv)
+    width, height = (int(v) for v in a.size.split("x"))
+    if a.settings:
+        _override(a.codec, a.speed, json.loads(a.settings))
     spec = RenderSpec(
         length=a.length,
         frame_rate=a.frame_rate,
         zoom_speed=a.zoom_speed,
+        width=width,
+        height=height,
+        codec=a.codec,
+        speed=a.speed,
         crf=a.crf,
         preset=a.preset,
         x264_params=a.x264_params,

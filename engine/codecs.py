@@ -1,8 +1,18 @@
 """The output codecs, their containers, and the encoder settings behind each ``speed``.
 
-The settings were chosen by measurement on real photographs (``python -m
-benchmarks.encoders``, see benchmarks/README.md): ``balanced`` is the default, ``fastest``
-trades file size for render time, ``smallest`` render time for file size.
+The settings were chosen by measurement on real photographs: ``balanced`` is the default,
+``fastest`` trades file size for render time, ``smallest`` render time for file size.
+h264's come from its own sweep (``python -m benchmarks.encoders``). h265's, av1's and
+vp9's: 1920x1080, 30 fps, zoom speed 3, 2 s of the corpus's redpanda-foliage.jpg and
+castle-facade.jpg, each render a fresh process (``benchmarks._render_once --settings``)
+on 2 shared cores at load 6 to 10, so sizes, PSNR and peak RSS are firm and speeds only
+roughly relative. Against h264 balanced (2.4 / 3.1 MB, 37.3 / 37.6 dB min luma PSNR,
+~250 MB): x265 veryfast crf 28 (low memory) 0.21 / 0.22 MB at 36.5 / 36.7 dB, 370 MB;
+SVT-AV1 real-time preset 12 crf 36 0.54 / 0.59 MB at 38.6 / 39.2 dB, 290 MB, crf 40
+0.36 / 0.39 MB at 37.4 / 37.9 dB; libvpx realtime cpu-used 8 crf 36 0.68 / 0.65 MB at
+38.5 / 39.0 dB, 380 MB; vp9 good cpu-used 4 crf 36 0.36 / 0.34 MB at 40.1 / 40.8 dB,
+~4x slower. The table by codec, speed and size: ``python -m benchmarks.codecs``,
+benchmarks/README.md "Codecs and sizes".
 """
 
 from __future__ import annotations
@@ -11,7 +21,8 @@ from dataclasses import dataclass, field
 
 from .spec import RenderSpec
 
-__all__ = ["Codec", "CODECS", "EncoderSettings", "encoder_settings"]
+__all__ = ["Codec", "CODECS", "CONTENT_TYPES", "EncoderSettings", "content_type_of",
+           "encoder_settings"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,10 @@ class Codec:
 
 
 _X264_BALANCED = "cabac=1:deblock=0,0"
+# x265's memory at 1080p: +245 MB with its defaults, +145 MB with one frame thread, no
+# B-frames and a 2-frame lookahead (at some cost in file size per dB).
+_X265_LOW_MEMORY = "log-level=error:frame-threads=1:bframes=0:rc-lookahead=2"
+_VP9 = {"row-mt": "1", "lag-in-frames": "0", "b": "0"}
 
 CODECS: dict[str, Codec] = {c.name: c for c in (
     Codec("h264", "libx264", "mp4", ".mp4", "video/mp4", None, {
@@ -56,24 +71,38 @@ CODECS: dict[str, Codec] = {c.name: c for c in (
     }),
     # hvc1, not hev1: Apple's players open only HEVC tagged hvc1.
     Codec("h265", "libx265", "mp4", ".mp4", "video/mp4", "hvc1", {
-        "fastest": EncoderSettings(30, "ultrafast", {"x265-params": "log-level=error"}),
-        "balanced": EncoderSettings(28, "superfast", {"x265-params": "log-level=error"}),
-        "smallest": EncoderSettings(26, "fast", {"x265-params": "log-level=error"}),
+        "fastest": EncoderSettings(28, "ultrafast", {"x265-params": _X265_LOW_MEMORY}),
+        "balanced": EncoderSettings(26, "veryfast", {"x265-params": _X265_LOW_MEMORY}),
+        "smallest": EncoderSettings(30, "fast", {"x265-params": "log-level=error"}),
     }),
+    # SVT-AV1's real-time mode: no lookahead, a fraction of the memory (1080p: +70 to
+    # +110 MB instead of +380 MB) and no "non-RTC M10+" warning; preset via the option,
+    # since RenderSpec.preset names x264/x265 presets.
     Codec("av1", "libsvtav1", "mp4", ".mp4", "video/mp4", None, {
-        "fastest": EncoderSettings(40, None, {"preset": "12", "svtav1-params": "lp=2"}),
-        "balanced": EncoderSettings(36, None, {"preset": "10", "svtav1-params": "lp=2"}),
-        "smallest": EncoderSettings(34, None, {"preset": "8", "svtav1-params": "lp=2"}),
+        "fastest": EncoderSettings(40, None, {"preset": "13", "svtav1-params": "lp=2:rtc=1"}),
+        "balanced": EncoderSettings(38, None, {"preset": "12", "svtav1-params": "lp=2:rtc=1"}),
+        "smallest": EncoderSettings(40, None, {"preset": "8", "svtav1-params": "lp=2:rtc=1"}),
     }),
+    # lag-in-frames=0: the same file here, ~130 MB less memory at 1080p. b=0 with crf:
+    # constant quality, no bitrate cap.
     Codec("vp9", "libvpx-vp9", "webm", ".webm", "video/webm", None, {
         "fastest": EncoderSettings(40, None, {"deadline": "realtime", "cpu-used": "8",
-                                              "row-mt": "1", "b": "0"}),
-        "balanced": EncoderSettings(36, None, {"deadline": "realtime", "cpu-used": "7",
-                                               "row-mt": "1", "b": "0"}),
-        "smallest": EncoderSettings(34, None, {"deadline": "good", "cpu-used": "4",
-                                               "row-mt": "1", "b": "0"}),
+                                              **_VP9}),
+        "balanced": EncoderSettings(36, None, {"deadline": "realtime", "cpu-used": "6",
+                                               **_VP9}),
+        "smallest": EncoderSettings(38, None, {"deadline": "good", "cpu-used": "4", **_VP9}),
     }),
 )}
+
+#: The media type of each extension a codec writes: ``{".mp4": "video/mp4", ".webm": ...}``.
+CONTENT_TYPES: dict[str, str] = {c.extension: c.content_type for c in CODECS.values()}
+
+
+def content_type_of(filename: str) -> str | None:
+    """The media type of the video ``filename`` by its extension; None if no codec writes
+    files with that extension."""
+    _, dot, ext = filename.rpartition(".")
+    return CONTENT_TYPES.get("." + ext) if dot else None
 
 
 def encoder_settings(spec: RenderSpec) -> EncoderSettings:

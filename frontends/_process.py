@@ -28,8 +28,15 @@ def prefer_passive_openmp() -> None:
 def prepare_rendering() -> None:
     """Ready this process to render: Pillow's plugins registered once, before worker
     threads race to do it, and Pillow's decompression-bomb *warning* silenced, since every
-    render enforces its own pixel limit from the image header (RenderSpec.max_pixels)."""
+    render enforces its own pixel limit from the image header (RenderSpec.max_pixels).
+
+    SVT-AV1 (codec av1) writes some 25 lines of banner and configuration to stderr per
+    encoder unless ``SVT_LOG`` says otherwise; it reads the variable once, when the
+    process opens its first AV1 encoder, so this keeps errors only (unless the user chose).
+    """
     from PIL import Image
+
+    os.environ.setdefault("SVT_LOG", "1")
 
     Image.init()
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -1,7 +1,8 @@
 """The ``zoomreel`` command: render one video, or run the service.
 
-``zoomreel render SOURCE -o OUT.mp4`` renders locally; ``zoomreel serve`` runs the
-REST API with in-process workers (and its own Redis unless ``ZOOMREEL_REDIS_URL``);
+``zoomreel render SOURCE -o OUT.mp4`` renders locally (``OUT.webm`` for ``--codec vp9``);
+``zoomreel serve`` runs the REST API with in-process workers (and its own Redis unless
+``ZOOMREEL_REDIS_URL``);
 ``zoomreel worker`` runs workers only, against ``ZOOMREEL_REDIS_URL``.
 """
 
@@ -14,7 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from zoomreel.errors import ZoomreelError
+from zoomreel.errors import SpecError, ZoomreelError
 from zoomreel.spec import RENDER_FIELDS, Field
 
 from ._process import prefer_passive_openmp, prepare_rendering
@@ -71,9 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="zoomreel", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    render = sub.add_parser("render", help="render one image (path or http(s) URL) to an MP4")
+    render = sub.add_parser("render", help="render one image (path or http(s) URL) to a video")
     render.add_argument("source", help="image file or http(s) URL")
-    render.add_argument("-o", "--output", required=True, help="the MP4 to write")
+    render.add_argument("-o", "--output", required=True,
+                        help="the video to write: .mp4 (.webm for --codec vp9)")
     _add_field_options(render)
     render.add_argument("--allow-private-urls", action="store_true", default=None,
                         help="let SOURCE URLs reach loopback/private addresses")
@@ -118,10 +120,15 @@ class _Progress:
 
 def _render(args: argparse.Namespace) -> int:
     from zoomreel import RenderSpec, render_video
+    from zoomreel.codecs import CODECS
 
     prepare_rendering()
     spec = RenderSpec(**{name: getattr(args, name) for name in RENDER_FIELDS
                          if getattr(args, name, None) is not None})
+    extension = CODECS[spec.codec].extension
+    if not args.output.lower().endswith(extension):  # a player trusts the extension
+        raise SpecError("output", f"must end in {extension} for codec {spec.codec}",
+                        args.output)
     source: str | bytes = args.source
     if args.source.lower().startswith(("http://", "https://")):
         from zoomreel.net import fetch_url

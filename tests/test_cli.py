@@ -84,6 +84,8 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
      "not a public address (loopback)"),
     (lambda d: ["render", str(d / "ok.jpg"), "-o", str(d / "o.mp4"), "--frame-rate", "x"],
      "--frame-rate"),
+    (lambda d: ["render", str(d / "ok.jpg"), "-o", str(d / "o.mp4"), "--codec", "vp9"],
+     "output: must end in .webm for codec vp9"),
     (lambda d: ["worker"], "ZOOMREEL_REDIS_URL"),
 ])
 def test_bad_input_exits_2_with_one_error_line(tmp_path: Path, make_args, needle: str) -> None:
@@ -96,6 +98,18 @@ def test_bad_input_exits_2_with_one_error_line(tmp_path: Path, make_args, needle
     assert last.startswith("error: ") and needle in last
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_render_webm_for_vp9(tmp_path: Path) -> None:
+    source = tmp_path / "in.jpg"
+    source.write_bytes(jpeg(640, 360, (200, 120, 40)))
+    out = tmp_path / "out.webm"
+    done = zoomreel("render", str(source), "-o", str(out), *SMALL_ARGS, "--codec", "vp9",
+                    "--speed", "fastest")
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes()[:4] == b"\x1a\x45\xdf\xa3"  # EBML: Matroska/WebM
+    info = probe(out)
+    assert (info["frames"], info["width"], info["height"]) == (15, 256, 144)
 
 
 def test_help_and_the_module_entry_point() -> None:

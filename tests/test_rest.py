@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -231,6 +232,46 @@ def test_download_range_head_and_traversal(api: Serve) -> None:
     assert head.headers["Content-Type"] == "video/mp4"
 
     assert api.get("/v1/storage/download/no_such_video.mp4").status_code == 404
+
+
+@pytest.mark.parametrize(("codec", "extension", "media_type"), [
+    ("vp9", ".webm", "video/webm"), ("h265", ".mp4", "video/mp4")])
+def test_download_has_the_codecs_extension_and_media_type(
+        api: Serve, codec: str, extension: str, media_type: str) -> None:
+    r = api.post("/v1/image/convert/video", files={"image": ("p.jpg", jpeg())},
+                 data={"codec": codec, "speed": "fastest",
+                       **{k: str(v) for k, v in SMALL.items()}})
+    assert r.status_code == 202, r.text
+    done = api.wait(r.json()["job_id"])["response"]["response"]
+    assert done["filename"].endswith(extension)
+    assert urlsplit(done["download_url"]).path.endswith("/" + done["filename"])
+    whole = requests.get(done["download_url"], headers=api.headers, timeout=30)
+    assert whole.status_code == 200 and whole.headers["Content-Type"] == media_type
+    assert probe(whole.content)["frames"] == 15
+    part = requests.get(done["download_url"],
+                        headers={**api.headers, "Range": "bytes=0-3"}, timeout=30)
+    assert part.status_code == 206 and part.headers["Content-Type"] == media_type
+    assert part.content == whole.content[:4]
+    assert part.headers["Content-Range"] == f"bytes 0-3/{len(whole.content)}"
+    head = requests.head(done["download_url"], headers=api.headers, timeout=10)
+    assert head.headers["Content-Type"] == media_type
+
+
+def test_download_serves_only_video_extensions(api: Serve) -> None:
+    storage = api.data_dir / "videos"
+    storage.mkdir(parents=True, exist_ok=True)
+    for name in ("notes.txt", "clip.mkv", "clip.webm"):
+        (storage / name).write_bytes(b"\x1a\x45\xdf\xa3 not really a video")
+    assert api.get("/v1/storage/download/notes.txt").status_code == 404
+    assert api.get("/v1/storage/download/clip.mkv").status_code == 404
+    served = api.get("/v1/storage/download/clip.webm")
+    assert served.status_code == 200 and served.headers["Content-Type"] == "video/webm"
+
+
+def test_openapi_documents_both_video_types(api: Serve) -> None:
+    doc = api.get("/openapi.json").json()
+    download = doc["paths"]["/v1/storage/download/{filename}"]["get"]["responses"]
+    assert set(download["200"]["content"]) == {"video/mp4", "video/webm"}
     host, port = api.url.removeprefix("http://").split(":")
     for raw in ("/v1/storage/download/../api_key", "/v1/storage/download/..%2fapi_key",
                 "/v1/storage/download/%2e%2e%2fapi_key",

@@ -16,6 +16,7 @@ from typing import Any
 import dramatiq
 import redis
 
+from ..codecs import CODECS, content_type_of
 from ..errors import ImageTooLargeError, QueueFullError
 from ..spec import REQUEST_FIELDS, RenderSpec
 from .actors import JobRunner, StatusAnswer, declare_actors
@@ -150,8 +151,9 @@ class JobService:
         try:
             job = self.store.create(
                 stored, client_id=given.get("id"), frames_total=spec.total_frames,
-                base_url=base_url, upload=name, webhook_url=given.get("webhook_url"),
-                owner=owner, max_queued=self.settings.max_queue_length,
+                extension=CODECS[spec.codec].extension, base_url=base_url, upload=name,
+                webhook_url=given.get("webhook_url"), owner=owner,
+                max_queued=self.settings.max_queue_length,
                 max_queued_per_owner=self.settings.max_jobs_per_key)
         except QueueFullError:
             if name is not None:
@@ -182,7 +184,7 @@ class JobService:
         """The finished video called ``filename``, or None; never a path outside storage."""
         if not _FILE_NAME.match(filename):  # also no NUL, no path, no overlong name
             return None
-        if not filename.endswith(".mp4"):
+        if content_type_of(filename) is None:  # only the extensions the codecs write
             return None
         root = self.settings.storage_dir.resolve()
         path = (root / filename).resolve()

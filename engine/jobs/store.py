@@ -283,11 +283,14 @@ class JobStore:
 
     # -- records ---------------------------------------------------------------
     def create(self, request: dict[str, Any], *, client_id: Any = None, frames_total: int,
-               filename_prefix: str = "video", base_url: str | None = None,
-               upload: str | None = None, webhook_url: str | None = None,
-               owner: str | None = None, max_queued: int = 0,
-               max_queued_per_owner: int = 0) -> Job:
+               filename_prefix: str = "video", extension: str = ".mp4",
+               base_url: str | None = None, upload: str | None = None,
+               webhook_url: str | None = None, owner: str | None = None,
+               max_queued: int = 0, max_queued_per_owner: int = 0) -> Job:
         """Store a new queued job and return it (the caller then sends its message).
+
+        The video's file name is ``<filename_prefix>_<UTC stamp>_<id8><extension>``;
+        ``extension`` is the codec's (``.mp4``, ``.webm``).
 
         Args:
             owner: who submitted it (a hash of their API key), for the per-owner limit.
@@ -305,7 +308,7 @@ class JobStore:
             "id": job_id, "status": "queued", "request": json.dumps(request),
             "client_id": json.dumps(client_id), "queue_id": queue_id, "created_at": repr(now),
             "frames_done": 0, "frames_total": frames_total,
-            "filename": f"{filename_prefix}_{stamp}_{job_id[:8]}.mp4",
+            "filename": f"{filename_prefix}_{stamp}_{job_id[:8]}{extension}",
             "base_url": base_url or "", "upload": upload or "", "webhook_url": webhook_url or "",
             "owner": owner or "",
         }

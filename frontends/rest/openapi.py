@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from zoomreel.codecs import CONTENT_TYPES
+
 from .envelope import DOWNLOAD_PATH
 from .schema import JOBS_STATUS_SCHEMA, STATUS_SCHEMA, submit_schema
 
@@ -28,6 +30,8 @@ def _answer(description: str, ref: str, headers: dict[str, Any] | None = None) -
 
 def openapi_document(max_length: float, version: str) -> dict[str, Any]:
     """Describe every route, body and answer."""
+    videos = {media: {"schema": {"type": "string", "format": "binary"}}
+              for media in sorted(set(CONTENT_TYPES.values()))}
     num = {"type": "number"}
     nullable_int = {"type": ["integer", "null"]}
     envelope = {
@@ -138,9 +142,11 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
                                 "schema": {"type": "string"}}],
                 "get": {"summary": "Download a video (Range supported)", "security": key,
                         "responses": {
-                            "200": {"description": "The MP4", "content": {
-                                "video/mp4": {"schema": {"type": "string", "format": "binary"}}}},
-                            "206": {"description": "Part of the MP4 (Range)"},
+                            "200": {"description": "The video: MP4 (h264, h265, av1) or "
+                                                   "WebM (vp9), by the file's extension",
+                                    "content": videos},
+                            "206": {"description": "Part of the video (Range)",
+                                    "content": videos},
                             "401": errors["401"], "404": {"description": "No such file"},
                             "416": {"description": "Range outside the file"}}},
                 "head": {"summary": "Size and type of a video", "security": key,

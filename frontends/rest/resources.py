@@ -11,6 +11,7 @@ from typing import Any
 import falcon
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from zoomreel.codecs import content_type_of
 from zoomreel.errors import SpecError
 from zoomreel.jobs import JobService, poll_after
 
@@ -139,7 +140,8 @@ class AuthenticateResource:
 
 
 class DownloadResource:
-    """GET/HEAD /v1/storage/download/{filename}: the MP4, with Range support."""
+    """GET/HEAD /v1/storage/download/{filename}: the video (its codec's media type, from
+    zoomreel.codecs by extension), with Range support."""
 
     def __init__(self, service: JobService) -> None:
         self.service = service
@@ -159,7 +161,7 @@ class DownloadResource:
             return
         size = path.stat().st_size
         start, end = 0, size - 1
-        resp.content_type = "video/mp4"
+        resp.content_type = content_type_of(path.name)
         resp.set_header("Accept-Ranges", "bytes")
         resp.downloadable_as = None
         header = req.get_header("Range")
