@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import re
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 import numpy as np
@@ -17,7 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError, ImageTooLargeError
 
-__all__ = ["load_image", "FORMATS", "Source"]
+__all__ = ["load_image", "read_image", "FORMATS", "Source", "StripSink"]
 
 #: Formats we decode; anything else is refused before a decoder runs.
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP")  # JPEG covers MPO (phones)
@@ -87,21 +88,44 @@ def _open(source: Source, max_pixels: int) -> tuple[Image.Image, BinaryIO | None
     return image, stream
 
 
-def _to_rgb(image: Image.Image, background: tuple[int, int, int]) -> np.ndarray:
+#: Rows converted at a time: every mode reaches RGB strip by strip, straight into the
+#: output array, so the only full-size copy is the output itself.
+_STRIP_ROWS = 256
+
+
+def _strips(image: Image.Image) -> Iterator[tuple[int, Image.Image]]:
+    width, height = image.size
+    for top in range(0, height, _STRIP_ROWS):
+        yield top, image.crop((0, top, width, min(height, top + _STRIP_ROWS)))
+
+
+def _to_rgb(image: Image.Image, background: tuple[int, int, int], put: StripSink) -> None:
+    unit = False  # float images whose values all lie in 0..1 are scaled to 0..255
+    if image.mode == "F":
+        unit = all(not s.size or np.nanmax(s) <= 1.0 for s in (
+            np.asarray(strip, dtype=np.float32) for _, strip in _strips(image)))
+    for top, strip in _strips(image):
+        rgb = _strip_to_rgb(strip, background, unit)
+        if rgb.shape[2] == 1:
+            rgb = np.repeat(rgb, 3, axis=2)
+        put(top, np.ascontiguousarray(rgb))
+
+
+def _strip_to_rgb(image: Image.Image, background: tuple[int, int, int],
+                  unit: bool) -> np.ndarray:
     mode = image.mode
     if mode == "P":
         mode = "PA" if "transparency" in image.info else "RGB"
         image = image.convert("RGBA" if mode == "PA" else "RGB")
     elif mode.startswith("I;16") or mode in ("I", "F"):
         grey = np.asarray(image, dtype=np.float64)
-        if mode == "F" and grey.size and np.nanmax(grey) <= 1.0:
+        if mode == "F" and unit:
             grey = grey * 255.0
         elif mode != "F":
             # 16-bit samples (I;16*, and I as Pillow reads 16-bit PNG and TIFF) span 0..65535.
             grey = grey / 257.0
         grey = np.clip(np.nan_to_num(grey), 0.0, 255.0)
-        grey8 = np.rint(grey).astype(np.uint8)
-        return np.repeat(grey8[:, :, None], 3, axis=2)
+        return np.rint(grey).astype(np.uint8)[:, :, None]  # broadcast to R, G and B
     if mode in _ALPHA_MODES or image.mode == "RGBA":
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
         alpha = rgba[:, :, 3:4] / 255.0
@@ -111,6 +135,58 @@ def _to_rgb(image: Image.Image, background: tuple[int, int, int]) -> np.ndarray:
     if image.mode != "RGB":
         image = image.convert("RGB")
     return np.asarray(image, dtype=np.uint8)
+
+
+#: Receives the image's RGB rows: ``put(top_row, rows)``, rows a (n, width, 3) uint8 array.
+StripSink = Callable[[int, np.ndarray], None]
+
+
+def read_image(
+    source: Source,
+    start: Callable[[int, int], StripSink],
+    *,
+    max_pixels: int = 100_000_000,
+    background: tuple[int, int, int] = (0, 0, 0),
+) -> tuple[int, int]:
+    """Decode an image and hand it over as RGB strips of rows, top to bottom.
+
+    No full-size RGB copy is made here: the caller keeps the rows as it likes (as RGB,
+    :func:`load_image`; or straight as YUV planes, the renderer's pyramid).
+
+    Args:
+        source: a path, or the encoded bytes of the image.
+        start: called once with the oriented (width, height); returns where the strips go.
+        max_pixels: images with more pixels are refused before decoding.
+        background: RGB colour that transparent pixels are composited onto.
+
+    Returns:
+        The oriented (width, height).
+
+    Raises:
+        ImageError: the source is missing, empty, not an image, truncated or corrupt.
+        ImageTooLargeError: the image has more than ``max_pixels`` pixels.
+    """
+    image, stream = _open(source, max_pixels)
+    try:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise _too_large(width * height, max_pixels, f"{width}x{height}")
+        if width < 1 or height < 1:
+            raise ImageError("The image has no pixels")
+        try:
+            image.seek(0)  # GIF, TIFF, MPO: the first frame
+            image.load()
+            ImageOps.exif_transpose(image, in_place=True)  # no 4-bytes-per-pixel copy
+            _to_rgb(image, background, start(*image.size))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise _bomb(exc, max_pixels) from None  # e.g. a GIF frame larger than its header
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageError(f"The image is truncated or corrupt ({exc})") from None
+        return image.size
+    finally:
+        image.close()
+        if stream is not None:
+            stream.close()
 
 
 def load_image(
@@ -133,24 +209,11 @@ def load_image(
         ImageError: the source is missing, empty, not an image, truncated or corrupt.
         ImageTooLargeError: the image has more than ``max_pixels`` pixels.
     """
-    image, stream = _open(source, max_pixels)
-    try:
-        width, height = image.size
-        if width * height > max_pixels:
-            raise _too_large(width * height, max_pixels, f"{width}x{height}")
-        if width < 1 or height < 1:
-            raise ImageError("The image has no pixels")
-        try:
-            image.seek(0)  # GIF, TIFF, MPO: the first frame
-            image.load()
-            ImageOps.exif_transpose(image, in_place=True)  # no 4-bytes-per-pixel copy
-            rgb = _to_rgb(image, background)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise _bomb(exc, max_pixels) from None  # e.g. a GIF frame larger than its header
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageError(f"The image is truncated or corrupt ({exc})") from None
-    finally:
-        image.close()
-        if stream is not None:
-            stream.close()
-    return np.ascontiguousarray(rgb)
+    out: list[np.ndarray] = []
+
+    def start(width: int, height: int) -> StripSink:
+        out.append(np.empty((height, width, 3), dtype=np.uint8))
+        return lambda top, rows: out[0].__setitem__(slice(top, top + len(rows)), rows)
+
+    read_image(source, start, max_pixels=max_pixels, background=background)
+    return out[0]

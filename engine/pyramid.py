@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from .image import Source, StripSink, read_image
 from .kernel import axis_weights, resample, rgb_to_yuv420
 
 __all__ = ["Pyramid", "Level"]
@@ -44,14 +45,25 @@ class Level:
     fy: float
 
 
-def _planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    h, w, _ = rgb.shape
+def _empty_planes(w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     y = np.empty((h, w), dtype=np.uint8)
     u = np.empty(((h + 1) // 2, (w + 1) // 2), dtype=np.uint8)
-    v = np.empty_like(u)
+    return y, u, np.empty_like(u)
+
+
+def _planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    h, w, _ = rgb.shape
+    y, u, v = _empty_planes(w, h)
     with _KERNEL_LOCK:
         rgb_to_yuv420(rgb, y, u, v)
     return y, u, v
+
+
+def _reduce(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A plane resized to ``size`` (width, height) with Lanczos."""
+    h, w = plane.shape  # frombuffer: Pillow reads the array itself, no copy
+    image = Image.frombuffer("L", (w, h), np.ascontiguousarray(plane), "raw", "L", 0, 1)
+    return np.asarray(image.resize(size, Image.Resampling.LANCZOS))
 
 
 class Pyramid:
@@ -63,8 +75,37 @@ class Pyramid:
 
     def __init__(self, rgb: np.ndarray) -> None:
         self.height, self.width = rgb.shape[:2]
-        self._rgb: np.ndarray | None = rgb
         self._levels: dict[int, Level] = {0: Level(*_planes(rgb), 1.0, 1.0)}
+
+    @classmethod
+    def read(cls, source: Source, *, max_pixels: int,
+             background: tuple[int, int, int]) -> Pyramid:
+        """The pyramid of an image, decoded strip by strip straight into YUV planes: the
+        image is never held as RGB (3 bytes a pixel), only as planes (1.5).
+
+        Raises:
+            ImageError: as :func:`~zoomreel.image.read_image`.
+        """
+        planes: list[np.ndarray] = []
+
+        def start(width: int, height: int) -> StripSink:
+            planes.extend(_empty_planes(width, height))
+            y, u, v = planes
+
+            def put(top: int, rows: np.ndarray) -> None:  # strips start on even rows
+                n, half = len(rows), top // 2
+                with _KERNEL_LOCK:
+                    rgb_to_yuv420(rows, y[top:top + n], u[half:half + (n + 1) // 2],
+                                  v[half:half + (n + 1) // 2])
+
+            return put
+
+        read_image(source, start, max_pixels=max_pixels, background=background)
+        pyramid = cls.__new__(cls)
+        pyramid.height, pyramid.width = planes[0].shape
+        y, u, v = planes
+        pyramid._levels = {0: Level(y, u, v, 1.0, 1.0)}
+        return pyramid
 
     @staticmethod
     def level_for(scale: float) -> int:
@@ -74,18 +115,22 @@ class Pyramid:
         return max(0, int(math.floor(math.log2(scale / MIN_LEVEL_SCALE))))
 
     def prepare(self, max_scale: float) -> None:
-        """Build every level a render with scales up to ``max_scale`` samples, then
-        drop the RGB image (the planes are all that frames need)."""
+        """Build every level a render with scales up to ``max_scale`` samples.
+
+        Each level is reduced from level 0's planes, one plane at a time (Lanczos is
+        linear, so this equals reducing the RGB image, to rounding): the RGB image is not
+        needed once the pyramid exists, and no 4-bytes-per-pixel copy of it is made.
+        """
         top = self.level_for(max_scale)
-        if top and self._rgb is not None:
-            image = Image.fromarray(self._rgb)
-            for k in range(1, top + 1):
-                size = (max(1, round(self.width / 2**k)), max(1, round(self.height / 2**k)))
-                reduced = np.asarray(image.resize(size, Image.Resampling.LANCZOS))
-                self._levels[k] = Level(
-                    *_planes(reduced), size[0] / self.width, size[1] / self.height
-                )
-        self._rgb = None
+        base = self._levels[0]
+        for k in range(1, top + 1):
+            if k in self._levels:
+                continue
+            size = (max(1, round(self.width / 2**k)), max(1, round(self.height / 2**k)))
+            chroma = ((size[0] + 1) // 2, (size[1] + 1) // 2)
+            self._levels[k] = Level(_reduce(base.y, size), _reduce(base.u, chroma),
+                                    _reduce(base.v, chroma), size[0] / self.width,
+                                    size[1] / self.height)
 
     def level(self, k: int) -> Level:
         """Level k, or the largest built level below it."""

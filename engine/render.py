@@ -66,12 +66,16 @@ def render_video(
         RenderError: the encoder failed.
     """
     spec = spec or RenderSpec()
-    rgb = load_image(source, max_pixels=spec.max_pixels, background=spec.background)
-    width, height = spec.size_for(rgb.shape[1], rgb.shape[0])
-    rgb = fit_canvas(rgb, spec.fit, width, height, background=spec.background,
-                     max_zoom=max(spec.zoom_keyframes), max_pixels=spec.max_pixels)
-    pyramid = Pyramid(rgb)
-    del rgb
+    if spec.fit == "cover":  # the image itself: straight into YUV planes
+        pyramid = Pyramid.read(source, max_pixels=spec.max_pixels, background=spec.background)
+        width, height = spec.size_for(pyramid.width, pyramid.height)
+    else:  # a canvas built around the image
+        rgb = load_image(source, max_pixels=spec.max_pixels, background=spec.background)
+        width, height = spec.size_for(rgb.shape[1], rgb.shape[0])
+        rgb = fit_canvas(rgb, spec.fit, width, height, background=spec.background,
+                         max_zoom=max(spec.zoom_keyframes), max_pixels=spec.max_pixels)
+        pyramid = Pyramid(rgb)
+        del rgb
     cw, _ = cover_size(pyramid.width, pyramid.height, width, height)
     pyramid.prepare(max_scale=cw / (min(spec.zoom_keyframes) * width))
     total = spec.total_frames

@@ -19,6 +19,7 @@ running job without a lease, a job or webhook without a message) is found and ta
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import threading
@@ -150,6 +151,8 @@ class JobRunner:
         except redis.RedisError as exc:
             log.error("render: Redis did not answer (%s); the job will be taken up again "
                       "once it does", exc, extra={"job_id": job_id})
+        finally:
+            _return_memory()
 
     def _claim_and_render(self, job_id: str) -> None:
         token = uuid.uuid4().hex
@@ -352,6 +355,28 @@ class JobRunner:
     def send_webhook(self, job_id: str, delay_ms: int = 0) -> None:
         """Send a webhook message for ``job_id`` (after ``delay_ms``)."""
         _send(self.webhook_actor, job_id, delay_ms)
+
+
+def _return_memory() -> None:
+    """Give the memory a render freed back to the system.
+
+    A render's large buffers are freed when it ends, but glibc keeps freed heap memory
+    in its per-thread arenas: measured on a 54 MP image, a worker thread's process stayed
+    at 395 MB after its second render and went down to 196 MB after malloc_trim. No-op
+    where there is no glibc.
+    """
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim  # noqa: B018 - glibc only
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC: Any = None
 
 
 def _send(actor: dramatiq.Actor[Any, Any] | None, job_id: str, delay_ms: int) -> None:
