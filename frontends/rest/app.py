@@ -20,6 +20,8 @@ from .resources import (
     HealthResource,
     JobsStatusResource,
     OpenAPIResource,
+    PageResource,
+    PathResource,
     StatusResource,
 )
 
@@ -36,7 +38,8 @@ def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str]
     Args:
         service: the job system.
         answers: the documented answers; give the job service the same object's
-            ``status`` so that webhooks carry what the status route says.
+            ``status`` so that webhooks carry what the status route says. Its signer,
+            if any, also opens the download route to signed links.
         api_keys: keys accepted in ``X-API-Key`` on /v1 routes.
         cors_origins: browser origins allowed to call the API (none: no CORS headers).
         json_limit: largest JSON body, in bytes (413 above).
@@ -50,7 +53,9 @@ def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str]
         upload_limit = settings.max_image_bytes + 2**20
     # CORS first, so that its headers are on every answer, a 401 included: a browser
     # client can then tell a wrong key from a network failure.
-    app = falcon.App(middleware=[CORS(cors_origins), APIKeyMiddleware(api_keys)])
+    app = falcon.App(middleware=[CORS(cors_origins),
+                                 APIKeyMiddleware(api_keys, signer=answers.signer,
+                                                  signed_prefix=DOWNLOAD_PATH + "/")])
     register_error_handlers(app, answers)
     convert = ConvertResource(service, answers, json_limit=json_limit, upload_limit=upload_limit)
     app.add_route("/v1/image/convert/video", convert)
@@ -59,9 +64,13 @@ def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str]
         service, answers, json_limit=json_limit))
     app.add_route("/v1/toolkit/jobs/status", JobsStatusResource(
         service, answers, json_limit=json_limit))
+    app.add_route("/v1/image/path", PathResource(service, answers, json_limit=json_limit))
     app.add_route("/v1/toolkit/authenticate", AuthenticateResource(answers))
     app.add_route(DOWNLOAD_PATH + "/{filename}", DownloadResource(service))
     app.add_route("/health", HealthResource(service))
+    page = PageResource()
+    app.add_route("/", page)
+    app.add_route("/web/{name}", page, suffix="file")
     app.add_route("/openapi.json", OpenAPIResource(
         openapi_document(settings.max_length, answers.build_number)))
     return app
