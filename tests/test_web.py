@@ -227,7 +227,18 @@ def test_page_draws_the_renderers_start_and_end_frames(page: Any, web: Serve,
     page.mouse.click(image["x"] + image["width"] * 0.25, image["y"] + image["height"] * 0.75)
     fx, fy = (float(v) for v in page.input_value("[name=focus]").split(","))
     assert (fx, fy) == (pytest.approx(0.25, abs=0.01), pytest.approx(0.75, abs=0.01))
+    # ... and so do the arrow keys, for keyboard users.
+    page.focus("#stage")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Shift+ArrowUp")
+    fx2, fy2 = (float(v) for v in page.input_value("[name=focus]").split(","))
+    assert (fx2, fy2) == (pytest.approx(fx + 0.02, abs=0.002), pytest.approx(fy - 0.1, abs=0.002))
     assert page.console_errors == []
+    # A bad value is named in plain words, the API's own message, before submitting.
+    page.fill("[name=frame_rate]", "100")
+    _wait(page, "document.getElementById('form-error').textContent.length > 0")
+    assert page.text_content("#form-error") == "frame_rate: must be an integer from 15 to 60"
+    assert page.get_attribute("[name=frame_rate]", "aria-invalid") == "true"
 
 
 def test_whole_workflow_in_the_browser(page: Any, web: Serve, photo: Path,

@@ -306,6 +306,29 @@ function clickOnStage(clientX, clientY) {
   onOptionsChanged();
 }
 
+// Keyboard: arrows move the point a click would set (Shift: in bigger steps), Enter or
+// Space puts it in the centre.
+function nudgeFocus(event) {
+  const moves = {ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1]};
+  const target = $("f-" + $("click-sets").value);
+  if (!target) return;
+  let point;
+  if (event.key === "Enter" || event.key === " ") {
+    point = [0.5, 0.5];
+  } else if (event.key in moves) {
+    const now = target.value.split(",").map(Number);
+    const [x, y] = now.length === 2 && now.every(Number.isFinite) ? now : [0.5, 0.5];
+    const step = event.shiftKey ? 0.1 : 0.02;
+    const clamp = (v) => Math.min(1, Math.max(0, v));
+    point = [clamp(x + moves[event.key][0] * step), clamp(y + moves[event.key][1] * step)];
+  } else {
+    return;
+  }
+  event.preventDefault();
+  target.value = `${point[0].toFixed(3)}, ${point[1].toFixed(3)}`;
+  onOptionsChanged();
+}
+
 // -- the path: start/end frames and the preview ------------------------------------
 
 function onOptionsChanged() {
@@ -602,14 +625,10 @@ async function start() {
   });
   const stage = $("stage");
   stage.tabIndex = 0;
-  stage.setAttribute("aria-label", "The image: click to set the focus");
+  stage.setAttribute("aria-label",
+                     "The image: click, or use the arrow keys, to set the focus");
   stage.addEventListener("click", (e) => clickOnStage(e.clientX, e.clientY));
-  stage.addEventListener("keydown", (e) => {  // keyboard: Enter sets the centre
-    if (e.key !== "Enter" && e.key !== " ") return;
-    e.preventDefault();
-    const box = stage.getBoundingClientRect();
-    clickOnStage(box.left + box.width / 2, box.top + box.height / 2);
-  });
+  stage.addEventListener("keydown", nudgeFocus);
   $("preview-toggle").addEventListener("click", togglePreview);
   $("preview-toggle").textContent = state.preview.playing ? "Pause" : "Play";
   $("fields").addEventListener("input", onOptionsChanged);
