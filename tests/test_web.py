@@ -7,6 +7,7 @@ Without Chromium the browser tests skip on a developer machine and fail in CI (C
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import time
@@ -51,6 +52,12 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     serve.start()
     yield serve
     serve.stop()
+
+
+def photo_bytes(width: int, height: int) -> bytes:
+    buf = io.BytesIO()
+    photo_like(width, height, seed=5).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -273,3 +280,23 @@ def test_whole_workflow_in_the_browser(page: Any, web: Serve, photo: Path,
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(shots / "page-phone.png"), full_page=True)
+
+
+def test_pasted_image_url_is_shown_and_submitted_as_json(page: Any, web: Serve,
+                                                         image_server: Any) -> None:
+    url = image_server.add("/web/pasted.jpg", photo_bytes(480, 320))
+    _enter_key(page, web.key)
+    page.fill("input[name=image_url]", url)
+    page.dispatch_event("input[name=image_url]", "change")
+    _wait(page, "document.getElementById('rect-end').dataset.frame === '149'")  # 5 s, 30 fps
+    assert page.evaluate("() => document.getElementById('picture').naturalWidth") == 480
+    _set(page, {"length": 1, "frame_rate": 15, "width": 128, "height": 128})
+    page.click("button[type=submit]")
+    _wait(page, "document.querySelector('#recent li[data-job-id]') !== null")
+    job_id = page.get_attribute("#recent li[data-job-id]", "data-job-id")
+    answer = web.wait(job_id, timeout=240)  # the job the page queued, by URL
+    assert answer["response"]["job_status"] == "done", answer
+    assert answer["response"]["response"]["width"] == 128
+    stored = page.evaluate("() => JSON.parse(localStorage.getItem('zoomreel.jobs'))")
+    assert stored[0]["id"] == job_id and stored[0]["name"] == "pasted.jpg"
+    assert page.console_errors == []
