@@ -64,7 +64,7 @@ def done(tmp_path_factory: pytest.TempPathFactory,
     answer = serve.wait(r.json()["job_id"], timeout=240)
     assert answer["response"]["job_status"] == "done", answer
     yield serve, answer["response"]["response"]
-    serve.stop()
+    serve.kill9()  # shutting down cleanly is test_serve.py's subject
 
 
 def test_signed_link_works_without_the_key_with_range(done: tuple[Serve, dict]) -> None:
@@ -152,7 +152,7 @@ def test_link_lifetime_comes_from_the_environment(serve_factory) -> None:
     query = URLSigner(secret).query("video_none.mp4")
     assert requests.get(f"{serve.url}/v1/storage/download/video_none.mp4?{query}",
                         timeout=30).status_code == 404
-    assert serve.stop() == 0
+    serve.kill9()
     bad = Serve(serve.data_dir, workers=0, env={"ZOOMREEL_SIGNED_URL_TTL": "soon"})
     with pytest.raises(RuntimeError, match="ZOOMREEL_SIGNED_URL_TTL"):
         bad.start(timeout=30)

@@ -51,7 +51,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     serve = Serve(tmp_path_factory.mktemp("web"), workers=1)
     serve.start()
     yield serve
-    serve.stop()
+    serve.kill9()  # shutting down cleanly is test_serve.py's subject
 
 
 def photo_bytes(width: int, height: int) -> bytes:
