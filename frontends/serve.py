@@ -33,8 +33,13 @@ __all__ = ["serve", "worker", "settings_from_env", "answers_from_env", "api_keys
 log = logging.getLogger("zoomreel")
 
 
-class _Stop(Exception):
-    """Raised in the main thread by SIGTERM/SIGINT to unwind cleanly."""
+class _Stop(SystemExit):
+    """Raised in the main thread by SIGTERM/SIGINT to unwind cleanly.
+
+    A SystemExit, because waitress's loop passes on only those (and KeyboardInterrupt):
+    any other exception raised while it handles a connection is logged and swallowed, so
+    a signal landing at that moment was lost and ``serve`` kept running.
+    """
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
