@@ -24,6 +24,7 @@ from zoomreel.net import check_secret
 
 from ._process import configure_logging, prepare_rendering
 from .rest.envelope import Answers
+from .rest.signing import DEFAULT_TTL, URLSigner, load_or_create_secret
 
 __all__ = ["serve", "worker", "settings_from_env", "answers_from_env", "api_keys",
            "cors_origins"]
@@ -31,8 +32,13 @@ __all__ = ["serve", "worker", "settings_from_env", "answers_from_env", "api_keys
 log = logging.getLogger("zoomreel")
 
 
-class _Stop(Exception):
-    """Raised in the main thread by SIGTERM/SIGINT to unwind cleanly."""
+class _Stop(SystemExit):
+    """Raised in the main thread by SIGTERM/SIGINT to unwind cleanly.
+
+    A SystemExit, because waitress's loop passes on only those (and KeyboardInterrupt):
+    any other exception raised while it handles a connection is logged and swallowed, so
+    a signal landing at that moment was lost and ``serve`` kept running.
+    """
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -66,9 +72,24 @@ def settings_from_env(data_dir: str | None = None, *,
     )
 
 
-def answers_from_env(public_url: str | None = None) -> Answers:
-    """The REST answers; ``--public-url`` wins over ``ZOOMREEL_PUBLIC_URL``."""
-    return Answers(public_url or os.environ.get("ZOOMREEL_PUBLIC_URL") or None)
+def answers_from_env(public_url: str | None = None, data_dir: Path | None = None) -> Answers:
+    """The REST answers; ``--public-url`` wins over ``ZOOMREEL_PUBLIC_URL``.
+
+    With a data dir, download links are signed with its secret (made there once) and
+    live ``ZOOMREEL_SIGNED_URL_TTL`` seconds.
+    """
+    signer = None
+    if data_dir is not None:
+        text = os.environ.get("ZOOMREEL_SIGNED_URL_TTL", "") or str(DEFAULT_TTL)
+        try:
+            ttl = float(text)
+        except ValueError:
+            ttl = -1.0
+        if not ttl > 0:
+            raise InputError(f"ZOOMREEL_SIGNED_URL_TTL must be a positive number of seconds, "
+                             f"not {text!r}")
+        signer = URLSigner(load_or_create_secret(data_dir), ttl)
+    return Answers(public_url or os.environ.get("ZOOMREEL_PUBLIC_URL") or None, signer=signer)
 
 
 def cors_origins() -> list[str]:
@@ -148,8 +169,8 @@ def serve(args: argparse.Namespace) -> int:
     if args.workers > 0:
         prepare_rendering()
     settings = settings_from_env(args.data_dir, max_queue_length=args.max_queue_length)
-    answers = answers_from_env(args.public_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    answers = answers_from_env(args.public_url, settings.data_dir)
     keys = api_keys(settings.data_dir)
     service, embedded = _open_service(
         settings, answers, args.redis_url or os.environ.get("ZOOMREEL_REDIS_URL"))
@@ -192,7 +213,7 @@ def worker(args: argparse.Namespace) -> int:
         raise InputError("zoomreel worker needs ZOOMREEL_REDIS_URL (or --redis-url)")
     prepare_rendering()
     settings = settings_from_env(args.data_dir)
-    service, _ = _open_service(settings, answers_from_env(), url)
+    service, _ = _open_service(settings, answers_from_env(data_dir=settings.data_dir), url)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

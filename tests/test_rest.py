@@ -74,7 +74,9 @@ def test_documented_workflow_end_to_end(api: Serve, photo_url: str) -> None:
                                 "eta_seconds": 0.0}
     result = done["response"]
     assert result["message"] == "Video conversion completed successfully"
-    assert result["download_url"] == f"{api.url}/v1/storage/download/{result['filename']}"
+    # A signed link (expiry and signature in the query: tests/test_signing.py).
+    assert result["download_url"].startswith(
+        f"{api.url}/v1/storage/download/{result['filename']}?expires=")
     assert (result["width"], result["height"], result["frame_rate"]) == (640, 360, 30)
     assert result["duration"] == 4.0
     assert answer["total_time"] == pytest.approx(answer["queue_time"] + answer["run_time"],

@@ -21,6 +21,8 @@ from .resources import (
     JobsStatusResource,
     MetricsResource,
     OpenAPIResource,
+    PageResource,
+    PathResource,
     StatusResource,
 )
 
@@ -37,7 +39,8 @@ def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str]
     Args:
         service: the job system.
         answers: the documented answers; give the job service the same object's
-            ``status`` so that webhooks carry what the status route says.
+            ``status`` so that webhooks carry what the status route says. Its signer,
+            if any, also opens the download route to signed links.
         api_keys: keys accepted in ``X-API-Key`` on /v1 routes.
         cors_origins: browser origins allowed to call the API (none: no CORS headers).
         json_limit: largest JSON body, in bytes (413 above).
@@ -52,7 +55,9 @@ def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str]
     # CORS first, so that its headers are on every answer, a 401 included: a browser
     # client can then tell a wrong key from a network failure.
     app = falcon.App(middleware=[CORS(cors_origins),
-                                 APIKeyMiddleware(api_keys, prefixes=("/v1/", "/metrics"))])
+                                 APIKeyMiddleware(api_keys, prefixes=("/v1/", "/metrics"),
+                                                  signer=answers.signer,
+                                                  signed_prefix=DOWNLOAD_PATH + "/")])
     register_error_handlers(app, answers)
     convert = ConvertResource(service, answers, json_limit=json_limit, upload_limit=upload_limit)
     app.add_route("/v1/image/convert/video", convert)
@@ -61,10 +66,14 @@ def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str]
         service, answers, json_limit=json_limit))
     app.add_route("/v1/toolkit/jobs/status", JobsStatusResource(
         service, answers, json_limit=json_limit))
+    app.add_route("/v1/image/path", PathResource(service, answers, json_limit=json_limit))
     app.add_route("/v1/toolkit/authenticate", AuthenticateResource(answers))
     app.add_route(DOWNLOAD_PATH + "/{filename}", DownloadResource(service))
     app.add_route("/health", HealthResource(service))
     app.add_route("/metrics", MetricsResource(service.metrics.registry))
+    page = PageResource()
+    app.add_route("/", page)
+    app.add_route("/web/{name}", page, suffix="file")
     app.add_route("/openapi.json", OpenAPIResource(
         openapi_document(settings.max_length, answers.build_number)))
     return app

@@ -12,6 +12,8 @@ from zoomreel import __version__
 from zoomreel.jobs import Job
 from zoomreel.jobs.progress import job_times, progress_of
 
+from .signing import URLSigner
+
 __all__ = ["Answers", "DONE_MESSAGE", "DOWNLOAD_PATH", "envelope"]
 
 DONE_MESSAGE = "Video conversion completed successfully"
@@ -52,11 +54,15 @@ class Answers:
         public_url: base of ``download_url`` (``ZOOMREEL_PUBLIC_URL``); None = the
             address the request came in on.
         build_number: reported in every envelope.
+        signer: signs each ``download_url`` (expiry and HMAC in its query), so that it
+            works without the key; None = plain links.
     """
 
-    def __init__(self, public_url: str | None = None, build_number: str = __version__) -> None:
+    def __init__(self, public_url: str | None = None, build_number: str = __version__,
+                 signer: URLSigner | None = None) -> None:
         self.public_url = (public_url or "").rstrip("/") or None
         self.build_number = build_number
+        self.signer = signer
 
     def envelope(self, code: int, *, message: str, **fields: Any) -> dict[str, Any]:
         """:func:`envelope` with this service's build number."""
@@ -66,10 +72,14 @@ class Answers:
         """Absolute URL of a job's video.
 
         The one rule for its base: the configured public URL, else the address this
-        request came in on, else the one the job was submitted on (webhooks).
+        request came in on, else the one the job was submitted on (webhooks). With a
+        signer, the link is signed: it works without ``X-API-Key`` until it expires.
         """
         base = (self.public_url or request_base or job.base_url or "").rstrip("/")
-        return f"{base}{DOWNLOAD_PATH}/{job.filename}"
+        url = f"{base}{DOWNLOAD_PATH}/{job.filename}"
+        if self.signer is not None and job.filename:
+            url += "?" + self.signer.query(job.filename)
+        return url
 
     def status(self, job: Job, queue_length: int,
                request_base: str | None = None) -> dict[str, Any]:

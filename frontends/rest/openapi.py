@@ -7,7 +7,7 @@ from typing import Any
 from zoomreel.codecs import CONTENT_TYPES
 
 from .envelope import DOWNLOAD_PATH
-from .schema import JOBS_STATUS_SCHEMA, STATUS_SCHEMA, submit_schema
+from .schema import JOBS_STATUS_SCHEMA, STATUS_SCHEMA, path_schema, submit_schema
 
 __all__ = ["openapi_document"]
 
@@ -67,6 +67,24 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
                 "attempts": {"type": "integer"}, "last_error": {"type": ["string", "null"]}}},
         },
     }
+    rect = {"type": "array", "items": num, "minItems": 4, "maxItems": 4,
+            "description": "x0, y0, x1, y1 in canvas pixels (edges at integers)"}
+    size = {"type": "object", "properties": {"width": {"type": "integer"},
+                                             "height": {"type": "integer"}}}
+    path = {
+        "type": "object",
+        "properties": {
+            "output": size, "canvas": {**size, "description": "what the path runs over: "
+                                       "the image (fit cover) or the image on its bars"},
+            "image": {"type": "object", "description": "where the image sits in the canvas",
+                      "properties": {k: {"type": "integer"}
+                                     for k in ("x", "y", "width", "height")}},
+            "frames": {"type": "integer"}, "frame_rate": {"type": "integer"},
+            "duration": num,
+            "samples": {"type": "array", "items": {"type": "object", "properties": {
+                "frame": {"type": "integer"}, "time": num, "rect": rect}}},
+        },
+    }
     upload = dict(submit_schema(max_length, upload=True))  # a copy: the original is shared
     upload["properties"] = {**upload["properties"],
                             "image": {"type": "string", "format": "binary"}}
@@ -75,6 +93,15 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
     retry_after = {"Retry-After": {"schema": {"type": "integer"},
                                    "description": "seconds until a retry is worth it"}}
     key = [{"ApiKey": []}]
+    # The header, or a signed link (the download_url of a done job) instead.
+    signed = [{"ApiKey": []}, {}]
+    signed_help = ("download_url is a signed link: ?expires=<unix seconds>&signature=<base64url "
+                   "HMAC-SHA256 over \"filename\\nexpires\", keyed from the server's secret>. "
+                   "It opens this one file without X-API-Key until it expires "
+                   "(ZOOMREEL_SIGNED_URL_TTL, default 86400 s), Range requests included.")
+    forbidden = {"description": "Signed link tampered with, expired or for another file",
+                 "content": _json({"type": "object",
+                                   "properties": {"message": {"type": "string"}}})}
     errors = {
         "400": _answer("Invalid body: names the field and the rule", "Envelope"),
         "401": {"description": "Missing or wrong X-API-Key",
@@ -101,6 +128,7 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
             "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
             "schemas": {"Envelope": envelope, "JobStatus": job_status,
                         "SubmitRequest": submit_schema(max_length), "SubmitUpload": upload,
+                        "PathRequest": path_schema(max_length), "Path": path,
                         "StatusRequest": STATUS_SCHEMA,
                         "JobsStatusRequest": JOBS_STATUS_SCHEMA},
         },
@@ -131,6 +159,14 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
                     **errors,
                 },
             }},
+            "/v1/image/path": {"post": {
+                "summary": "The frames a request would show (the renderer's own path), "
+                           "for an image of the given size: what the web page draws",
+                "security": key,
+                "requestBody": {"required": True, "content": _json(_ref("PathRequest"))},
+                "responses": {"200": _answer("success; response is a Path", "Envelope"),
+                              **errors},
+            }},
             "/v1/toolkit/authenticate": {"get": {
                 "summary": "Check an API key: 200 with response \"Authorized\", else 401",
                 "security": key,
@@ -138,24 +174,38 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
                               "401": errors["401"]},
             }},
             DOWNLOAD_PATH + "/{filename}": {
-                "parameters": [{"name": "filename", "in": "path", "required": True,
-                                "schema": {"type": "string"}}],
-                "get": {"summary": "Download a video (Range supported)", "security": key,
+                "description": signed_help,
+                "parameters": [
+                    {"name": "filename", "in": "path", "required": True,
+                     "schema": {"type": "string"}},
+                    {"name": "expires", "in": "query", "required": False,
+                     "schema": {"type": "integer"},
+                     "description": "signed link: Unix time it stops working"},
+                    {"name": "signature", "in": "query", "required": False,
+                     "schema": {"type": "string"},
+                     "description": "signed link: base64url HMAC-SHA256 of the filename "
+                                    "and expires"}],
+                "get": {"summary": "Download a video (Range supported)", "security": signed,
                         "responses": {
                             "200": {"description": "The video: MP4 (h264, h265, av1) or "
                                                    "WebM (vp9), by the file's extension",
                                     "content": videos},
                             "206": {"description": "Part of the video (Range)",
                                     "content": videos},
-                            "401": errors["401"], "404": {"description": "No such file"},
+                            "401": errors["401"], "403": forbidden,
+                            "404": {"description": "No such file"},
                             "416": {"description": "Range outside the file"}}},
-                "head": {"summary": "Size and type of a video", "security": key,
+                "head": {"summary": "Size and type of a video", "security": signed,
                          "responses": {"200": {"description": "Headers only"},
                                        "206": {"description": "Headers of a Range"},
                                        "401": {"description": "Missing or wrong X-API-Key"},
+                                       "403": forbidden,
                                        "404": {"description": "No such file"},
                                        "416": {"description": "Range outside the file"}}},
             },
+            "/": {"get": {"summary": "The web page (no key needed to load it)",
+                          "responses": {"200": {"description": "HTML", "content": {
+                              "text/html": {"schema": {"type": "string"}}}}}}},
             "/health": {"get": {"summary": "Redis reachable, workers seen", "responses": {
                 "200": {"description": "Healthy"}, "503": {"description": "Redis unreachable"}}}},
             "/openapi.json": {"get": {"summary": "This document",

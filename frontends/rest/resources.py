@@ -6,28 +6,35 @@ import json
 import os
 import re
 import time
+from importlib import resources
 from typing import Any
 
 import falcon
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from zoomreel.camera import frame_rect
+from zoomreel.canvas import canvas_geometry
 from zoomreel.codecs import content_type_of
 from zoomreel.errors import SpecError
 from zoomreel.jobs import JobService, poll_after
+from zoomreel.spec import RenderSpec
 
 from .envelope import Answers
 from .errors import RequestTooLarge
 from .schema import (
     JOBS_STATUS_SCHEMA,
     MAX_DEPTH,
+    PATH_FIELDS,
     STATUS_SCHEMA,
     coerce_form,
+    path_schema,
     submit_schema,
     validate,
 )
 
 __all__ = ["ConvertResource", "StatusResource", "JobsStatusResource", "AuthenticateResource",
-           "DownloadResource", "HealthResource", "MetricsResource", "OpenAPIResource"]
+           "DownloadResource", "HealthResource", "MetricsResource", "OpenAPIResource",
+           "PathResource", "PageResource"]
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -139,9 +146,88 @@ class AuthenticateResource:
         resp.media = self.answers.envelope(200, message="success", response="Authorized")
 
 
+class PathResource:
+    """POST /v1/image/path: the camera path of a request over an image of a given size.
+
+    The renderer's own code computes it (output size, canvas, ``frame_rect``), so what
+    the web page draws is what the video shows. Bad fields get the submit route's 400.
+    """
+
+    def __init__(self, service: JobService, answers: Answers, *, json_limit: int) -> None:
+        self.service = service
+        self.answers = answers
+        self.json_limit = json_limit
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        started = time.perf_counter()
+        max_length = self.service.settings.max_length
+        body = validate(_read_json(req, self.json_limit), path_schema(max_length), max_length)
+        spec = RenderSpec.from_request(body)
+        image_w, image_h = body["image_width"], body["image_height"]
+        samples = body.get("samples", PATH_FIELDS["samples"]["default"])
+        out_w, out_h = spec.size_for(image_w, image_h)
+        canvas = canvas_geometry(image_w, image_h, spec.fit, out_w, out_h,
+                                 max_zoom=max(spec.zoom_keyframes), max_pixels=spec.max_pixels)
+        last = spec.total_frames - 1
+        frames = sorted({round(i * last / (samples - 1)) for i in range(samples)})
+        resp.media = self.answers.envelope(200, message="success", id=body.get("id"),
+                                           run_time=time.perf_counter() - started, response={
+            "output": {"width": out_w, "height": out_h},
+            "canvas": {"width": canvas.width, "height": canvas.height},
+            "image": {"x": canvas.image_x, "y": canvas.image_y,
+                      "width": canvas.image_width, "height": canvas.image_height},
+            "frames": spec.total_frames,
+            "frame_rate": spec.frame_rate,
+            "duration": spec.total_frames / spec.frame_rate,
+            "samples": [{"frame": n, "time": n / spec.frame_rate,
+                         "rect": list(frame_rect(n, spec, canvas.width, canvas.height,
+                                                 (out_w, out_h)))}
+                        for n in frames],
+        })
+
+
+class PageResource:
+    """GET / and GET /web/{name}: the web page, plain files shipped in the package."""
+
+    _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+              ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+    # The page talks to this origin only; images it shows may come from anywhere (a
+    # pasted URL) or from the user's own files (blob:).
+    _POLICY = ("default-src 'self'; img-src * data: blob:; media-src 'self' blob:; "
+               "connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; "
+               "base-uri 'none'; frame-ancestors 'none'")
+
+    def __init__(self) -> None:
+        folder = resources.files("zoomreel.frontends").joinpath("web")
+        self.files = {item.name: item.read_bytes() for item in folder.iterdir()
+                      if item.is_file() and os.path.splitext(item.name)[1] in self._TYPES}
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str = "index.html",
+               ) -> None:
+        data = self.files.get(name)
+        if data is None:
+            resp.status = falcon.HTTP_404
+            resp.media = {"error": "Not found"}
+            return
+        resp.content_type = self._TYPES[os.path.splitext(name)[1]]
+        resp.set_header("Cache-Control", "no-cache")
+        resp.set_header("X-Content-Type-Options", "nosniff")
+        resp.set_header("Referrer-Policy", "no-referrer")
+        resp.set_header("Content-Security-Policy", self._POLICY)
+        resp.data = data
+
+    def on_get_file(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        self.on_get(req, resp, name)
+
+
 class DownloadResource:
     """GET/HEAD /v1/storage/download/{filename}: the video (its codec's media type, from
-    zoomreel.codecs by extension), with Range support."""
+    zoomreel.codecs by extension), with Range support.
+
+    Reached with the ``X-API-Key`` header or a signed link (the middleware checks it).
+    """
+
+    accepts_signed_links = True
 
     def __init__(self, service: JobService) -> None:
         self.service = service

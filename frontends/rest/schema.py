@@ -11,8 +11,8 @@ from jsonschema import Draft202012Validator
 from zoomreel.errors import SpecError
 from zoomreel.spec import REQUEST_FIELDS
 
-__all__ = ["submit_schema", "STATUS_SCHEMA", "JOBS_STATUS_SCHEMA", "MAX_DEPTH", "validate",
-           "coerce_form"]
+__all__ = ["submit_schema", "path_schema", "PATH_FIELDS", "STATUS_SCHEMA", "JOBS_STATUS_SCHEMA",
+           "MAX_DEPTH", "validate", "coerce_form"]
 
 #: The deepest nesting of arrays and objects a request body may have.
 MAX_DEPTH = 16
@@ -41,6 +41,29 @@ def submit_schema(max_length: float, *, upload: bool = False) -> dict[str, Any]:
     return schema
 
 
+#: The fields POST /v1/image/path takes besides the submit fields (an image's size and
+#: how many frames to describe); their rules are in _ROUTE_RULES.
+PATH_FIELDS: dict[str, Any] = {
+    "image_width": {"type": "integer", "minimum": 1, "maximum": 100_000,
+                    "description": "the image's width in pixels"},
+    "image_height": {"type": "integer", "minimum": 1, "maximum": 100_000,
+                     "description": "the image's height in pixels"},
+    "samples": {"type": "integer", "minimum": 2, "maximum": 120, "default": 2,
+                "description": "how many evenly spaced frames to describe (first and last "
+                               "included)"},
+}
+
+
+@functools.cache
+def path_schema(max_length: float) -> dict[str, Any]:
+    """Schema of POST /v1/image/path: the submit fields (the image itself not needed) and
+    the image's size. Shared, as submit_schema's: read it, never change it."""
+    schema = dict(submit_schema(max_length, upload=True))  # a copy: that one is shared too
+    schema["properties"] = {**schema["properties"], **PATH_FIELDS}
+    schema["required"] = ["image_width", "image_height"]
+    return schema
+
+
 STATUS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -61,6 +84,9 @@ JOBS_STATUS_SCHEMA: dict[str, Any] = {
 _ROUTE_RULES = {
     "job_id": "must be a string",
     "since_seconds": "must be a number of seconds greater than 0 and at most 2592000",
+    "image_width": "must be an integer from 1 to 100000 (the image's width in pixels)",
+    "image_height": "must be an integer from 1 to 100000 (the image's height in pixels)",
+    "samples": "must be an integer from 2 to 120",
 }
 
 
@@ -139,6 +165,9 @@ def validate(body: Any, schema: dict[str, Any], max_length: float = 600.0) -> di
     out = dict(body)
     for name, field in REQUEST_FIELDS.items():
         if field.kind == "integer" and isinstance(out.get(name), float):
+            out[name] = int(out[name])
+    for name in PATH_FIELDS:
+        if isinstance(out.get(name), float):
             out[name] = int(out[name])
     return out
 
