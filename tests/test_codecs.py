@@ -3,13 +3,12 @@ check the container, the stream and every frame against the exact reference."""
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 from typing import Any
 
 import av
-import numpy as np
 import pytest
+from decoded import top_level_boxes, y_plane
 from imagegen import luma, photo_like, psnr, reference_frame
 from PIL import Image
 
@@ -25,12 +24,6 @@ EXPECTED = {
     "av1": ("mov,mp4,m4a,3gp,3g2,mj2", "av1", "av01"),
     "vp9": ("matroska,webm", "vp9", None),
 }
-
-
-def y_plane(frame: av.VideoFrame) -> np.ndarray:
-    plane = frame.planes[0]
-    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-    return rows[:, : plane.width]
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +75,7 @@ def test_container_codec_and_tag(rendered: dict[str, Any]) -> None:
         assert rendered["head"].startswith(b"\x1a\x45\xdf\xa3") and b"webm" in rendered["head"]
     else:  # an MP4 with its index at the front (+faststart)
         assert rendered["head"][4:8] == b"ftyp"
-        assert b"moov" in _top_level_boxes(rendered["out"])[:3]
+        assert b"moov" in top_level_boxes(rendered["out"])[:3]
 
 
 def test_frames_size_and_timing(rendered: dict[str, Any]) -> None:
@@ -128,15 +121,3 @@ def test_content_types_by_extension() -> None:
     assert content_type_of("mp4") is None
 
 
-def _top_level_boxes(path: Path) -> list[bytes]:
-    data = path.read_bytes()
-    kinds, pos = [], 0
-    while pos + 8 <= len(data):
-        size, kind = struct.unpack(">I4s", data[pos: pos + 8])
-        if size == 1:
-            size = struct.unpack(">Q", data[pos + 8: pos + 16])[0]
-        kinds.append(kind)
-        if size < 8:
-            break
-        pos += size
-    return kinds

@@ -8,6 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from decoded import luma_frames
 from imagegen import luma, photo_like, psnr, reference_frame, text
 from PIL import Image
 from reference import contract_rect
@@ -16,17 +17,6 @@ from zoomreel import RenderSpec, render_video
 from zoomreel.canvas import BLUR_DARKEN
 
 SMALL = dict(length=1, frame_rate=15)
-
-
-def frames_of(path: Path) -> list[np.ndarray]:
-    """Every decoded frame's luma plane."""
-    with av.open(str(path)) as container:
-        out = []
-        for frame in container.decode(video=0):
-            plane = frame.planes[0]
-            rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-            out.append(rows[:, : plane.width].copy())
-    return out
 
 
 def rgb_frames_of(path: Path) -> list[np.ndarray]:
@@ -59,7 +49,7 @@ def test_each_path_kind_renders_the_exact_path(kind: str, photo, tmp_path: Path)
     image, path = photo
     spec = RenderSpec(width=320, height=180, **SMALL, **PATHS[kind])
     render_video(path, tmp_path / "out.mp4", spec)
-    frames = frames_of(tmp_path / "out.mp4")
+    frames = luma_frames(tmp_path / "out.mp4")
     assert len(frames) == 15
     for n, frame in enumerate(frames):
         box = contract_rect(n, spec, image.width, image.height, (320, 180))
@@ -72,7 +62,7 @@ def test_a_wrong_path_would_fail_the_comparison(photo, tmp_path: Path) -> None:
     spec = RenderSpec(width=320, height=180, **SMALL, zoom_speed=40, direction="out")
     render_video(path, tmp_path / "out.mp4", spec)
     inward = RenderSpec(width=320, height=180, **SMALL, zoom_speed=40)
-    first = frames_of(tmp_path / "out.mp4")[0]
+    first = luma_frames(tmp_path / "out.mp4")[0]
     box = contract_rect(0, inward, image.width, image.height, (320, 180))
     assert psnr(first, luma(reference_frame(image, box, (320, 180)))) < 25.0
 
@@ -86,7 +76,7 @@ def test_each_orientation_gives_its_size(orientation: str, size, photo, tmp_path
     spec = RenderSpec(length=0.2, frame_rate=15, zoom_speed=10, orientation=orientation)
     result = render_video(path, tmp_path / "o.mp4", spec)
     assert (result.width, result.height) == size
-    frames = frames_of(tmp_path / "o.mp4")
+    frames = luma_frames(tmp_path / "o.mp4")
     assert frames[0].shape == (size[1], size[0])
     box = contract_rect(2, spec, image.width, image.height, size)
     assert psnr(frames[2], luma(reference_frame(image, box, size))) >= 30.0
@@ -97,7 +87,7 @@ def test_explicit_width_and_height(photo, tmp_path: Path) -> None:
     result = render_video(path, tmp_path / "o.mp4",
                           RenderSpec(length=0.2, frame_rate=15, width=200, height=356))
     assert (result.width, result.height) == (200, 356)
-    assert frames_of(tmp_path / "o.mp4")[0].shape == (356, 200)
+    assert luma_frames(tmp_path / "o.mp4")[0].shape == (356, 200)
 
 
 def fit_box(image_w: int, image_h: int, out_w: int, out_h: int) -> tuple[float, ...]:

@@ -3,36 +3,15 @@
 from __future__ import annotations
 
 import os
-import struct
 
 import av
-import numpy as np
 import pytest
+from decoded import top_level_boxes, y_plane
 from imagegen import luma, photo_like, psnr, reference_frame, text
 
 from zoomreel import RenderSpec, render_video
 from zoomreel.camera import frame_rect
 from zoomreel.errors import ImageError, RenderCancelled, RenderError
-
-
-def y_plane(frame: av.VideoFrame) -> np.ndarray:
-    plane = frame.planes[0]
-    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-    return rows[:, : plane.width]
-
-
-def top_level_boxes(path) -> list[bytes]:
-    kinds, data = [], open(path, "rb").read()
-    pos = 0
-    while pos + 8 <= len(data):
-        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        if size == 1:
-            size = struct.unpack(">Q", data[pos + 8 : pos + 16])[0]
-        kinds.append(kind)
-        if size < 8:
-            break
-        pos += size
-    return kinds
 
 
 @pytest.fixture(scope="module")
