@@ -30,11 +30,26 @@ KB = 0.0722
 _KG = 1.0 - KR - KB
 
 
+@numba.njit(inline="always")
+def _filter(x: float, cubic: bool) -> float:
+    """The triangle (bilinear) or Catmull-Rom (cubic, a = -0.5, Pillow's bicubic) filter."""
+    x = abs(x)
+    if not cubic:
+        return max(0.0, 1.0 - x)
+    if x < 1.0:
+        return (1.5 * x - 2.5) * x * x + 1.0
+    if x < 2.0:
+        return ((x - 5.0) * x + 8.0) * x * -0.5 + 2.0
+    return 0.0
+
+
 @numba.njit(nogil=True, cache=True)
 def axis_weights(
-    in0: float, in1: float, in_size: int, out_size: int, scale_to_plane: float
+    in0: float, in1: float, in_size: int, out_size: int, scale_to_plane: float,
+    cubic: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Filter taps for one axis, as Pillow's ``precompute_coeffs`` (bilinear).
+    """Filter taps for one axis, as Pillow's ``precompute_coeffs`` (bilinear, or bicubic
+    with ``cubic``).
 
     Args:
         in0: box start in source-image coordinates.
@@ -42,6 +57,7 @@ def axis_weights(
         in_size: plane size on this axis.
         out_size: output size on this axis.
         scale_to_plane: plane pixels per source-image pixel (1 for level 0 luma).
+        cubic: Catmull-Rom (support 2) instead of the triangle (support 1).
 
     Returns:
         (first, weights, ntaps): first[i] is the first plane index read by output i,
@@ -52,7 +68,7 @@ def axis_weights(
     in1 = in1 * scale_to_plane
     scale = (in1 - in0) / out_size
     filterscale = max(scale, 1.0)
-    support = filterscale  # triangle filter support is 1, widened by the scale
+    support = filterscale * (2.0 if cubic else 1.0)  # the filter's, widened by the scale
     ksize = int(math.ceil(support)) * 2 + 1
     ksize = (ksize + 3) // 4 * 4  # whole groups of four taps, see resample
     first = np.empty(out_size, dtype=np.int32)
@@ -72,9 +88,7 @@ def axis_weights(
             hi = lo + 1
         total = 0.0
         for k in range(hi - lo):
-            w = 1.0 - abs((k + lo - center + 0.5) * ss)
-            if w < 0.0:
-                w = 0.0
+            w = _filter((k + lo - center + 0.5) * ss, cubic)
             weights[i, k] = w
             total += w
         if total == 0.0:

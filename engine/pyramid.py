@@ -144,10 +144,12 @@ class Pyramid:
         y: np.ndarray,
         u: np.ndarray,
         v: np.ndarray,
+        cubic: bool = False,
     ) -> None:
         """Resample ``box`` (image coordinates) into the output planes y, u, v.
 
-        u and v are the half-size chroma planes of the output.
+        u and v are the half-size chroma planes of the output; ``cubic`` filters with
+        Catmull-Rom instead of the triangle (sharper where the image is magnified).
         """
         x0, y0, x1, y1 = box
         out_h, out_w = y.shape
@@ -156,8 +158,8 @@ class Pyramid:
         for plane_src, outs, half in ((lv.y, (y,), 1.0), (lv.u, (u, v), 0.5)):
             ph, pw = plane_src.shape
             oh, ow = outs[0].shape
-            xf, xw, nx = axis_weights(x0, x1, pw, ow, lv.fx * half)
-            yf, yw, ny = axis_weights(y0, y1, ph, oh, lv.fy * half)
+            xf, xw, nx = axis_weights(x0, x1, pw, ow, lv.fx * half, cubic)
+            yf, yw, ny = axis_weights(y0, y1, ph, oh, lv.fy * half, cubic)
             with _KERNEL_LOCK:
                 resample(plane_src, xf, xw, nx, yf, yw, ny, outs[0])
                 if len(outs) == 2:

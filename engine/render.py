@@ -79,6 +79,7 @@ def render_video(
     cw, _ = cover_size(pyramid.width, pyramid.height, width, height)
     pyramid.prepare(max_scale=cw / (min(spec.zoom_keyframes) * width))
     total = spec.total_frames
+    cubic = spec.resampler == "catmull-rom"
     frames: queue.Queue[object] = queue.Queue(maxsize=_AHEAD)
     stop = threading.Event()
 
@@ -90,7 +91,7 @@ def render_video(
                     if stop.is_set():
                         return
                     frame, y, u, v = encoder.new_frame()
-                    pyramid.render(box, y, u, v)
+                    pyramid.render(box, y, u, v, cubic)
                     frames.put(frame)
                 frames.put(None)
             except BaseException as exc:  # handed to the encoding thread

@@ -129,6 +129,10 @@ class RenderSpec:
     height: int | None = _field(
         "integer", 1080, optional=True, minimum=MIN_SIDE, maximum=MAX_SIDE, even=True,
         help="output height in pixels (instead of orientation)")
+    resampler: str = _field(
+        "choice", "bilinear", choices=("bilinear", "catmull-rom"),
+        help="bilinear: Pillow's bilinear resize; catmull-rom: its bicubic, sharper where "
+             "the zoom magnifies the image")
     codec: str = _field(
         "choice", "h264", choices=("h264", "h265", "av1", "vp9"),
         help="h264, h265 and av1 in MP4; vp9 in WebM")

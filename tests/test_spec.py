@@ -107,7 +107,7 @@ def test_the_field_table_is_renderspecs_fields_and_defaults() -> None:
     assert {"image_url", "webhook_url", "id", "length", "frame_rate", "zoom_speed", "width",
             "height", "direction", "start_zoom", "end_zoom", "focus", "start_focus",
             "end_focus", "curve", "easing", "loop", "cycles", "fit", "background",
-            "orientation", "codec", "speed"} == set(REQUEST_FIELDS)
+            "orientation", "resampler", "codec", "speed"} == set(REQUEST_FIELDS)
 
 
 @pytest.mark.parametrize("field", NUMERIC, ids=lambda f: f.name)
