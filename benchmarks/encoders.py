@@ -3,6 +3,7 @@
     python -m benchmarks.encoders compare --corpus /work/shared/corpus [--synthetic]
     python -m benchmarks.encoders sweep --corpus /work/shared/corpus \\
         --photos redpanda-foliage,office-iso800,castle-facade --length 3 --grid broad
+    python -m benchmarks.encoders front benchmarks/results/*-encoders-sweep.json
 
 ``compare`` runs, for every photo, the ffmpeg command and zoomreel at the named encoder
 settings (``--settings``, default: current,balanced), alternating them ``--repeats``
@@ -85,6 +86,9 @@ class Setting:
 #: settings on real photos"), and RenderSpec's default before them.
 NAMED: dict[str, Setting] = {
     "current": Setting("ultrafast", 26, "cabac=1:deblock=0,0"),
+    "fastest": Setting("superfast", 25, "bframes=1"),
+    "balanced": Setting("superfast", 24, "bframes=1:subme=2:trellis=1:ref=2"),
+    "smallest": Setting("veryfast", 22, ""),
 }
 
 # Grids for ``sweep --grid``. Memory guards first, then the knobs one by one.
@@ -287,8 +291,8 @@ def corpus_photos(corpus: Path | None, names: Sequence[str] | None) -> list[Path
     if corpus is None:
         return []
     photos = sorted(p for p in corpus.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
-    if names:
-        photos = [p for p in photos if any(p.stem.startswith(n) for n in names)]
+    if names:  # in the order given
+        photos = [p for n in names for p in photos if p.stem.startswith(n)]
     return photos
 
 
@@ -639,6 +643,60 @@ def sweep_table(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: dB of encoder PSNR per unit of ln(file size) at fixed settings, crf moved by 1-2:
+#: the median over the crf pairs of the first sweeps (2.8 to 4.2 by photo and preset).
+DB_PER_LN_SIZE = 3.4
+
+
+def front_table(record: dict[str, Any]) -> str:
+    """A sweep record compacted: per setting its worst photo for size and for PSNR,
+    the PSNR it would have at the ffmpeg file's size (moved along DB_PER_LN_SIZE),
+    speed by CPU time and by wall time (medians over photos), and the worst peak RSS.
+    Rows on the front (within 300 MB: no other row is both faster by CPU time and
+    better at equal size) are marked *."""
+    photos = record["photos"]
+    rows = []
+    for k, label in enumerate(record["settings"]):
+        rs = [p["settings"][k] for p in photos]
+        eq = [
+            r["fidelity_vs_ffmpeg_db"] - DB_PER_LN_SIZE * math.log(r["size_vs_ffmpeg"])
+            for r in rs
+        ]
+        rows.append(
+            {
+                "setting": label,
+                "size": max(r["size_vs_ffmpeg"] for r in rs),
+                "db": min(r["fidelity_vs_ffmpeg_db"] for r in rs),
+                "eq": min(eq),
+                "cpu": statistics.median(r["cpu_vs_ffmpeg"] for r in rs),
+                "wall": statistics.median(r["speed_vs_ffmpeg"] for r in rs),
+                "rss": max(r["peak_rss_mb"] for r in rs),
+            }
+        )
+    for r in rows:
+        r["front"] = r["rss"] <= 300 and not any(
+            o is not r and o["rss"] <= 300 and o["cpu"] >= r["cpu"] and o["eq"] >= r["eq"]
+            for o in rows
+        )
+    lines = [
+        f"{len(photos)} photos ({', '.join(p['photo'] for p in photos)}), "
+        f"{record['job']['frames']} frames. Worst photo for size / ffmpeg's and for encoder "
+        "PSNR minus ffmpeg's; 'at equal size': that PSNR difference moved to the ffmpeg "
+        f"file's size at {DB_PER_LN_SIZE} dB per ln(size), worst photo; speed = ffmpeg / "
+        "zoomreel, by CPU time and by wall time, median over photos; * = on the front.",
+        "",
+        "| setting | size max | dB min | dB at equal size | speed CPU | speed wall | RSS max |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: -r["cpu"]):
+        lines.append(
+            f"| `{r['setting']}`{' *' if r['front'] else ''} | {r['size']:.2f}x | "
+            f"{r['db']:+.2f} | {r['eq']:+.2f} | {r['cpu']:.2f}x | {r['wall']:.2f}x | "
+            f"{r['rss']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
 # -- command line ---------------------------------------------------------------------
 
 
@@ -649,6 +707,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="mode", required=True)
+    f = sub.add_parser("front", help="compact table of sweep records")
+    f.add_argument("records", nargs="+", type=Path)
     for name in ("compare", "sweep"):
         q = sub.add_parser(name)
         q.add_argument("--corpus", type=Path, help="folder of JPEG photos")
@@ -686,6 +746,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     s.add_argument("--grid", action="append", default=[], choices=sorted(GRIDS))
     s.add_argument("--candidate", action="append", default=[], help="PRESET/CRF/PARAMS")
     args = p.parse_args(argv)
+    if args.mode == "front":
+        return args
     if args.mode == "compare" and not args.settings:
         args.settings = ["current", "balanced"]
     if args.corpus is None and not args.synthetic:
@@ -695,6 +757,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    if args.mode == "front":
+        for path in args.records:
+            print(f"{path.name}: " + front_table(json.loads(path.read_text())) + "\n")
+        return
     start = time.perf_counter()
     (compare if args.mode == "compare" else sweep)(args)
     print(f"({time.perf_counter() - start:.0f} s)", file=sys.stderr)
