@@ -2,7 +2,7 @@
 
     python -m benchmarks.encoders compare --corpus /work/shared/corpus [--synthetic]
     python -m benchmarks.encoders sweep --corpus /work/shared/corpus \\
-        --photos redpanda-foliage,office-iso800,castle-facade --length 3 --grid broad
+        --photos castle,office,redpanda --grid round1
     python -m benchmarks.encoders front benchmarks/results/*-encoders-sweep.json
 
 ``compare`` runs, for every photo, the ffmpeg command and zoomreel at the named encoder
@@ -87,44 +87,59 @@ class Setting:
 NAMED: dict[str, Setting] = {
     "current": Setting("ultrafast", 26, "cabac=1:deblock=0,0"),
     "fastest": Setting("superfast", 25, "bframes=1"),
-    "balanced": Setting("superfast", 24, "bframes=1:subme=2:trellis=1:ref=2"),
+    "balanced": Setting("superfast", 23, "bframes=1:subme=2:trellis=1:ref=2"),
     "smallest": Setting("veryfast", 22, ""),
 }
 
-# Grids for ``sweep --grid``. Memory guards first, then the knobs one by one.
-_MEM = "threads=2:rc-lookahead=10:sync-lookahead=0"
+# Grids for ``sweep --grid``, as run for issue 8 (benchmarks/README.md): round1 on
+# castle, office and redpanda, round2 on office, redpanda and tree, 3 s jobs.
+_V5 = "veryfast/20/bframes=0:rc-lookahead=5"
+_S1 = "superfast/24/bframes=1"
 GRIDS: dict[str, list[str]] = {
-    "broad": [
-        # presets as they are (threads=auto: 3 frame threads on 2 cores)
+    "round1": [
         "ultrafast/26/cabac=1:deblock=0,0",
-        "superfast/22/",
-        "superfast/25/",
         "veryfast/20/",
-        "veryfast/23/",
-        "faster/21/",
-        # memory: threads, sliced threads, lookahead
-        f"superfast/22/{_MEM}",
-        f"veryfast/20/{_MEM}",
-        "veryfast/20/threads=2",
-        "veryfast/20/sliced-threads=1",
-        "veryfast/20/threads=2:rc-lookahead=5:sync-lookahead=0",
-        # knobs over veryfast with the memory guard
-        f"veryfast/20/{_MEM}:bframes=1",
-        f"veryfast/20/{_MEM}:bframes=0",
-        f"veryfast/20/{_MEM}:me=dia",
-        f"veryfast/20/{_MEM}:subme=1",
-        f"veryfast/20/{_MEM}:subme=4",
-        f"veryfast/20/{_MEM}:ref=2",
-        f"veryfast/20/{_MEM}:trellis=1",
-        f"veryfast/20/{_MEM}:mbtree=0",
-        f"veryfast/20/{_MEM}:aq-mode=0",
-        f"veryfast/20/{_MEM}:psy-rd=0,0",
-        f"veryfast/20/{_MEM}:aq-strength=0.6",
-        f"veryfast/20/{_MEM}:partitions=none",
-        # knobs over superfast with the memory guard
-        f"superfast/22/{_MEM}:mbtree=1",
-        f"superfast/22/{_MEM}:subme=2",
-        f"superfast/22/{_MEM}:me=hex",
+        "superfast/22/bframes=0",
+        "superfast/22/bframes=1",
+        "superfast/24/bframes=1",
+        "superfast/22/bframes=1:subme=2",
+        "superfast/22/bframes=1:me=hex",
+        "superfast/22/bframes=1:trellis=1",
+        "superfast/22/bframes=1:mbtree=1:rc-lookahead=5",
+        _V5,
+        "veryfast/22/bframes=0:rc-lookahead=5",
+        "veryfast/20/bframes=1:rc-lookahead=5:sync-lookahead=0",
+        "veryfast/20/bframes=0:mbtree=0:rc-lookahead=0",
+        "veryfast/20/bframes=0:rc-lookahead=10",
+        f"{_V5}:aq-mode=0",
+        f"{_V5}:psy-rd=0,0",
+        f"{_V5}:subme=1:me=dia",
+        f"{_V5}:trellis=1",
+        f"{_V5}:ref=2",
+        f"{_V5}:threads=1",
+        f"{_V5}:sliced-threads=1",
+        f"{_V5}:me=dia",
+    ],
+    "round2": [
+        "ultrafast/26/cabac=1:deblock=0,0",
+        "veryfast/20/",
+        _S1,
+        "superfast/25/bframes=1",
+        "superfast/24/bframes=2",
+        "superfast/24/bframes=2:b-adapt=0",
+        "superfast/24/bframes=1:b-adapt=0",
+        f"{_S1}:ref=2",
+        f"{_S1}:partitions=i8x8,i4x4,p8x8",
+        f"{_S1}:trellis=1",
+        f"{_S1}:subme=2",
+        f"{_S1}:subme=2:trellis=1",
+        f"{_S1}:threads=2",
+        "superfast/26/bframes=1:mbtree=1:rc-lookahead=3",
+        "superfast/26/bframes=1:mbtree=1:rc-lookahead=2:sync-lookahead=0",
+        "veryfast/22/bframes=1:rc-lookahead=3:sync-lookahead=0",
+        "veryfast/21/bframes=1:mbtree=0:rc-lookahead=0",
+        "veryfast/22/bframes=2:rc-lookahead=4:sync-lookahead=0",
+        "faster/23/bframes=1:mbtree=0:rc-lookahead=0",
     ],
 }
 
