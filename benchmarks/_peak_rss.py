@@ -19,7 +19,8 @@ import time
 
 
 def main(argv: list[str]) -> int:
-    """Run argv[1:], write {"wall_s", "peak_rss_kib", "returncode"} to argv[0]."""
+    """Run argv[1:], write {"wall_s", "peak_rss_kib", "user_s", "sys_s", "returncode"}
+    to argv[0] (user_s and sys_s: the command's own CPU time)."""
     report, cmd = argv[0], argv[1:]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd)
@@ -27,7 +28,16 @@ def main(argv: list[str]) -> int:
     wall = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
     with open(report, "w") as f:
-        json.dump({"wall_s": wall, "peak_rss_kib": usage.ru_maxrss, "returncode": code}, f)
+        json.dump(
+            {
+                "wall_s": wall,
+                "peak_rss_kib": usage.ru_maxrss,
+                "user_s": usage.ru_utime,
+                "sys_s": usage.ru_stime,
+                "returncode": code,
+            },
+            f,
+        )
     return code
 
 

@@ -57,7 +57,14 @@ class Codec:
     speeds: dict[str, EncoderSettings]
 
 
-_X264_BALANCED = "cabac=1:deblock=0,0"
+# h264, from benchmarks/README.md "Encoder settings on real photos (issue 8)": against the
+# documented ffmpeg command (x264 medium crf 23), 10 s of 1080p on every corpus photo,
+# balanced makes files 0.52-0.93x its size, at -0.29..+0.46 dB of its encoder fidelity,
+# 2.1-3.9x faster (wall; 2.6-3.2x less CPU), in 281-298 MB. One B-frame is the largest
+# gain (+1.7 dB at equal size); ref=2 another 0.35-0.5 dB; more B-frames and mbtree cost
+# 25-60 MB each, so balanced stops there. The old ultrafast+CABAC crf 26 made files 3-4x
+# ffmpeg's at 1.7-2.8 dB less.
+_X264_BALANCED = "bframes=1:subme=2:trellis=1:ref=2"
 # x265's memory at 1080p: +245 MB with its defaults, +145 MB with one frame thread, no
 # B-frames and a 2-frame lookahead (at some cost in file size per dB).
 _X265_LOW_MEMORY = "log-level=error:frame-threads=1:bframes=0:rc-lookahead=2"
@@ -65,9 +72,10 @@ _VP9 = {"row-mt": "1", "lag-in-frames": "0", "b": "0"}
 
 CODECS: dict[str, Codec] = {c.name: c for c in (
     Codec("h264", "libx264", "mp4", ".mp4", "video/mp4", None, {
-        "fastest": EncoderSettings(26, "ultrafast", {"x264-params": _X264_BALANCED}),
-        "balanced": EncoderSettings(26, "ultrafast", {"x264-params": _X264_BALANCED}),
-        "smallest": EncoderSettings(21, "faster"),
+        "fastest": EncoderSettings(25, "superfast", {"x264-params": "bframes=1"}),
+        "balanced": EncoderSettings(23, "superfast", {"x264-params": _X264_BALANCED}),
+        # 0.46-0.62x ffmpeg's size at -0.5..+0.1 dB, but 357-389 MB peak RSS
+        "smallest": EncoderSettings(22, "veryfast"),
     }),
     # hvc1, not hev1: Apple's players open only HEVC tagged hvc1.
     Codec("h265", "libx265", "mp4", ".mp4", "video/mp4", "hvc1", {

@@ -1,0 +1,786 @@
+"""Encoder settings on real photos: zoomreel against the documented ffmpeg command.
+
+    python -m benchmarks.encoders compare --corpus /work/shared/corpus [--synthetic]
+    python -m benchmarks.encoders sweep --corpus /work/shared/corpus \\
+        --photos castle,office,redpanda --grid round1
+    python -m benchmarks.encoders front benchmarks/results/*-encoders-sweep.json
+
+``compare`` runs, for every photo, the ffmpeg command and zoomreel at the named encoder
+settings (``--settings``, default: current,balanced), alternating them ``--repeats``
+times, and measures for each: wall time and CPU time of the whole process, its peak RSS,
+the file size, the *encoder fidelity* and the *path fidelity*.
+
+- encoder fidelity: mean (and min) luma PSNR of the decoded video against the frames
+  that went into the encoder, i.e. against a lossless encode of the same frames.
+  zoomreel's are its kernel's frames (computed again here, bit-exact); the ffmpeg
+  command's are its own filter graph's output, read raw from a second run of the same
+  command with ``-c:v rawvideo -f rawvideo`` instead of libx264 (``--check-lossless``
+  verifies that this equals decoding a ``-qp 0`` encode).
+- path fidelity: per-frame luma PSNR (min / median) against the exact zoom path, Pillow's
+  bilinear resize of the EXIF-oriented photo over each frame's rectangle, as
+  ``benchmarks.bench`` measures it (``--path-stride K``: every K-th frame).
+
+``sweep`` measures many x264 settings (``--grid`` and/or ``--candidate
+PRESET/CRF/PARAMS``) on shorter jobs: one fresh-process render each (warm Numba cache),
+with wall time, CPU time, peak RSS, size and encoder fidelity, next to the ffmpeg command
+run before and after the settings on the same photo. It writes the record after every
+photo, so a cut-short sweep keeps what it measured.
+
+Both write a JSON record to ``--out`` (default benchmarks/results/) and print Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from benchmarks._fidelity import _luma_frames, colour_of, video_psnr
+from benchmarks._measure import MB, ROOT, ffmpeg_command, make_source, pyramid_for
+from zoomreel.camera import frame_rect
+from zoomreel.image import load_image
+from zoomreel.spec import RenderSpec
+
+# -- encoder settings -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One x264 configuration as RenderSpec takes it."""
+
+    preset: str
+    crf: int
+    params: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.preset}/{self.crf}/{self.params}"
+
+    @classmethod
+    def parse(cls, text: str) -> Setting:
+        """``PRESET/CRF/PARAMS`` (PARAMS may be empty), or a name from NAMED."""
+        if text in NAMED:
+            return NAMED[text]
+        preset, crf, *rest = text.split("/")
+        return cls(preset, int(crf), "/".join(rest))
+
+    def spec(self, base: RenderSpec) -> RenderSpec:
+        return replace(base, preset=self.preset, crf=self.crf, x264_params=self.params)
+
+
+#: The named settings this benchmark proposes (see benchmarks/README.md, "Encoder
+#: settings on real photos"), and RenderSpec's default before them.
+NAMED: dict[str, Setting] = {
+    "current": Setting("ultrafast", 26, "cabac=1:deblock=0,0"),
+    "fastest": Setting("superfast", 25, "bframes=1"),
+    "balanced": Setting("superfast", 23, "bframes=1:subme=2:trellis=1:ref=2"),
+    "smallest": Setting("veryfast", 22, ""),
+}
+
+# Grids for ``sweep --grid``, as run for issue 8 (benchmarks/README.md): round1 on
+# castle, office and redpanda, round2 on office, redpanda and tree, 3 s jobs.
+_V5 = "veryfast/20/bframes=0:rc-lookahead=5"
+_S1 = "superfast/24/bframes=1"
+GRIDS: dict[str, list[str]] = {
+    "round1": [
+        "ultrafast/26/cabac=1:deblock=0,0",
+        "veryfast/20/",
+        "superfast/22/bframes=0",
+        "superfast/22/bframes=1",
+        "superfast/24/bframes=1",
+        "superfast/22/bframes=1:subme=2",
+        "superfast/22/bframes=1:me=hex",
+        "superfast/22/bframes=1:trellis=1",
+        "superfast/22/bframes=1:mbtree=1:rc-lookahead=5",
+        _V5,
+        "veryfast/22/bframes=0:rc-lookahead=5",
+        "veryfast/20/bframes=1:rc-lookahead=5:sync-lookahead=0",
+        "veryfast/20/bframes=0:mbtree=0:rc-lookahead=0",
+        "veryfast/20/bframes=0:rc-lookahead=10",
+        f"{_V5}:aq-mode=0",
+        f"{_V5}:psy-rd=0,0",
+        f"{_V5}:subme=1:me=dia",
+        f"{_V5}:trellis=1",
+        f"{_V5}:ref=2",
+        f"{_V5}:threads=1",
+        f"{_V5}:sliced-threads=1",
+        f"{_V5}:me=dia",
+    ],
+    "round2": [
+        "ultrafast/26/cabac=1:deblock=0,0",
+        "veryfast/20/",
+        _S1,
+        "superfast/25/bframes=1",
+        "superfast/24/bframes=2",
+        "superfast/24/bframes=2:b-adapt=0",
+        "superfast/24/bframes=1:b-adapt=0",
+        f"{_S1}:ref=2",
+        f"{_S1}:partitions=i8x8,i4x4,p8x8",
+        f"{_S1}:trellis=1",
+        f"{_S1}:subme=2",
+        f"{_S1}:subme=2:trellis=1",
+        f"{_S1}:threads=2",
+        "superfast/26/bframes=1:mbtree=1:rc-lookahead=3",
+        "superfast/26/bframes=1:mbtree=1:rc-lookahead=2:sync-lookahead=0",
+        "veryfast/22/bframes=1:rc-lookahead=3:sync-lookahead=0",
+        "veryfast/21/bframes=1:mbtree=0:rc-lookahead=0",
+        "veryfast/22/bframes=2:rc-lookahead=4:sync-lookahead=0",
+        "faster/23/bframes=1:mbtree=0:rc-lookahead=0",
+    ],
+}
+
+
+# -- processes ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """One measured process."""
+
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float
+    size_bytes: int
+    load: float  # 1-minute load average as it started
+
+
+def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[Run, str]:
+    """Run ``cmd`` under benchmarks._peak_rss: wall, CPU, its own peak RSS, stdout."""
+    env = dict(env or os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmarks._peak_rss", str(report), *cmd],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        if proc.returncode or not report.exists():
+            raise RuntimeError(f"{cmd[:3]} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+        info = json.loads(report.read_text())
+    run = Run(
+        info["wall_s"],
+        info["user_s"] + info["sys_s"],
+        info["peak_rss_kib"] * 1024 / MB,
+        0,
+        load,
+    )
+    return run, proc.stdout
+
+
+def run_ffmpeg(source: Path, out: Path, spec: RenderSpec) -> Run:
+    run, _ = measure(ffmpeg_command(source, out, spec))
+    return replace(run, size_bytes=out.stat().st_size)
+
+
+def run_zoomreel(source: Path, out: Path, spec: RenderSpec, cache: Path) -> Run:
+    cmd = [
+        sys.executable, "-m", "benchmarks._render_once", str(source), str(out),
+        "--length", f"{spec.length:g}", "--frame-rate", str(spec.frame_rate),
+        "--zoom-speed", f"{spec.zoom_speed:g}", "--crf", str(spec.crf),
+        "--preset", spec.preset, "--x264-params", spec.x264_params,
+    ]  # fmt: skip
+    run, _ = measure(cmd, {**os.environ, "NUMBA_CACHE_DIR": str(cache)})
+    return replace(run, size_bytes=out.stat().st_size)
+
+
+def run_dict(run: Run) -> dict[str, Any]:
+    return {
+        "wall_s": run.wall_s,
+        "cpu_s": run.cpu_s,
+        "peak_rss_mb": run.peak_rss_mb,
+        "size_bytes": run.size_bytes,
+        "load": run.load,
+    }
+
+
+# -- encoder fidelity -----------------------------------------------------------------
+
+
+def _psnr(mse: float) -> float:
+    return 99.0 if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+def kernel_luma(source: Path, spec: RenderSpec) -> Iterator[np.ndarray]:
+    """The Y planes zoomreel's kernel makes for the job, in order (what its encoder gets)."""
+    rgb = load_image(source, max_pixels=spec.max_pixels, background=spec.background)
+    pyramid = pyramid_for(rgb, spec)
+    del rgb
+    y = np.empty((spec.height, spec.width), np.uint8)
+    u = np.empty((spec.height // 2, spec.width // 2), np.uint8)
+    v = np.empty_like(u)
+    for n in range(spec.total_frames):
+        pyramid.render(frame_rect(n, spec, pyramid.width, pyramid.height), y, u, v)
+        yield y
+
+
+def ffmpeg_luma(source: Path, spec: RenderSpec) -> Iterator[np.ndarray]:
+    """The Y planes the ffmpeg command's filter graph hands its encoder: the same command
+    with raw video out on a pipe instead of libx264."""
+    cmd = ffmpeg_command(source, Path("unused.mp4"), spec)
+    cmd[cmd.index("libx264")] = "rawvideo"
+    cmd[-1:] = ["-f", "rawvideo", "pipe:1"]
+    w, h = spec.width, spec.height
+    size = w * h * 3 // 2
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        while True:
+            buf = proc.stdout.read(size)
+            if len(buf) < size:
+                break
+            yield np.frombuffer(buf, np.uint8, w * h).reshape(h, w)
+        proc.stdout.close()
+
+
+def encoder_fidelity(
+    reference: Iterator[np.ndarray], videos: Sequence[str | Path]
+) -> list[dict[str, Any]]:
+    """Luma PSNR of each video against ``reference`` frame by frame: mean, min, and the
+    PSNR of the mean squared error over the clip; frame counts of both."""
+    decoders = [_luma_frames(str(v)) for v in videos]
+    scores: list[list[float]] = [[] for _ in videos]
+    sums = [0.0 for _ in videos]
+    counts = [0 for _ in videos]
+    ref_frames = 0
+    for ref in reference:
+        ref_frames += 1
+        r = ref.astype(np.float32)
+        for k, d in enumerate(decoders):
+            y = next(d, None)
+            if y is None:
+                continue
+            mse = float(np.mean((y - r) ** 2, dtype=np.float64))
+            scores[k].append(_psnr(mse))
+            sums[k] += mse
+            counts[k] += 1
+    out = []
+    for k, d in enumerate(decoders):
+        extra = sum(1 for _ in d)
+        s = scores[k]
+        out.append(
+            {
+                "mean_db": statistics.fmean(s) if s else 0.0,
+                "min_db": min(s) if s else 0.0,
+                "clip_db": _psnr(sums[k] / counts[k]) if counts[k] else 0.0,
+                "frames_compared": counts[k],
+                "reference_frames": ref_frames,
+                "video_frames": counts[k] + extra,
+            }
+        )
+    return out
+
+
+def check_lossless(source: Path, spec: RenderSpec, tmp: Path) -> dict[str, Any]:
+    """The raw-pipe reference equals decoding the command re-run with ``-qp 0``; the
+    kernel reference equals decoding zoomreel's own lossless (qp 0) encode."""
+    cmd = ffmpeg_command(source, tmp / "ffmpeg-qp0.mp4", spec)
+    cmd[-1:-1] = ["-qp", "0", "-preset", "ultrafast"]
+    subprocess.run(cmd, check=True)
+    (ff,) = encoder_fidelity(ffmpeg_luma(source, spec), [tmp / "ffmpeg-qp0.mp4"])
+    lossless = replace(spec, preset="ultrafast", crf=0, x264_params="qp=0")
+    run_zoomreel(source, tmp / "zoomreel-qp0.mp4", lossless, tmp / "numba-cache")
+    (zr,) = encoder_fidelity(kernel_luma(source, spec), [tmp / "zoomreel-qp0.mp4"])
+    return {"ffmpeg_qp0_vs_raw_pipe": ff, "zoomreel_qp0_vs_kernel": zr}
+
+
+# -- inputs ---------------------------------------------------------------------------
+
+
+def corpus_photos(corpus: Path | None, names: Sequence[str] | None) -> list[Path]:
+    if corpus is None:
+        return []
+    photos = sorted(p for p in corpus.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
+    if names:  # in the order given
+        photos = [p for n in names for p in photos if p.stem.startswith(n)]
+    return photos
+
+
+def oriented(path: Path) -> Image.Image:
+    """The photo as zoomreel sees it: EXIF orientation applied, RGB."""
+    with Image.open(path) as im:
+        return ImageOps.exif_transpose(im).convert("RGB")
+
+
+def as_stored(path: Path) -> Image.Image:
+    """The photo as the ffmpeg command sees it: ffmpeg's image2/mjpeg input ignores the
+    EXIF orientation tag."""
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+def path_fidelity(
+    photo: Path, spec: RenderSpec, zoomreel: Sequence[Path], ffmpeg: Path | None, stride: int
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Per-frame PSNR against the exact path: zoomreel's files against the oriented photo,
+    the ffmpeg file against the photo as ffmpeg reads it (they differ when EXIF rotates)."""
+    img = oriented(photo)
+    stored = as_stored(photo)
+    same = img.size == stored.size and img.tobytes() == stored.tobytes()
+    videos = [(str(p), colour_of(str(p))) for p in zoomreel]
+    if ffmpeg is not None and same:
+        videos.append((str(ffmpeg), colour_of(str(ffmpeg))))
+    fids = [_fid_dict(f) for f in video_psnr(img, spec, videos, stride=stride)]
+    del img
+    ff = None
+    if ffmpeg is not None:
+        if same:
+            ff = fids.pop()
+        else:
+            (f,) = video_psnr(stored, spec, [(str(ffmpeg), colour_of(str(ffmpeg)))], stride)
+            ff = {**_fid_dict(f), "note": "against the photo as stored (EXIF orientation "
+                  "ignored by ffmpeg, as its command renders it)"}  # fmt: skip
+    return fids, ff
+
+
+def _fid_dict(f: Any) -> dict[str, Any]:
+    return {
+        "colour": f.colour,
+        "min_db": f.min_db,
+        "median_db": f.median_db,
+        "worst_frame": f.worst_frame,
+        "stride": f.stride,
+    }
+
+
+# -- machine and load -----------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    from benchmarks.bench import machine as bench_machine
+
+    return bench_machine()
+
+
+_LOADS: list[tuple[str, float]] = []
+
+
+def say(text: str) -> None:
+    _LOADS.append((text, os.getloadavg()[0]))
+    print(f"... {text} (load {_LOADS[-1][1]:.2f})", file=sys.stderr, flush=True)
+
+
+def write(record: dict[str, Any], out: Path, stamp: str) -> Path:
+    record["machine"]["loadavg_now"] = os.getloadavg()
+    record["machine"]["loadavg_by_step"] = _LOADS
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{stamp}-{record['mode']}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
+# -- compare --------------------------------------------------------------------------
+
+
+def compare_photo(
+    photo: Path,
+    spec: RenderSpec,
+    settings: Sequence[Setting],
+    repeats: int,
+    stride: int,
+    tmp: Path,
+    cache: Path,
+) -> dict[str, Any]:
+    """The ffmpeg command and zoomreel at each setting on one photo, alternating."""
+    ff_out = tmp / "ffmpeg.mp4"
+    outs = [tmp / f"zoomreel-{k}.mp4" for k in range(len(settings))]
+    ff_runs: list[Run] = []
+    zr_runs: list[list[Run]] = [[] for _ in settings]
+    for r in range(repeats):
+        # ffmpeg first on even repeats, last on odd ones: drift in load hits both alike.
+        order: list[int | None] = [None, *range(len(settings))]
+        if r % 2:
+            order.reverse()
+        for k in order:
+            if k is None:
+                say(f"{photo.name}: ffmpeg command, repeat {r + 1}")
+                ff_runs.append(run_ffmpeg(photo, ff_out, spec))
+            else:
+                s = settings[k]
+                say(f"{photo.name}: zoomreel {s.label}, repeat {r + 1}")
+                zr_runs[k].append(run_zoomreel(photo, outs[k], s.spec(spec), cache))
+    say(f"{photo.name}: encoder fidelity (ffmpeg raw pipe, kernel frames)")
+    (ff_enc,) = encoder_fidelity(ffmpeg_luma(photo, spec), [ff_out])
+    zr_enc = encoder_fidelity(kernel_luma(photo, spec), outs)
+    say(f"{photo.name}: path fidelity (every {stride}. frame)")
+    zr_path, ff_path = path_fidelity(photo, spec, outs, ff_out, stride)
+    ff_wall = statistics.median(r.wall_s for r in ff_runs)
+    ff_size = ff_runs[0].size_bytes
+    result: dict[str, Any] = {
+        "photo": photo.name,
+        "ffmpeg": {
+            "command": ffmpeg_command(photo, ff_out, spec),
+            "runs": [run_dict(r) for r in ff_runs],
+            "wall_s": ff_wall,
+            "cpu_s": statistics.median(r.cpu_s for r in ff_runs),
+            "peak_rss_mb": max(r.peak_rss_mb for r in ff_runs),
+            "size_bytes": ff_size,
+            "encoder_fidelity": ff_enc,
+            "path_fidelity": ff_path,
+        },
+        "zoomreel": [],
+    }
+    for s, runs, enc, path in zip(settings, zr_runs, zr_enc, zr_path, strict=True):
+        wall = statistics.median(r.wall_s for r in runs)
+        rss = max(r.peak_rss_mb for r in runs)
+        size = runs[0].size_bytes
+        paired = [f.wall_s / z.wall_s for f, z in zip(ff_runs, runs, strict=True)]
+        result["zoomreel"].append(
+            {
+                "setting": s.label,
+                "name": next((n for n, v in NAMED.items() if v == s), None),
+                "runs": [run_dict(r) for r in runs],
+                "wall_s": wall,
+                "cpu_s": statistics.median(r.cpu_s for r in runs),
+                "peak_rss_mb": rss,
+                "size_bytes": size,
+                "encoder_fidelity": enc,
+                "path_fidelity": path,
+                "speed_vs_ffmpeg": ff_wall / wall,
+                "speed_vs_ffmpeg_paired": paired,
+                "cpu_vs_ffmpeg": statistics.median(r.cpu_s for r in ff_runs)
+                / statistics.median(r.cpu_s for r in runs),
+                "targets": {
+                    "size": size <= ff_size,
+                    "fidelity": enc["mean_db"] >= ff_enc["mean_db"] - 1.0,
+                    "rss": rss <= 300.0,
+                    "speed_2x": ff_wall / wall >= 2.0,
+                    "speed_3x": ff_wall / wall >= 3.0,
+                },
+            }
+        )
+    return result
+
+
+def compare(args: argparse.Namespace) -> None:
+    spec = RenderSpec(length=args.length, frame_rate=30, zoom_speed=args.zoom_speed)
+    settings = [Setting.parse(s) for s in args.settings]
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    record: dict[str, Any] = {
+        "mode": "encoders-compare",
+        "machine": machine(),
+        "job": {**spec.to_dict(), "frames": spec.total_frames},
+        "settings": [s.label for s in settings],
+        "repeats": args.repeats,
+        "photos": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="zoomreel-enc-") as tmp_name:
+        tmp = Path(tmp_name)
+        cache = tmp / "numba-cache"
+        photos = corpus_photos(args.corpus, args.photos)
+        if args.synthetic:
+            photos.append(make_source(tmp, 3840, 2160))
+        say("cold Numba cache: one zoomreel render to fill it")
+        cold = run_zoomreel(photos[0], tmp / "cold.mp4", settings[0].spec(spec), cache)
+        record["cold_run"] = {"photo": photos[0].name, **run_dict(cold)}
+        if args.check_lossless:
+            say("checking the lossless references")
+            short = replace(spec, length=1.0)
+            record["lossless_check"] = check_lossless(photos[0], short, tmp)
+        for photo in photos:
+            record["photos"].append(
+                compare_photo(photo, spec, settings, args.repeats, args.path_stride, tmp, cache)
+            )
+            path = write(record, args.out, stamp)
+    print(compare_table(record))
+    print(f"\nrecord: {path}")
+
+
+def compare_table(record: dict[str, Any]) -> str:
+    m = record["machine"]
+    lines = [
+        f"zoomreel vs the ffmpeg command, {m['date']}, {m['cpu']} x{m['affinity']}, "
+        f"load {m['loadavg_start'][0]:.2f} -> {m['loadavg_now'][0]:.2f}, job "
+        f"{record['job']['frames']} frames 1920x1080@30, {record['repeats']} repeats "
+        "alternating (median wall; worst peak RSS)",
+        "",
+        "| photo | encoder | wall s | vs ffmpeg | CPU s | peak RSS MB | size MB | enc. PSNR "
+        "mean/min dB | path PSNR min/median dB | targets |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in record["photos"]:
+        ff = p["ffmpeg"]
+        e, pf = ff["encoder_fidelity"], ff["path_fidelity"]
+        note = "*" if pf and "note" in pf else ""
+        lines.append(
+            f"| {p['photo']} | ffmpeg command | {ff['wall_s']:.2f} | 1.00x | {ff['cpu_s']:.1f} "
+            f"| {ff['peak_rss_mb']:.0f} | {ff['size_bytes'] / MB:.2f} | {e['mean_db']:.2f} / "
+            f"{e['min_db']:.2f} | {pf['min_db']:.2f} / {pf['median_db']:.2f}{note} | |"
+        )
+        for z in p["zoomreel"]:
+            e, pf, t = z["encoder_fidelity"], z["path_fidelity"], z["targets"]
+            ok = " ".join(k for k in ("size", "fidelity", "rss", "speed_2x") if not t[k])
+            lines.append(
+                f"| | {z['name'] or z['setting']} | {z['wall_s']:.2f} | "
+                f"{z['speed_vs_ffmpeg']:.2f}x | {z['cpu_s']:.1f} | {z['peak_rss_mb']:.0f} | "
+                f"{z['size_bytes'] / MB:.2f} | {e['mean_db']:.2f} / {e['min_db']:.2f} | "
+                f"{pf['min_db']:.2f} / {pf['median_db']:.2f} | "
+                f"{'all met' + (', 3x' if t['speed_3x'] else '') if not ok else 'MISS ' + ok} |"
+            )
+    if any(p["ffmpeg"]["path_fidelity"].get("note") for p in record["photos"]):
+        lines.append("\n\\* against the photo as stored: ffmpeg ignores the EXIF orientation.")
+    return "\n".join(lines)
+
+
+# -- sweep ----------------------------------------------------------------------------
+
+
+def sweep(args: argparse.Namespace) -> None:
+    spec = RenderSpec(length=args.length, frame_rate=30, zoom_speed=args.zoom_speed)
+    labels = [s for g in args.grid for s in GRIDS[g]] + list(args.candidate)
+    settings = list(dict.fromkeys(Setting.parse(s) for s in labels))
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    record: dict[str, Any] = {
+        "mode": "encoders-sweep",
+        "machine": machine(),
+        "job": {**spec.to_dict(), "frames": spec.total_frames},
+        "settings": [s.label for s in settings],
+        "photos": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="zoomreel-sweep-") as tmp_name:
+        tmp = Path(tmp_name)
+        cache = tmp / "numba-cache"
+        photos = corpus_photos(args.corpus, args.photos)
+        if args.synthetic:
+            photos.append(make_source(tmp, 3840, 2160))
+        say("cold Numba cache: one zoomreel render to fill it")
+        run_zoomreel(photos[0], tmp / "cold.mp4", settings[0].spec(spec), cache)
+        for photo in photos:
+            ff_out = tmp / "ffmpeg.mp4"
+            say(f"{photo.name}: ffmpeg command (before)")
+            ff_runs = [run_ffmpeg(photo, ff_out, spec)]
+            (ff_enc,) = encoder_fidelity(ffmpeg_luma(photo, spec), [ff_out])
+            rows = []
+            outs = []
+            for k, s in enumerate(settings):
+                out = tmp / f"s{k}.mp4"
+                say(f"{photo.name}: {s.label}")
+                runs = [run_zoomreel(photo, out, s.spec(spec), cache) for _ in range(args.repeats)]
+                outs.append(out)
+                rows.append(
+                    {
+                        "setting": s.label,
+                        "runs": [run_dict(r) for r in runs],
+                        "wall_s": statistics.median(r.wall_s for r in runs),
+                        "cpu_s": statistics.median(r.cpu_s for r in runs),
+                        "peak_rss_mb": max(r.peak_rss_mb for r in runs),
+                        "size_bytes": runs[0].size_bytes,
+                    }
+                )
+            say(f"{photo.name}: ffmpeg command (after)")
+            ff_runs.append(run_ffmpeg(photo, ff_out, spec))
+            say(f"{photo.name}: encoder fidelity of {len(outs)} files")
+            fidelities = encoder_fidelity(kernel_luma(photo, spec), outs)
+            for row, fid in zip(rows, fidelities, strict=True):
+                row["encoder_fidelity"] = fid
+            ff_wall = statistics.fmean(r.wall_s for r in ff_runs)
+            ff_cpu = statistics.fmean(r.cpu_s for r in ff_runs)
+            for row in rows:
+                row["speed_vs_ffmpeg"] = ff_wall / row["wall_s"]
+                row["cpu_vs_ffmpeg"] = ff_cpu / row["cpu_s"]
+                row["size_vs_ffmpeg"] = row["size_bytes"] / ff_runs[0].size_bytes
+                row["fidelity_vs_ffmpeg_db"] = (
+                    row["encoder_fidelity"]["mean_db"] - ff_enc["mean_db"]
+                )
+            record["photos"].append(
+                {
+                    "photo": photo.name,
+                    "ffmpeg": {
+                        "runs": [run_dict(r) for r in ff_runs],
+                        "wall_s": ff_wall,
+                        "cpu_s": ff_cpu,
+                        "peak_rss_mb": max(r.peak_rss_mb for r in ff_runs),
+                        "size_bytes": ff_runs[0].size_bytes,
+                        "encoder_fidelity": ff_enc,
+                    },
+                    "settings": rows,
+                }
+            )
+            path = write(record, args.out, stamp)
+            for f in outs:
+                f.unlink(missing_ok=True)
+    print(sweep_table(record))
+    print(f"\nrecord: {path}")
+
+
+def sweep_table(record: dict[str, Any]) -> str:
+    """One row per setting; per photo: size / ffmpeg's, PSNR - ffmpeg's, speed, RSS."""
+    photos = record["photos"]
+    m = record["machine"]
+    head = (
+        f"sweep, {m['date']}, load {m['loadavg_start'][0]:.2f} -> {m['loadavg_now'][0]:.2f}, "
+        f"job {record['job']['frames']} frames. Per photo: size / ffmpeg's, encoder PSNR "
+        "minus ffmpeg's (dB), wall speed vs ffmpeg (mean of before/after), peak RSS MB.\n\n"
+        + "ffmpeg: "
+        + "; ".join(
+            f"{p['photo']} {p['ffmpeg']['wall_s']:.2f} s, {p['ffmpeg']['size_bytes'] / MB:.2f} MB, "
+            f"{p['ffmpeg']['encoder_fidelity']['mean_db']:.2f} dB, "
+            f"{p['ffmpeg']['peak_rss_mb']:.0f} MB RSS"
+            for p in photos
+        )
+    )
+    cols = " | ".join(p["photo"].split("-")[0] for p in photos)
+    lines = [
+        head,
+        "",
+        f"| setting | {cols} | worst size | worst dB | min speed | max RSS |",
+        "|---|" + "---|" * (len(photos) + 4),
+    ]
+    for k, label in enumerate(record["settings"]):
+        rows = [p["settings"][k] for p in photos]
+        cells = [
+            f"{r['size_vs_ffmpeg']:.2f}x {r['fidelity_vs_ffmpeg_db']:+.2f} "
+            f"{r['speed_vs_ffmpeg']:.2f}x {r['peak_rss_mb']:.0f}"
+            for r in rows
+        ]
+        lines.append(
+            f"| `{label}` | "
+            + " | ".join(cells)
+            + f" | {max(r['size_vs_ffmpeg'] for r in rows):.2f}x"
+            f" | {min(r['fidelity_vs_ffmpeg_db'] for r in rows):+.2f}"
+            f" | {min(r['speed_vs_ffmpeg'] for r in rows):.2f}x"
+            f" | {max(r['peak_rss_mb'] for r in rows):.0f} |"
+        )
+    return "\n".join(lines)
+
+
+#: dB of encoder PSNR per unit of ln(file size) at fixed settings, crf moved by 1-2:
+#: the median over the crf pairs of the first sweeps (2.8 to 4.2 by photo and preset).
+DB_PER_LN_SIZE = 3.4
+
+
+def front_table(record: dict[str, Any]) -> str:
+    """A sweep record compacted: per setting its worst photo for size and for PSNR,
+    the PSNR it would have at the ffmpeg file's size (moved along DB_PER_LN_SIZE),
+    speed by CPU time and by wall time (medians over photos), and the worst peak RSS.
+    Rows on the front (within 300 MB: no other row is both faster by CPU time and
+    better at equal size) are marked *."""
+    photos = record["photos"]
+    rows = []
+    for k, label in enumerate(record["settings"]):
+        rs = [p["settings"][k] for p in photos]
+        eq = [
+            r["fidelity_vs_ffmpeg_db"] - DB_PER_LN_SIZE * math.log(r["size_vs_ffmpeg"])
+            for r in rs
+        ]
+        rows.append(
+            {
+                "setting": label,
+                "size": max(r["size_vs_ffmpeg"] for r in rs),
+                "db": min(r["fidelity_vs_ffmpeg_db"] for r in rs),
+                "eq": min(eq),
+                "cpu": statistics.median(r["cpu_vs_ffmpeg"] for r in rs),
+                "wall": statistics.median(r["speed_vs_ffmpeg"] for r in rs),
+                "rss": max(r["peak_rss_mb"] for r in rs),
+            }
+        )
+    for r in rows:
+        r["front"] = r["rss"] <= 300 and not any(
+            o is not r and o["rss"] <= 300 and o["cpu"] >= r["cpu"] and o["eq"] >= r["eq"]
+            for o in rows
+        )
+    lines = [
+        f"{len(photos)} photos ({', '.join(p['photo'] for p in photos)}), "
+        f"{record['job']['frames']} frames. Worst photo for size / ffmpeg's and for encoder "
+        "PSNR minus ffmpeg's; 'at equal size': that PSNR difference moved to the ffmpeg "
+        f"file's size at {DB_PER_LN_SIZE} dB per ln(size), worst photo; speed = ffmpeg / "
+        "zoomreel, by CPU time and by wall time, median over photos; * = on the front.",
+        "",
+        "| setting | size max | dB min | dB at equal size | speed CPU | speed wall | RSS max |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: -r["cpu"]):
+        lines.append(
+            f"| `{r['setting']}`{' *' if r['front'] else ''} | {r['size']:.2f}x | "
+            f"{r['db']:+.2f} | {r['eq']:+.2f} | {r['cpu']:.2f}x | {r['wall']:.2f}x | "
+            f"{r['rss']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+# -- command line ---------------------------------------------------------------------
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.encoders",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="mode", required=True)
+    f = sub.add_parser("front", help="compact table of sweep records")
+    f.add_argument("records", nargs="+", type=Path)
+    for name in ("compare", "sweep"):
+        q = sub.add_parser(name)
+        q.add_argument("--corpus", type=Path, help="folder of JPEG photos")
+        q.add_argument(
+            "--photos",
+            type=lambda t: [x for x in t.split(",") if x],
+            help="only photos whose names start with these (comma-separated)",
+        )
+        q.add_argument(
+            "--synthetic",
+            action="store_true",
+            help="also the benchmark's synthetic photo_like(3840, 2160) JPEG",
+        )
+        q.add_argument("--length", type=float, default=10.0 if name == "compare" else 3.0)
+        q.add_argument("--zoom-speed", type=float, default=3.0)
+        q.add_argument("--repeats", type=int, default=2 if name == "compare" else 1)
+        q.add_argument(
+            "--out", type=Path, default=ROOT / "benchmarks" / "results", help="record folder"
+        )
+    c = sub.choices["compare"]
+    c.add_argument(
+        "--setting",
+        dest="settings",
+        action="append",
+        help="a name from NAMED or PRESET/CRF/PARAMS; repeat for more "
+        "(default: current and balanced)",
+    )
+    c.add_argument("--path-stride", type=int, default=1, help="path PSNR on every k-th frame")
+    c.add_argument(
+        "--check-lossless",
+        action="store_true",
+        help="first check both lossless references on a 1 s job (first photo)",
+    )
+    s = sub.choices["sweep"]
+    s.add_argument("--grid", action="append", default=[], choices=sorted(GRIDS))
+    s.add_argument("--candidate", action="append", default=[], help="PRESET/CRF/PARAMS")
+    args = p.parse_args(argv)
+    if args.mode == "front":
+        return args
+    if args.mode == "compare" and not args.settings:
+        args.settings = ["current", "balanced"]
+    if args.corpus is None and not args.synthetic:
+        p.error("give --corpus DIR and/or --synthetic")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    if args.mode == "front":
+        for path in args.records:
+            print(f"{path.name}: " + front_table(json.loads(path.read_text())) + "\n")
+        return
+    start = time.perf_counter()
+    (compare if args.mode == "compare" else sweep)(args)
+    print(f"({time.perf_counter() - start:.0f} s)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
