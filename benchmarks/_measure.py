@@ -141,8 +141,10 @@ def pipeline(source: Path, spec: RenderSpec, out: Path) -> float:
     return time.perf_counter() - start
 
 
-def measure_process(cmd: list[str], env: dict[str, str] | None = None) -> tuple[Run, str]:
-    """Run ``cmd`` under ``_peak_rss``: its wall time, its own peak RSS, its output."""
+def peak_rss_report(cmd: list[str],
+                    env: dict[str, str] | None = None) -> tuple[dict[str, Any], str]:
+    """Run ``cmd`` under ``_peak_rss``: its report (wall, user and sys seconds, its own
+    peak RSS in KiB) and its stdout."""
     env = dict(env or os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,8 +158,13 @@ def measure_process(cmd: list[str], env: dict[str, str] | None = None) -> tuple[
         if proc.returncode or not report.exists():
             out = (proc.stdout + proc.stderr)[-2000:]
             raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}):\n{out}")
-        info = json.loads(report.read_text())
-    return Run(info["wall_s"], info["peak_rss_kib"] * 1024 / MB, 0, {}), proc.stdout
+        return json.loads(report.read_text()), proc.stdout
+
+
+def measure_process(cmd: list[str], env: dict[str, str] | None = None) -> tuple[Run, str]:
+    """Run ``cmd`` under ``_peak_rss``: its wall time, its own peak RSS, its output."""
+    info, stdout = peak_rss_report(cmd, env)
+    return Run(info["wall_s"], info["peak_rss_kib"] * 1024 / MB, 0, {}), stdout
 
 
 def ffmpeg_command(source: Path, out: Path, spec: RenderSpec) -> list[str]:

@@ -50,7 +50,14 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from benchmarks._fidelity import _luma_frames, colour_of, video_psnr
-from benchmarks._measure import MB, ROOT, ffmpeg_command, make_source, pyramid_for
+from benchmarks._measure import (
+    MB,
+    ROOT,
+    ffmpeg_command,
+    make_source,
+    peak_rss_report,
+    pyramid_for,
+)
 from zoomreel.camera import frame_rect
 from zoomreel.image import load_image
 from zoomreel.spec import RenderSpec
@@ -160,28 +167,11 @@ class Run:
 
 def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[Run, str]:
     """Run ``cmd`` under benchmarks._peak_rss: wall, CPU, its own peak RSS, stdout."""
-    env = dict(env or os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     load = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "report.json"
-        proc = subprocess.run(
-            [sys.executable, "-m", "benchmarks._peak_rss", str(report), *cmd],
-            capture_output=True,
-            text=True,
-            env=env,
-        )
-        if proc.returncode or not report.exists():
-            raise RuntimeError(f"{cmd[:3]} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-        info = json.loads(report.read_text())
-    run = Run(
-        info["wall_s"],
-        info["user_s"] + info["sys_s"],
-        info["peak_rss_kib"] * 1024 / MB,
-        0,
-        load,
-    )
-    return run, proc.stdout
+    info, stdout = peak_rss_report(cmd, env)
+    run = Run(info["wall_s"], info["user_s"] + info["sys_s"],
+              info["peak_rss_kib"] * 1024 / MB, 0, load)
+    return run, stdout
 
 
 def run_ffmpeg(source: Path, out: Path, spec: RenderSpec) -> Run:
@@ -467,6 +457,19 @@ def compare_photo(
     return result
 
 
+def _photos_and_a_warm_cache(args: argparse.Namespace, tmp: Path,
+                             spec: RenderSpec) -> tuple[list[Path], Path, Run]:
+    """The photos to measure (corpus, and the synthetic one if asked), and a Numba cache
+    in ``tmp`` filled by one (cold) render, whose run is returned."""
+    cache = tmp / "numba-cache"
+    photos = corpus_photos(args.corpus, args.photos)
+    if args.synthetic:
+        photos.append(make_source(tmp, 3840, 2160))
+    say("cold Numba cache: one zoomreel render to fill it")
+    cold = run_zoomreel(photos[0], tmp / "cold.mp4", spec, cache)
+    return photos, cache, cold
+
+
 def compare(args: argparse.Namespace) -> None:
     spec = RenderSpec(length=args.length, frame_rate=30, zoom_speed=args.zoom_speed)
     settings = [Setting.parse(s) for s in args.settings]
@@ -481,12 +484,7 @@ def compare(args: argparse.Namespace) -> None:
     }
     with tempfile.TemporaryDirectory(prefix="zoomreel-enc-") as tmp_name:
         tmp = Path(tmp_name)
-        cache = tmp / "numba-cache"
-        photos = corpus_photos(args.corpus, args.photos)
-        if args.synthetic:
-            photos.append(make_source(tmp, 3840, 2160))
-        say("cold Numba cache: one zoomreel render to fill it")
-        cold = run_zoomreel(photos[0], tmp / "cold.mp4", settings[0].spec(spec), cache)
+        photos, cache, cold = _photos_and_a_warm_cache(args, tmp, settings[0].spec(spec))
         record["cold_run"] = {"photo": photos[0].name, **run_dict(cold)}
         if args.check_lossless:
             say("checking the lossless references")
@@ -554,12 +552,7 @@ def sweep(args: argparse.Namespace) -> None:
     }
     with tempfile.TemporaryDirectory(prefix="zoomreel-sweep-") as tmp_name:
         tmp = Path(tmp_name)
-        cache = tmp / "numba-cache"
-        photos = corpus_photos(args.corpus, args.photos)
-        if args.synthetic:
-            photos.append(make_source(tmp, 3840, 2160))
-        say("cold Numba cache: one zoomreel render to fill it")
-        run_zoomreel(photos[0], tmp / "cold.mp4", settings[0].spec(spec), cache)
+        photos, cache, _ = _photos_and_a_warm_cache(args, tmp, settings[0].spec(spec))
         for photo in photos:
             ff_out = tmp / "ffmpeg.mp4"
             say(f"{photo.name}: ffmpeg command (before)")
