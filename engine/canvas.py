@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, NamedTuple
 
+from .camera import cover_size
+
 if TYPE_CHECKING:  # Pillow and NumPy load with the first canvas, not with this module
     import numpy as np
     from PIL import Image
@@ -120,10 +122,7 @@ def _blurred_cover(image: Image.Image, canvas_w: int, canvas_h: int) -> Image.Im
     from PIL import Image, ImageFilter
 
     w, h = image.size
-    if w * canvas_h >= h * canvas_w:  # crop the sides
-        crop_w, crop_h = h * canvas_w / canvas_h, float(h)
-    else:
-        crop_w, crop_h = float(w), w * canvas_h / canvas_w
+    crop_w, crop_h = cover_size(w, h, canvas_w, canvas_h)  # as the camera crops for cover
     box = ((w - crop_w) / 2, (h - crop_h) / 2, (w + crop_w) / 2, (h + crop_h) / 2)
     small_size = (max(8, round(canvas_w * _BLUR_SCALE)), max(8, round(canvas_h * _BLUR_SCALE)))
     small = image.resize(small_size, Image.Resampling.BILINEAR, box=box, reducing_gap=2.0)
