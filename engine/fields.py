@@ -29,6 +29,11 @@ def _is_number(value: object) -> bool:
     return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)  # type: ignore[arg-type]
 
 
+def _shown(bound: float) -> str:
+    """A bound as a person writes it: 2592000, not 2.592e+06; 0.5 stays 0.5."""
+    return str(int(bound)) if bound == int(bound) else f"{bound:g}"
+
+
 @dataclass(frozen=True)
 class Field:
     """One request field.
@@ -88,15 +93,16 @@ class Field:
                 "number": "a number"}[self.kind]
         if self.unit:
             noun += f" of {self.unit}"
-        low = self.minimum
-        high = self.maximum if maximum is None else maximum
+        top = self.maximum if maximum is None else maximum
+        low = None if self.minimum is None else _shown(self.minimum)
+        high = None if top is None else _shown(top)
         if low is not None and high is not None and not self.exclusive_minimum:
-            return f"must be {noun} from {low:g} to {high:g}"
+            return f"must be {noun} from {low} to {high}"
         text = f"must be {noun}"
         if low is not None:
-            text += f" greater than {low:g}" if self.exclusive_minimum else f" at least {low:g}"
+            text += f" greater than {low}" if self.exclusive_minimum else f" at least {low}"
         if high is not None:
-            text += f" and at most {high:g}" if low is not None else f" at most {high:g}"
+            text += f" and at most {high}" if low is not None else f" at most {high}"
         return text
 
     def check(self, value: Any, maximum: float | None = None) -> Any:

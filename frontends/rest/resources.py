@@ -24,7 +24,7 @@ from .errors import RequestTooLarge
 from .schema import (
     JOBS_STATUS_SCHEMA,
     MAX_DEPTH,
-    PATH_FIELDS,
+    ROUTE_FIELDS,
     STATUS_SCHEMA,
     coerce_form,
     path_schema,
@@ -129,8 +129,7 @@ class JobsStatusResource:
         started = time.perf_counter()
         body = _read_json(req, self.json_limit)
         body = validate({} if body is None else body, JOBS_STATUS_SCHEMA)
-        since = body.get("since_seconds", JOBS_STATUS_SCHEMA["properties"]["since_seconds"]
-                         ["default"])
+        since = body.get("since_seconds", ROUTE_FIELDS["since_seconds"].default)
         resp.media = self.answers.envelope(
             200, message="success", response=self.service.states_since(since),
             run_time=time.perf_counter() - started, queue_length=self.service.queue_length())
@@ -164,7 +163,7 @@ class PathResource:
         body = validate(_read_json(req, self.json_limit), path_schema(max_length), max_length)
         spec = RenderSpec.from_request(body)
         image_w, image_h = body["image_width"], body["image_height"]
-        samples = body.get("samples", PATH_FIELDS["samples"]["default"])
+        samples = body.get("samples", ROUTE_FIELDS["samples"].default)
         out_w, out_h = spec.size_for(image_w, image_h)
         canvas = canvas_geometry(image_w, image_h, spec.fit, out_w, out_h,
                                  max_zoom=max(spec.zoom_keyframes), max_pixels=spec.max_pixels)

@@ -9,10 +9,10 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from zoomreel.errors import SpecError
-from zoomreel.spec import REQUEST_FIELDS
+from zoomreel.spec import REQUEST_FIELDS, Field
 
-__all__ = ["submit_schema", "path_schema", "PATH_FIELDS", "STATUS_SCHEMA", "JOBS_STATUS_SCHEMA",
-           "MAX_DEPTH", "validate", "coerce_form"]
+__all__ = ["submit_schema", "path_schema", "PATH_FIELDS", "ROUTE_FIELDS", "STATUS_SCHEMA",
+           "JOBS_STATUS_SCHEMA", "MAX_DEPTH", "validate", "coerce_form"]
 
 #: The deepest nesting of arrays and objects a request body may have.
 MAX_DEPTH = 16
@@ -41,16 +41,24 @@ def submit_schema(max_length: float, *, upload: bool = False) -> dict[str, Any]:
     return schema
 
 
-#: The fields POST /v1/image/path takes besides the submit fields (an image's size and
-#: how many frames to describe); their rules are in _ROUTE_RULES.
+#: Fields of routes other than submit: the status routes' and POST /v1/image/path's (an
+#: image's size and how many frames to describe). Their rules and schemas come from these.
+ROUTE_FIELDS: dict[str, Field] = {f.name: f for f in (
+    Field("string", name="job_id", max_length=256, rule_text="must be a string",
+          help="the job_id a submit answered"),
+    Field("number", 600, name="since_seconds", minimum=0, exclusive_minimum=True,
+          maximum=30 * 86400, unit="seconds", help="jobs whose state changed this recently"),
+    Field("integer", name="image_width", minimum=1, maximum=100_000,
+          help="the image's width in pixels"),
+    Field("integer", name="image_height", minimum=1, maximum=100_000,
+          help="the image's height in pixels"),
+    Field("integer", 2, name="samples", minimum=2, maximum=120,
+          help="how many evenly spaced frames to describe (first and last included)"),
+)}
+
+#: The fields POST /v1/image/path takes besides the submit fields, as JSON Schema.
 PATH_FIELDS: dict[str, Any] = {
-    "image_width": {"type": "integer", "minimum": 1, "maximum": 100_000,
-                    "description": "the image's width in pixels"},
-    "image_height": {"type": "integer", "minimum": 1, "maximum": 100_000,
-                     "description": "the image's height in pixels"},
-    "samples": {"type": "integer", "minimum": 2, "maximum": 120, "default": 2,
-                "description": "how many evenly spaced frames to describe (first and last "
-                               "included)"},
+    name: ROUTE_FIELDS[name].json_schema() for name in ("image_width", "image_height", "samples")
 }
 
 
@@ -68,7 +76,7 @@ STATUS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["job_id"],
-    "properties": {"job_id": {"type": "string", "maxLength": 256}},
+    "properties": {"job_id": ROUTE_FIELDS["job_id"].json_schema()},
 }
 
 
@@ -76,24 +84,11 @@ STATUS_SCHEMA: dict[str, Any] = {
 JOBS_STATUS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
-    "properties": {"since_seconds": {"type": "number", "exclusiveMinimum": 0,
-                                     "maximum": 30 * 86400, "default": 600,
-                                     "description": "jobs whose state changed this recently"}},
+    "properties": {"since_seconds": ROUTE_FIELDS["since_seconds"].json_schema()},
 }
-
-_ROUTE_RULES = {
-    "job_id": "must be a string",
-    "since_seconds": "must be a number of seconds greater than 0 and at most 2592000",
-    "image_width": "must be an integer from 1 to 100000 (the image's width in pixels)",
-    "image_height": "must be an integer from 1 to 100000 (the image's height in pixels)",
-    "samples": "must be an integer from 2 to 120",
-}
-
 
 def _rule(field: str, max_length: float) -> str | None:
-    if field in _ROUTE_RULES:
-        return _ROUTE_RULES[field]
-    known = REQUEST_FIELDS.get(field)
+    known = ROUTE_FIELDS.get(field) or REQUEST_FIELDS.get(field)
     if known is None:
         return None
     return known.rule(max_length if field == _CONFIGURED_MAXIMUM else None)
@@ -163,11 +158,8 @@ def validate(body: Any, schema: dict[str, Any], max_length: float = 600.0) -> di
         field = str(err.path[0]) if err.path else "body"
         raise SpecError(field, _rule(field, max_length) or err.message, body.get(field))
     out = dict(body)
-    for name, field in REQUEST_FIELDS.items():
+    for name, field in (REQUEST_FIELDS | ROUTE_FIELDS).items():
         if field.kind == "integer" and isinstance(out.get(name), float):
-            out[name] = int(out[name])
-    for name in PATH_FIELDS:
-        if isinstance(out.get(name), float):
             out[name] = int(out[name])
     return out
 
