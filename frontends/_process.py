@@ -109,3 +109,7 @@ def configure_logging(log_format: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+    # waitress warns "Task queue depth is N" for every request that waits for a thread:
+    # under load, a line per request (and the cost of writing it). The wait shows in
+    # the latency; /metrics and /health tell the queue that matters.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
