@@ -2,14 +2,16 @@
 
     python -m benchmarks.load [--seconds 10] [--connections 32] [--repeats 3]
 
-Starts ``zoomreel serve`` (embedded Redis, two render threads, idle) in a temporary
-folder, renders one small job so the status route answers for a finished job, then runs
-wrk (Debian's ``wrk``; two threads, ``--connections`` connections) against, in turn:
-the status route, ``/health``, and, as the ceiling of this machine, a bare Falcon app on
-waitress with the same thread count answering a constant JSON body. The three take turns
-``--repeats`` times, so that load from others hits them alike; medians are reported. Writes
-``benchmarks/results/<UTC time>-load.json`` and prints a Markdown table.
-"""
+Starts two ``zoomreel serve`` (embedded Redis, two render threads, idle) in a temporary
+folder: one as a user runs it (``--http-processes`` default: one per core, at most four)
+and one answering HTTP in a single process (``--http-processes 1``, as before there were
+API processes), renders one small job on each so that the status route answers for a
+finished job, then runs wrk (Debian's ``wrk``; two threads, ``--connections`` connections)
+against, in turn: the status route of each, ``/health``, and, as the ceiling of one Python
+process on this machine, a bare Falcon app on waitress with the same thread count
+answering a constant JSON body. They take turns ``--repeats`` times, so that load from
+others hits them alike; medians are reported. Writes
+``benchmarks/results/<UTC time>-load.json`` and prints a Markdown table."""
 
 from __future__ import annotations
 
@@ -24,11 +26,14 @@ import sys
 import tempfile
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
+
+from zoomreel.frontends.serve import http_processes
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "load-test-key"
@@ -108,41 +113,49 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        port, bare_port = _free_port(), _free_port()
+        port, single_port, bare_port = _free_port(), _free_port(), _free_port()
         env = {**os.environ, "ZOOMREEL_API_KEY": KEY}
         env.pop("ZOOMREEL_REDIS_URL", None)
-        serve = subprocess.Popen(
-            ["zoomreel", "serve", "--port", str(port), "--data-dir", str(folder / "data")],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
+        env.pop("ZOOMREEL_HTTP_PROCESSES", None)
+        serve = _serve(port, folder / "data", env)
+        single = _serve(single_port, folder / "single", env, "--http-processes", "1")
         bare = subprocess.Popen([sys.executable, "-c", textwrap.dedent(_BARE_APP),
                                  str(bare_port)], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             base = f"http://127.0.0.1:{port}"
-            _wait_up(base + "/health")
+            single_base = f"http://127.0.0.1:{single_port}"
             _wait_up(f"http://127.0.0.1:{bare_port}/status")
+            processes = _wait_processes(base, http_processes(None))
+            _wait_processes(single_base, 1)
             job = _one_finished_job(base, folder)
+            single_job = _one_finished_job(single_base, folder)
             targets = {
-                "status route": (base + "/v1/toolkit/job/status",
-                                 _lua(folder / "status.lua", {"job_id": job}, KEY)),
-                "/health": (base + "/health", _lua(folder / "health.lua", None, None)),
-                "bare Falcon on waitress": (f"http://127.0.0.1:{bare_port}/status",
-                                            _lua(folder / "bare.lua", {"job_id": job}, None)),
+                f"status route ({processes} HTTP processes, the default here)": (
+                    base + "/v1/toolkit/job/status",
+                    _lua(folder / "status.lua", {"job_id": job}, KEY)),
+                "status route (--http-processes 1)": (
+                    single_base + "/v1/toolkit/job/status",
+                    _lua(folder / "single.lua", {"job_id": single_job}, KEY)),
+                f"/health ({processes} HTTP processes)": (
+                    base + "/health", _lua(folder / "health.lua", None, None)),
+                "bare Falcon on waitress (1 process)": (
+                    f"http://127.0.0.1:{bare_port}/status",
+                    _lua(folder / "bare.lua", {"job_id": job}, None)),
             }
             runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
             for _ in range(args.repeats):
                 for name, (url, script) in targets.items():
                     runs[name].append(wrk(url, script, args.seconds, args.connections))
         finally:
-            for proc in (serve, bare):
+            for proc in (serve, single, bare):
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(30)
 
     summary = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
                for name, rs in runs.items()}
     record = {"when": datetime.now(UTC).isoformat(), "load_average": os.getloadavg(),
-              "cores": os.cpu_count(), "seconds": args.seconds,
+              "cores": os.cpu_count(), "http_processes": processes, "seconds": args.seconds,
               "connections": args.connections, "repeats": args.repeats,
               "median": summary, "runs": runs}
     out = Path(args.out)
@@ -158,6 +171,32 @@ def main(argv: list[str] | None = None) -> int:
               f"{m.get('p90_ms', 0):.1f} | {m.get('p99_ms', 0):.1f} | {m['non_2xx']:.0f} | "
               f"{m['socket_errors']:.0f} |")
     return 0
+
+
+def _serve(port: int, data: Path, env: dict[str, str], *flags: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        ["zoomreel", "serve", "--port", str(port), "--data-dir", str(data), *flags],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+
+
+def _wait_processes(base: str, expected: int, timeout: float = 60.0) -> int:
+    """Wait until ``expected`` processes answer (each /health tells its pid): serve's
+    API processes start after serve itself answers."""
+    _wait_up(base + "/health")
+
+    def pid(_: int) -> int:
+        with requests.Session() as session:  # a new connection each: any process may take it
+            return int(session.get(base + "/health", timeout=10).json()["pid"])
+
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout
+    with ThreadPoolExecutor(8) as pool:
+        while len(seen) < expected:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(seen)} of {expected} processes answer at {base}")
+            seen.update(pool.map(pid, range(64)))
+    return len(seen)
 
 
 def _one_finished_job(base: str, folder: Path) -> str:

@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--public-url", default=None, help="base of download_url")
     serve.add_argument("--redis-url", default=None, help="external Redis (default: embedded)")
     serve.add_argument("--max-queue-length", type=int, default=None)
+    serve.add_argument("--http-processes", type=int, default=None,
+                       help="processes answering HTTP (default $ZOOMREEL_HTTP_PROCESSES or "
+                       "one per core, at most 4)")
+    # an API process started by serve: serve's pid, the pipe that says it listens
+    serve.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
 
     worker = sub.add_parser("worker", help="run workers against $ZOOMREEL_REDIS_URL")
     worker.add_argument("--threads", type=int, default=2, help="render threads (default 2)")

@@ -18,6 +18,7 @@ from typing import Any
 import av
 import requests
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 API_KEY = "test-key-1"
 SMALL = {"length": 1, "frame_rate": 15, "width": 256, "height": 144}
@@ -150,12 +151,62 @@ class Serve:
         finally:
             self.kill9()
 
+    def tree(self) -> list[int]:
+        """serve and every live process it started (its Redis server, its API processes)."""
+        return [] if self.proc is None else process_tree(self.proc.pid)
+
     def kill9(self) -> None:
-        """kill -9 the whole process tree (serve, its Redis server)."""
+        """kill -9 the whole process tree (serve, its Redis server, its API processes)."""
         if self.proc is None:
             return
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        for pid in self.tree():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.proc.wait()
+
+
+def _live_parents() -> dict[int, int]:
+    """{pid: parent pid} of every live (not zombie) process."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if fields[0] not in ("Z", "X"):
+            parents[int(entry)] = int(fields[1])
+    return parents
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and its live descendants, if ``root`` lives."""
+    parents = _live_parents()
+    if root not in parents:
+        return []
+    tree = [root]
+    for pid in tree:  # grows as it goes: breadth first
+        tree += [child for child, parent in parents.items() if parent == pid]
+    return tree
+
+
+def alive(pids: list[int], wait: float = 0.0) -> list[int]:
+    """Those of ``pids`` still alive (not zombies) after up to ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        left = [pid for pid in pids if pid in _live_parents()]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.05)
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample of a Prometheus text answer."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    raise AssertionError(f"no {name} {labels} in:\n{text}")

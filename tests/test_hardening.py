@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 import requests
 from loopback import LoopbackServer
-from prometheus_client.parser import text_string_to_metric_families
-from service_helpers import API_KEY, SMALL, Serve, jpeg
+from service_helpers import API_KEY, SMALL, Serve, jpeg, metric
 
 
 @pytest.fixture(scope="module")
@@ -152,15 +151,6 @@ def test_the_per_key_limit_holds_exactly_under_concurrent_submits(serve_factory:
         mine = sorted(status for k, status, _ in results if k == key)
         assert mine == [202] * 3 + [429] * 4, key
     assert all("This API key has 3 jobs waiting" in m for _, s, m in results if s == 429)
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample of a Prometheus text answer."""
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    raise AssertionError(f"no {name} {labels} in:\n{text}")
 
 
 def test_metrics_and_json_logs_tell_what_happened(serve_factory: Any,

@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from loopback import LoopbackServer
-from service_helpers import SMALL, jpeg, probe
-
-
-def _pids_of_group(pgid: int, wait: float = 0.0) -> list[int]:
-    """Live (not zombie) processes of a process group, after up to ``wait`` seconds."""
-    deadline = time.monotonic() + wait
-    while True:
-        pids = []
-        for entry in os.listdir("/proc"):
-            try:
-                if entry.isdigit() and os.getpgid(int(entry)) == pgid:
-                    state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-                    if state not in ("Z", "X"):
-                        pids.append(int(entry))
-            except (ProcessLookupError, FileNotFoundError):
-                pass
-        if not pids or time.monotonic() >= deadline:
-            return pids
-        time.sleep(0.05)
+from service_helpers import SMALL, alive, jpeg, probe
 
 
 def test_kill_9_mid_render_then_restart_finishes_every_job(
@@ -50,10 +32,11 @@ def test_kill_9_mid_render_then_restart_finishes_every_job(
         assert time.monotonic() < deadline, progress
         time.sleep(0.05)
     assert all(first.status(j)["response"]["job_status"] == "queued" for j in small)
-    assert len(_pids_of_group(first.proc.pid)) >= 2  # serve and its redis-server
+    tree = first.tree()
+    assert len(tree) >= 2  # serve, its redis-server (and its API processes)
 
     first.kill9()
-    assert _pids_of_group(first.proc.pid, wait=5) == []
+    assert alive(tree, wait=5) == []
 
     restarted = time.monotonic()
     second = serve_factory(data, workers=1, api_key=None)
@@ -71,12 +54,18 @@ def test_kill_9_mid_render_then_restart_finishes_every_job(
     assert second.stop() == 0
 
 
-def test_sigterm_shuts_down_cleanly(serve_factory: Any) -> None:
-    serve = serve_factory(workers=1)
-    pgid = serve.proc.pid
-    assert len(_pids_of_group(pgid)) >= 2
-    assert serve.stop() == 0
-    assert _pids_of_group(pgid, wait=5) == []  # the embedded Redis stopped with it
+@pytest.mark.parametrize(("processes", "tree_size"), [("1", 2), ("3", 5)])
+def test_sigterm_shuts_down_cleanly(serve_factory: Any, processes: str,
+                                    tree_size: int) -> None:
+    # serve answering HTTP itself, or through API processes
+    serve = serve_factory(workers=1, env={"ZOOMREEL_HTTP_PROCESSES": processes})
+    tree = serve.tree()
+    assert len(tree) == tree_size  # serve, its redis-server (and its API processes)
+    started = time.monotonic()
+    assert serve.stop(timeout=10) == 0
+    assert time.monotonic() - started < 10
+    assert alive(tree, wait=5) == []  # the embedded Redis and the API processes stopped too
+    assert any("shutting down" in line for line in serve.lines)
     assert (serve.data_dir / "redis").is_dir()
     assert any(p.name.startswith("appendonly") for p in (serve.data_dir / "redis").iterdir())
 

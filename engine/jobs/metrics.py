@@ -2,18 +2,23 @@
 
 One :class:`JobMetrics` per process, on its own registry (never prometheus_client's
 global one: importing zoomreel registers nothing). Counters count this process's events
-(renders, webhook attempts, Redis connections); the jobs by state and the queue's length
-are read from Redis when the metrics are collected, so every process reports the same.
+(renders, webhook attempts, Redis connections), or, given a shared folder, those of every
+process counting there (``serve`` and its API processes: whichever answers ``/metrics``
+reports them all); the jobs by state and the queue's length are read from Redis when the
+metrics are collected, so every process reports the same.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import redis
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from .store import JobStore
@@ -27,12 +32,21 @@ class JobMetrics:
     """The job system's metrics.
 
     Args:
-        registry: where they are registered; a new one by default.
+        registry: what ``/metrics`` collects; a new one by default.
+        shared_dir: count in files in this folder, summed with every other process's
+            that counts there (prometheus_client's multiprocess mode); the registry then
+            reports all of them. One folder per process, for its whole life; an empty
+            folder per run of the processes.
     """
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *,
+                 shared_dir: Path | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
+        r: CollectorRegistry | None = self.registry
+        if shared_dir is not None:
+            _count_in_files(shared_dir)
+            MultiProcessCollector(self.registry, path=str(shared_dir))
+            r = None  # the values live in the files, collected from there
         self.submitted = Counter("zoomreel_jobs_submitted", "Jobs accepted (202)", registry=r)
         self.finished = Counter("zoomreel_jobs_finished", "Jobs ended, by outcome",
                                 ["status"], registry=r)
@@ -42,7 +56,8 @@ class JobMetrics:
         self.render_frames = Counter("zoomreel_render_frames",
                                      "Frames encoded by finished renders", registry=r)
         self.render_fps = Gauge("zoomreel_render_frames_per_second",
-                                "Frames per second of the last finished render", registry=r)
+                                "Frames per second of the last finished render", registry=r,
+                                multiprocess_mode="mostrecent")
         self.webhook_attempts = Counter("zoomreel_webhook_attempts",
                                         "Webhook delivery attempts, by outcome "
                                         "(delivered, retry, failed)", ["outcome"], registry=r)
@@ -61,6 +76,28 @@ class JobMetrics:
     def watch(self, store: JobStore) -> None:
         """Report the jobs by state from ``store`` at every collection."""
         self.registry.register(_StateCollector(store))
+
+
+_shared_dir: Path | None = None
+
+
+def _count_in_files(path: Path) -> None:
+    """Make every metric this process creates from now on count in files under ``path``.
+
+    prometheus_client picks its value class when it is imported, from the environment
+    (``PROMETHEUS_MULTIPROC_DIR``); a process that was started with it set (an API
+    process of serve) has it already, any other switches here, before its first metric.
+    """
+    global _shared_dir
+    if _shared_dir is not None:
+        if _shared_dir != path:
+            raise ValueError(f"this process counts in {_shared_dir} already, not {path}")
+        return
+    if values.ValueClass is values.MutexValue or os.environ.get(
+            "PROMETHEUS_MULTIPROC_DIR") != str(path):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)  # where the value class writes
+        values.ValueClass = values.MultiProcessValue()
+    _shared_dir = path
 
 
 class _StateCollector(Collector):

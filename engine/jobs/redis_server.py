@@ -124,9 +124,12 @@ class EmbeddedRedis:
             "--pidfile", str((self.directory / "redis.pid").resolve()),
             "--logfile", str((self.directory / "redis.log").resolve()),
         ]
+        # A session of its own: a terminal's Ctrl-C reaches serve alone, whose workers
+        # then still give their jobs back to a live server before serve stops it.
         self.process = subprocess.Popen(  # noqa: S603
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,  # noqa: PLW1509
+            start_new_session=True,
         )
         client = redis.Redis.from_url(self.url, socket_timeout=2.0)
         deadline = time.monotonic() + timeout

@@ -1,0 +1,147 @@
+"""serve's API processes (``--http-processes`` / ``ZOOMREEL_HTTP_PROCESSES``): several
+processes answer HTTP on serve's port, as one service, and never outlive serve."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests
+from loopback import LoopbackServer
+from service_helpers import SMALL, alive, jpeg, metric, zoomreel_script
+
+THREE = {"ZOOMREEL_HTTP_PROCESSES": "3"}
+
+
+def _answering_pids(url: str, requests_: int = 300) -> set[int]:
+    """The processes that answered ``requests_`` concurrent /health calls."""
+    def pid(_: int) -> int:
+        with requests.Session() as session:  # a new connection each: the kernel picks
+            r = session.get(url + "/health", timeout=30)
+        assert r.status_code == 200, r.text
+        return int(r.json()["pid"])
+
+    with ThreadPoolExecutor(16) as pool:
+        return set(pool.map(pid, range(requests_)))
+
+
+def test_the_processes_answer_as_one_service(serve_factory: Any,
+                                             image_server: LoopbackServer) -> None:
+    serve = serve_factory(workers=2, env=THREE)
+    tree = serve.tree()
+    assert len(tree) == 5, tree  # serve, its Redis, three API processes
+    # Linux spreads the connections between the processes, which are ready before
+    # serve says it serves
+    assert _answering_pids(serve.url) == set(_api_processes(tree))
+
+    # jobs submitted through any process are rendered by serve's workers, and their
+    # status reads the same whichever process answers
+    url = image_server.add("/api-processes/a.jpg", jpeg(320, 180, (200, 60, 30)))
+
+    def submit(i: int) -> str:
+        with requests.Session() as session:
+            r = session.post(serve.url + "/v1/image/convert/video", headers=serve.headers,
+                             json={**SMALL, "image_url": url, "id": i}, timeout=30)
+        assert r.status_code == 202, r.text
+        return str(r.json()["job_id"])
+
+    with ThreadPoolExecutor(8) as pool:
+        jobs = list(pool.map(submit, range(12)))
+    for job in jobs:
+        assert serve.wait(job, timeout=120)["response"]["job_status"] == "done"
+
+    # /metrics counts every process's events, whichever process answers it
+    def scrape(_: int) -> tuple[float, float, float]:
+        with requests.Session() as session:
+            text = session.get(serve.url + "/metrics", headers=serve.headers, timeout=30).text
+        return (metric(text, "zoomreel_jobs_submitted_total"),
+                metric(text, "zoomreel_jobs_finished_total", status="done"),
+                metric(text, "zoomreel_render_frames_total"))
+
+    with ThreadPoolExecutor(8) as pool:
+        scrapes = set(pool.map(scrape, range(40)))
+    assert scrapes == {(12.0, 12.0, 12.0 * 15)}
+    assert serve.stop() == 0
+    assert alive(tree, wait=5) == []
+
+
+def test_a_dead_api_process_is_replaced(serve_factory: Any) -> None:
+    serve = serve_factory(workers=0, env=THREE)
+    children = _api_processes(serve.tree())
+    assert len(children) == 3
+    os.kill(children[0], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while True:
+        now = _api_processes(serve.tree())
+        if len(now) == 3 and children[0] not in now:
+            break
+        assert time.monotonic() < deadline, now
+        # the others answer meanwhile
+        assert requests.get(serve.url + "/health", timeout=10).status_code == 200
+        time.sleep(0.1)
+    assert set(_answering_pids(serve.url)) - {children[0]}
+    assert any("API process" in line and "starting another" in line for line in serve.lines)
+
+
+def test_nothing_outlives_a_killed_serve(serve_factory: Any) -> None:
+    serve = serve_factory(workers=1, env=THREE)
+    tree = serve.tree()
+    assert len(tree) == 5, tree
+    assert serve.proc is not None
+    serve.proc.send_signal(signal.SIGKILL)  # serve alone: its children must notice
+    serve.proc.wait()
+    assert alive(tree, wait=10) == []
+    # where they counted for /metrics is left behind, and removed by the next serve (or
+    # by another test's, already)
+    serve_factory(workers=0, env=THREE)
+    assert not list(Path(tempfile.gettempdir()).glob(f"zoomreel-metrics-{tree[0]}-*"))
+
+
+def test_one_process_runs_no_others(serve_factory: Any) -> None:
+    serve = serve_factory(workers=0, env={"ZOOMREEL_HTTP_PROCESSES": "1"})
+    tree = serve.tree()
+    assert len(tree) == 2, tree  # serve and its Redis
+    assert _answering_pids(serve.url, 40) == {tree[0]}
+    assert metric(serve.get("/metrics").text, "zoomreel_jobs_submitted_total") == 0
+    assert not list(Path(tempfile.gettempdir()).glob(f"zoomreel-metrics-{tree[0]}-*"))
+
+
+def test_a_bad_process_count_is_refused(tmp_path: Path) -> None:
+    for value in ("0", "two", "-1"):
+        done = subprocess.run(
+            [zoomreel_script(), "serve", "--port", "0", "--data-dir", str(tmp_path)],
+            env={**os.environ, "ZOOMREEL_HTTP_PROCESSES": value}, capture_output=True,
+            text=True, timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert "number of HTTP processes must be a whole number of at least 1" in done.stderr
+        assert repr(value) in done.stderr
+
+
+def test_a_taken_port_is_refused(serve_factory: Any, tmp_path: Path) -> None:
+    first = serve_factory(workers=0, env=THREE)
+    port = first.url.rsplit(":", 1)[1]
+    for count in ("1", "3"):  # serve answering itself, or through API processes
+        done = subprocess.run(
+            [zoomreel_script(), "serve", "--port", port, "--data-dir", str(tmp_path / count)],
+            env={**os.environ, "ZOOMREEL_HTTP_PROCESSES": count}, capture_output=True,
+            text=True, timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert "in use" in done.stderr, done.stderr
+    assert requests.get(first.url + "/health", timeout=10).status_code == 200
+
+
+def _api_processes(tree: list[int]) -> list[int]:
+    return [pid for pid in tree if "--parent-pid" in _cmdline(pid)]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except FileNotFoundError:
+        return ""
