@@ -126,7 +126,7 @@ def test_worker_renders_jobs_from_a_shared_redis(redis_url: str, tmp_path: Path)
     api = JobService(redis.Redis.from_url(redis_url), settings, embedded=False,
                      answer=Answers().status)
     jobs = [api.submit({"length": 1, "frame_rate": 15, "width": 256, "height": 144},
-                       upload=jpeg(color=(0, 0, 250))) for _ in range(2)]
+                       upload=jpeg(color=(0, 0, 250)))[0] for _ in range(2)]
     worker = subprocess.Popen(
         [zoomreel_script(), "worker", "--threads", "1",
          "--data-dir", str(tmp_path)],

@@ -16,12 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 import requests
 from loopback import LoopbackServer
 from service_helpers import SMALL, Serve, jpeg, zoomreel_script
 
-from zoomreel.jobs import JobService, JobSettings
+from zoomreel.jobs import EmbeddedRedis, JobService, JobSettings
 
 LONG = {"length": 8, "frame_rate": 30, "width": 1280, "height": 720}
 
@@ -133,6 +134,35 @@ def test_redis_frozen_20_s_every_job_still_ends_done(
     assert caller.check() >= 3  # the API said so, promptly, while Redis was frozen
     _all_done(serve, rendering + queued + caller.submitted, timeout=180)
     assert _redis_pid(serve) == pid  # nothing was restarted
+    # a submit answered 503 created nothing, even once Redis ran what it had been sent
+    everything = serve.post("/v1/toolkit/jobs/status", json={"since_seconds": 3600})
+    assert set(everything.json()["response"]) == set(rendering + queued + caller.submitted)
+
+
+def test_a_submit_that_timed_out_in_a_frozen_redis_creates_nothing(
+        image_server: LoopbackServer, tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path / "redis")
+    url = server.start()
+    service = JobService.connect(url, JobSettings(data_dir=tmp_path, allow_private_urls=True),
+                                 embedded=True, answer=lambda job, n: {})
+    try:
+        image = image_server.add("/heal/late.jpg", jpeg(320, 180))
+        first, _ = service.submit({"image_url": image, **SMALL})  # connected, clock read
+        assert server.process is not None
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(redis.TimeoutError):  # the API's 503
+                service.submit({"image_url": image, **SMALL})
+            assert time.monotonic() - started < 5
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        time.sleep(1)  # Redis has now run what it had been sent while frozen
+        assert set(service.states_since(3600)) == {first.id}
+        assert service.queue_length() == 1
+    finally:
+        service.close()
+        server.stop()
 
 
 def test_redis_killed_is_restarted_and_every_job_ends_done(
@@ -167,7 +197,7 @@ def test_a_render_that_kills_its_worker_every_time_ends_error(
     client = redis.Redis.from_url(redis_url)
     submitter = JobService(client, settings, embedded=False, answer=lambda job, n: {})
     url = image_server.add("/heal/crash.jpg", jpeg(1920, 1080, (90, 140, 60)))
-    job_id = submitter.submit({"image_url": url, "length": 60, "frame_rate": 30}).id
+    job_id = submitter.submit({"image_url": url, "length": 60, "frame_rate": 30})[0].id
     env = {**os.environ, "ZOOMREEL_REDIS_URL": redis_url, "ZOOMREEL_DATA_DIR": str(tmp_path),
            "ZOOMREEL_ALLOW_PRIVATE_URLS": "1", "ZOOMREEL_LEASE_SECONDS": "3"}
     kills = 0

@@ -67,7 +67,7 @@ def settled(service: JobService, queue: str, timeout: float = 20.0) -> None:
 def test_claim_is_exclusive_and_finish_is_final(make_service: Callable[..., JobService]) -> None:
     service = make_service()
     store = service.store
-    job = store.create({"length": 1}, frames_total=15)
+    job, _ = store.create({"length": 1}, frames_total=15)
     assert job.status == "queued" and store.queue_length() == 1
     assert store.claim(job.id, "a", 10_000, 1) == "ok"
     assert store.claim(job.id, "b", 10_000, 2) == "busy"
@@ -89,7 +89,7 @@ def test_claim_is_exclusive_and_finish_is_final(make_service: Callable[..., JobS
 def test_redelivered_message_of_a_finished_job_changes_nothing(
         make_service: Callable[..., JobService]) -> None:
     service = make_service()
-    job = service.submit(dict(SMALL), upload=jpeg())
+    job, _ = service.submit(dict(SMALL), upload=jpeg())
     service.start_workers(1)
     done = wait(service, job.id)
     assert done.status == "done", done.error
@@ -107,7 +107,7 @@ def test_redelivered_message_of_a_finished_job_changes_nothing(
 def test_a_job_leased_elsewhere_is_rechecked_not_dropped(
         make_service: Callable[..., JobService]) -> None:
     service = make_service()
-    job = service.submit(dict(SMALL), upload=jpeg())
+    job, _ = service.submit(dict(SMALL), upload=jpeg())
     assert service.store.claim(job.id, "other-worker", 60_000, 1) == "ok"
     service.start_workers(1)
     # Our worker takes the message, finds the job busy and sends it again, delayed:
@@ -124,7 +124,7 @@ def test_a_job_leased_elsewhere_is_rechecked_not_dropped(
 def test_unacked_messages_of_a_dead_worker_are_recovered_at_start(
         make_service: Callable[..., JobService], redis_url: str) -> None:
     dead = make_service()
-    job = dead.submit(dict(SMALL), upload=jpeg())
+    job, _ = dead.submit(dict(SMALL), upload=jpeg())
     consumer = dead.broker.consume("render", prefetch=1, timeout=100)
     message = None
     while message is None:
@@ -144,7 +144,7 @@ def test_unacked_messages_of_a_dead_worker_are_recovered_at_start(
 def test_a_job_whose_message_was_lost_is_resent_at_start(
         make_service: Callable[..., JobService], redis_url: str) -> None:
     service = make_service()
-    job = service.submit(dict(SMALL), upload=jpeg())
+    job, _ = service.submit(dict(SMALL), upload=jpeg())
     client = redis.Redis.from_url(redis_url)
     client.delete(f"{NAMESPACE}:render", f"{NAMESPACE}:render.msgs")  # crash before enqueue
     fresh = make_service()
@@ -160,7 +160,7 @@ def test_transient_failure_is_retried(make_service: Callable[..., JobService],
     image_server.routes["/jobs/flaky.jpg"] = lambda h: send(
         h, *next(answers, (200, image)), Content_Type="image/jpeg")
     service = make_service()
-    job = service.submit({**SMALL, "image_url": image_server.base + "/jobs/flaky.jpg"})
+    job, _ = service.submit({**SMALL, "image_url": image_server.base + "/jobs/flaky.jpg"})
     service.start_workers(1)
     done = wait(service, job.id)
     assert done.status == "done" and done.attempts == 1
@@ -172,7 +172,7 @@ def test_persistent_transient_failure_ends_error(make_service: Callable[..., Job
                                                  image_server: LoopbackServer) -> None:
     image_server.add("/jobs/down.jpg", b"down", "text/plain", status=503)
     service = make_service()
-    job = service.submit({**SMALL, "image_url": image_server.base + "/jobs/down.jpg"})
+    job, _ = service.submit({**SMALL, "image_url": image_server.base + "/jobs/down.jpg"})
     service.start_workers(1)
     failed = wait(service, job.id)
     assert failed.status == "error" and failed.error
@@ -182,7 +182,7 @@ def test_persistent_transient_failure_ends_error(make_service: Callable[..., Job
 
 def test_retention_removes_record_and_file(make_service: Callable[..., JobService]) -> None:
     service = make_service(retention_s=3600)
-    job = service.submit(dict(SMALL), upload=jpeg())
+    job, _ = service.submit(dict(SMALL), upload=jpeg())
     service.start_workers(1)
     done = wait(service, job.id)
     video = service.settings.storage_dir / done.filename
@@ -199,7 +199,7 @@ def test_webhook_is_retried_then_delivered_once_and_signed(
     answers = iter([503])
     image_server.routes["/jobs/hook"] = lambda h: send(h, next(answers, 204))
     service = make_service(webhook_secret=SECRET)
-    job = service.submit({**SMALL, "webhook_url": image_server.base + "/jobs/hook"},
+    job, _ = service.submit({**SMALL, "webhook_url": image_server.base + "/jobs/hook"},
                          upload=jpeg())
     service.start_workers(1)
     assert wait(service, job.id).status == "done"
@@ -278,9 +278,9 @@ def test_a_receiver_that_never_answers_does_not_delay_other_jobs(
     image_server.routes["/jobs/slow-hook"] = hang
     image_server.routes["/jobs/fast-hook"] = lambda h: send(h, 204)
     service = make_service()
-    slow = service.submit({**SMALL, "webhook_url": image_server.base + "/jobs/slow-hook"},
+    slow, _ = service.submit({**SMALL, "webhook_url": image_server.base + "/jobs/slow-hook"},
                           upload=jpeg())
-    fast = service.submit({**SMALL, "webhook_url": image_server.base + "/jobs/fast-hook"},
+    fast, _ = service.submit({**SMALL, "webhook_url": image_server.base + "/jobs/fast-hook"},
                           upload=jpeg())
     service.start_workers(1)  # one render thread: slow's job renders (and hooks) first
     try:
@@ -299,7 +299,7 @@ def test_a_gone_receiver_stops_the_retries(
         make_service: Callable[..., JobService], image_server: LoopbackServer) -> None:
     image_server.routes["/jobs/gone-hook"] = lambda h: send(h, 410, b"gone")
     service = make_service()
-    job = service.submit({**SMALL, "webhook_url": image_server.base + "/jobs/gone-hook"},
+    job, _ = service.submit({**SMALL, "webhook_url": image_server.base + "/jobs/gone-hook"},
                          upload=jpeg())
     service.start_workers(1)
     ended = wait(service, job.id, timeout=30,
@@ -311,16 +311,30 @@ def test_a_gone_receiver_stops_the_retries(
     assert len(image_server.received("/jobs/gone-hook", "POST")) == 1
 
 
+def test_a_create_that_runs_after_its_deadline_stores_nothing(
+        make_service: Callable[..., JobService]) -> None:
+    store = make_service().store
+    job, queued = store.create({"length": 1}, frames_total=15, deadline=time.time() + 30)
+    assert queued == 1 and store.get(job.id) == job  # the answer is the stored record
+    keys = set(store.client.keys("*"))
+    # as if the call had sat in a frozen Redis until after its caller gave up
+    with pytest.raises(redis.TimeoutError, match="too late; the job was not created"):
+        store.create({"length": 1}, frames_total=15, deadline=time.time() - 0.01)
+    assert set(store.client.keys("*")) == keys and store.queue_length() == 1
+    second, queued = store.create({"length": 1}, frames_total=15, deadline=time.time() + 30)
+    assert queued == 2 and second.queue_id == job.queue_id + 1
+
+
 def test_an_owners_queue_follows_the_job_through_claim_requeue_and_finish(
         make_service: Callable[..., JobService]) -> None:
     store = make_service().store
     limits = {"owner": "k1", "max_queued_per_owner": 1}
-    first = store.create({"length": 1}, frames_total=15, **limits)  # type: ignore[arg-type]
+    first, _ = store.create({"length": 1}, frames_total=15, **limits)  # type: ignore[arg-type]
     with pytest.raises(QueueFullError, match="This API key has 1 jobs waiting"):
         store.create({"length": 1}, frames_total=15, **limits)  # type: ignore[arg-type]
     store.create({"length": 1}, frames_total=15, owner="k2", max_queued_per_owner=1)
     assert store.claim(first.id, "t", 10_000, 1) == "ok"  # running: no longer waiting
-    second = store.create({"length": 1}, frames_total=15, **limits)  # type: ignore[arg-type]
+    second, _ = store.create({"length": 1}, frames_total=15, **limits)  # type: ignore[arg-type]
     assert store.requeue(first.id, "t", "retry") == 1  # waiting again: over the limit
     with pytest.raises(QueueFullError):
         store.create({"length": 1}, frames_total=15, **limits)  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ import dramatiq
 import redis
 
 from ..codecs import CODECS, content_type_of
-from ..errors import ImageTooLargeError, QueueFullError
+from ..errors import ImageTooLargeError
 from ..spec import REQUEST_FIELDS, RenderSpec
 from .actors import JobRunner, StatusAnswer, declare_actors
 from .broker import (
@@ -43,6 +43,9 @@ _FILE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$")
 #: The front end's Redis calls give up after this long, so that a request made while
 #: Redis is frozen is answered (503) promptly instead of hanging.
 API_REDIS_TIMEOUT_S = 2.0
+# How long after a submit Redis may still create its job: well inside the API's time-out,
+# so that a submit answered 503 (timed out) can never have created one.
+_CREATE_WAIT_S = API_REDIS_TIMEOUT_S - 0.5
 #: A job or webhook that no message carries is re-sent once it has been so this long
 #: (a message is sent just after its job is stored: give it time to appear).
 _ORPHAN_AFTER_S = 10.0
@@ -111,8 +114,11 @@ class JobService:
 
     # -- submitting and answering ---------------------------------------------
     def submit(self, request: dict[str, Any], *, upload: bytes | None = None,
-               base_url: str | None = None, owner: str | None = None) -> Job:
-        """Queue a render and return its job.
+               base_url: str | None = None, owner: str | None = None) -> tuple[Job, int]:
+        """Queue a render; return its job and the queue's length after it.
+
+        Either the job is stored, or this raises and nothing is stored (nor created
+        later by a Redis that stalled: see :meth:`JobStore.create`'s deadline).
 
         Args:
             request: request fields: ``image_url`` (unless ``upload``), render fields
@@ -127,6 +133,7 @@ class JobService:
             ImageTooLargeError: the upload is over the size cap.
             QueueFullError: ``max_queue_length`` jobs are already waiting, or
                 ``max_jobs_per_key`` of this owner's.
+            redis.RedisError: Redis did not answer in time.
         """
         from ..net import check_url
 
@@ -149,20 +156,25 @@ class JobService:
         stored: dict[str, Any] = spec.request_fields()
         stored.update({k: given[k] for k in ("image_url", "webhook_url") if k in given})
         try:
-            job = self.store.create(
+            job, queued = self.store.create(
                 stored, client_id=given.get("id"), frames_total=spec.total_frames,
                 extension=CODECS[spec.codec].extension, base_url=base_url, upload=name,
                 webhook_url=given.get("webhook_url"), owner=owner,
                 max_queued=self.settings.max_queue_length,
-                max_queued_per_owner=self.settings.max_jobs_per_key)
-        except QueueFullError:
+                max_queued_per_owner=self.settings.max_jobs_per_key,
+                deadline=time.time() + _CREATE_WAIT_S)
+        except BaseException:  # a full queue, or Redis down or too slow: nothing stored
             if name is not None:
                 (self.settings.upload_dir / name).unlink(missing_ok=True)
             raise
-        self.runner.send_render(job.id)
         self.metrics.submitted.inc()
         log.info("job submitted", extra={"job_id": job.id})
-        return job
+        try:
+            self.runner.send_render(job.id)
+        except redis.RedisError as exc:  # the job is stored: the healing pass sends it
+            log.warning("job stored, its message not sent yet (%s)", exc,
+                        extra={"job_id": job.id})
+        return job, queued
 
     def get(self, job_id: str) -> Job:
         """The job's record. Raises JobNotFound."""

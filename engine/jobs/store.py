@@ -24,16 +24,27 @@ FINISHED = ("done", "error")
 # Queue limits are checked and the job created in one step, so that concurrent submits
 # can never pass a limit. A job's owner (the hash of its API key) has a queue of its own,
 # zoomreel:queued:<owner>, kept beside the main one by every script that moves a job.
+# A job's creation, limits checked in the same step. ARGV[5] is the moment (Redis's
+# clock, seconds) after which the caller no longer waits for the answer: a script that
+# runs later (it sat in a frozen server) creates nothing, since the caller has answered
+# that nothing was created.
 _CREATE = """
+local deadline = tonumber(ARGV[5])
+if deadline > 0 then
+  local now = redis.call('time')
+  if tonumber(now[1]) + tonumber(now[2]) / 1000000 > deadline then return {'late'} end
+end
 local limit, per_owner = tonumber(ARGV[3]), tonumber(ARGV[4])
-if limit > 0 and redis.call('zcard', KEYS[3]) >= limit then return 'full' end
-if per_owner > 0 and redis.call('zcard', KEYS[5]) >= per_owner then return 'owner_full' end
-for i = 5, #ARGV, 2 do redis.call('hset', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if limit > 0 and redis.call('zcard', KEYS[3]) >= limit then return {'full'} end
+if per_owner > 0 and redis.call('zcard', KEYS[5]) >= per_owner then return {'owner_full'} end
+local queue_id = redis.call('incr', KEYS[6])
+for i = 6, #ARGV, 2 do redis.call('hset', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('hset', KEYS[1], 'queue_id', queue_id)
 redis.call('sadd', KEYS[2], ARGV[1])
 redis.call('zadd', KEYS[3], ARGV[2], ARGV[1])
 redis.call('zadd', KEYS[4], ARGV[2], ARGV[1])
 if per_owner >= 0 then redis.call('zadd', KEYS[5], ARGV[2], ARGV[1]) end
-return 'ok'
+return {'ok', queue_id, redis.call('zcard', KEYS[3])}
 """
 
 # The owner's own queue, from inside a script: its name is derived from the job's record.
@@ -248,6 +259,7 @@ class JobStore:
         self._finish = client.register_script(_FINISH)
         self._requeue = client.register_script(_REQUEUE)
         self._take_up = client.register_script(_TAKE_UP)
+        self._clock: tuple[float, float] | None = None  # (offset, when measured)
 
     # -- keys ------------------------------------------------------------------
     def _job(self, job_id: str) -> str:
@@ -286,8 +298,10 @@ class JobStore:
                filename_prefix: str = "video", extension: str = ".mp4",
                base_url: str | None = None, upload: str | None = None,
                webhook_url: str | None = None, owner: str | None = None,
-               max_queued: int = 0, max_queued_per_owner: int = 0) -> Job:
-        """Store a new queued job and return it (the caller then sends its message).
+               max_queued: int = 0, max_queued_per_owner: int = 0,
+               deadline: float | None = None) -> tuple[Job, int]:
+        """Store a new queued job, in one round trip; return it and the queue's length
+        after it (the caller then sends its message).
 
         The video's file name is ``<filename_prefix>_<UTC stamp>_<id8><extension>``;
         ``extension`` is the codec's (``.mp4``, ``.webm``).
@@ -296,34 +310,54 @@ class JobStore:
             owner: who submitted it (a hash of their API key), for the per-owner limit.
             max_queued: queued jobs allowed in all; 0 = no limit.
             max_queued_per_owner: queued jobs allowed per owner; 0 = no limit.
+            deadline: when the caller stops waiting (``time.time()``): Redis creates
+                nothing after it, so a caller whose call timed out knows that nothing
+                was created, even if a stalled Redis runs the call later.
 
         Raises:
             QueueFullError: a limit is reached (checked and created in one step).
+            redis.TimeoutError: Redis ran the call after ``deadline``; nothing was created.
         """
         job_id = str(uuid.uuid4())
         now = time.time()
         stamp = time.strftime("%Y%m%d_%H%M%S", time.gmtime(now))
-        queue_id = int(self.client.incr(f"{self.prefix}:queue_id"))
         record: dict[Any, Any] = {
             "id": job_id, "status": "queued", "request": json.dumps(request),
-            "client_id": json.dumps(client_id), "queue_id": queue_id, "created_at": repr(now),
+            "client_id": json.dumps(client_id), "created_at": repr(now),
             "frames_done": 0, "frames_total": frames_total,
             "filename": f"{filename_prefix}_{stamp}_{job_id[:8]}{extension}",
             "base_url": base_url or "", "upload": upload or "", "webhook_url": webhook_url or "",
             "owner": owner or "",
         }
         keys = [self._job(job_id), self._active, self._queued, self._updated,
-                f"{self.prefix}:queued:{owner or ''}"]
+                f"{self.prefix}:queued:{owner or ''}", f"{self.prefix}:queue_id"]
+        redis_deadline = 0.0 if deadline is None else deadline + self._clock_offset()
         args: list[Any] = [job_id, repr(now), max_queued,
-                           max_queued_per_owner if owner else -1]
+                           max_queued_per_owner if owner else -1, repr(redis_deadline)]
         for name, value in record.items():
             args += [name, value]
-        outcome = _s(self._create(keys=keys, args=args))
+        answer = self._create(keys=keys, args=args)
+        outcome = _s(answer[0])
+        if outcome == "late":
+            self._clock = None  # measure again: the clocks may have moved apart
+            raise redis.TimeoutError("Redis answered too late; the job was not created")
         if outcome == "full":
             raise QueueFullError(self.queue_length())
         if outcome == "owner_full":
             raise QueueFullError(int(self.client.zcard(keys[4])), per_key=True)
-        return self.get(job_id)
+        record["queue_id"] = int(answer[1])
+        return Job.from_hash({k: str(v) for k, v in record.items()}), int(answer[2])
+
+    def _clock_offset(self) -> float:
+        """Redis's clock minus this machine's, in seconds, measured once a minute."""
+        measured = self._clock
+        if measured is None or time.monotonic() - measured[1] > 60.0:
+            before = time.time()
+            seconds, micros = self.client.time()
+            after = time.time()
+            measured = self._clock = (seconds + micros / 1e6 - (before + after) / 2,
+                                      time.monotonic())
+        return measured[0]
 
     def get(self, job_id: str) -> Job:
         """The job's current record.

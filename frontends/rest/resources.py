@@ -90,13 +90,13 @@ class ConvertResource:
         else:
             body = validate(_read_json(req, self.json_limit), submit_schema(max_length),
                             max_length)
-        job = self.service.submit(body, upload=upload, base_url=req.prefix,
-                                  owner=req.context.key_id)
+        job, queue_length = self.service.submit(body, upload=upload, base_url=req.prefix,
+                                                owner=req.context.key_id)
         resp.status = falcon.HTTP_202
         resp.media = self.answers.envelope(
             202, message="Job queued successfully",
             id=body.get("id"), job_id=job.id, run_time=time.perf_counter() - started,
-            queue_id=job.queue_id, queue_length=self.service.queue_length(),
+            queue_id=job.queue_id, queue_length=queue_length,
         )
 
 
