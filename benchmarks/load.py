@@ -1,6 +1,6 @@
 """How many requests a second the service answers: wrk against ``zoomreel serve``.
 
-    python -m benchmarks.load [--seconds 10] [--connections 32] [--repeats 3]
+    python -m benchmarks.load [--seconds 10] [--connections 32] [--repeats 3] [--rendering N]
 
 Starts two ``zoomreel serve`` (embedded Redis, two render threads, idle) in a temporary
 folder: one as a user runs it (``--http-processes`` default: one per core, at most four)
@@ -11,7 +11,11 @@ against, in turn: the status route of each, ``/health``, and, as the ceiling of 
 process on this machine, a bare Falcon app on waitress with the same thread count
 answering a constant JSON body. They take turns ``--repeats`` times, so that load from
 others hits them alike; medians are reported. Writes
-``benchmarks/results/<UTC time>-load.json`` and prints a Markdown table."""
+``benchmarks/results/<UTC time>-load.json`` and prints a Markdown table.
+
+``--rendering N`` measures while each serve renders N long 1080p videos of a corpus
+photo (``../shared/corpus``; a synthetic image where there is none): the API beside busy
+render threads rather than idle ones."""
 
 from __future__ import annotations
 
@@ -108,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rendering", type=int, default=0,
+                        help="long renders running on each serve meanwhile (default 0)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args(argv)
 
@@ -130,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             _wait_processes(single_base, 1)
             job = _one_finished_job(base, folder)
             single_job = _one_finished_job(single_base, folder)
+            for url in (base, single_base):
+                _start_renders(url, args.rendering)
             targets = {
                 f"status route ({processes} HTTP processes, the default here)": (
                     base + "/v1/toolkit/job/status",
@@ -157,12 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     record = {"when": datetime.now(UTC).isoformat(), "load_average": os.getloadavg(),
               "cores": os.cpu_count(), "http_processes": processes, "seconds": args.seconds,
               "connections": args.connections, "repeats": args.repeats,
+              "rendering": args.rendering,
               "median": summary, "runs": runs}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (out / f"{stamp}-load.json").write_text(json.dumps(record, indent=2))
     print(f"wrk -t2 -c{args.connections} -d{args.seconds}s, median of {args.repeats}, "
+          f"{args.rendering} render(s) running on each serve, "
           f"load average at the end {os.getloadavg()[0]:.2f}\n")
     print("| target | requests/s | p50 ms | p90 ms | p99 ms | non-2xx | socket errors |")
     print("|---|---|---|---|---|---|---|")
@@ -197,6 +207,43 @@ def _wait_processes(base: str, expected: int, timeout: float = 60.0) -> int:
                 raise RuntimeError(f"{len(seen)} of {expected} processes answer at {base}")
             seen.update(pool.map(pid, range(64)))
     return len(seen)
+
+
+def _start_renders(base: str, count: int) -> None:
+    """Submit ``count`` long 1080p renders and wait until they all render."""
+    if count <= 0:
+        return
+    photos = sorted((ROOT.parent / "shared" / "corpus").glob("*.jpg"))
+    if photos:
+        image = photos[0].read_bytes()
+    else:
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        pixels = np.random.default_rng(0).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+        image = buffer.getvalue()
+    jobs = []
+    for _ in range(count):
+        r = requests.post(base + "/v1/image/convert/video", headers={"X-API-Key": KEY},
+                          files={"image": ("photo.jpg", image, "image/jpeg")},
+                          data={"length": "600", "frame_rate": "30", "width": "1920",
+                                "height": "1080"}, timeout=60)
+        r.raise_for_status()
+        jobs.append(str(r.json()["job_id"]))
+    deadline = time.monotonic() + 120
+    for job in jobs:
+        while True:
+            inner = requests.post(base + "/v1/toolkit/job/status", headers={"X-API-Key": KEY},
+                                  json={"job_id": job}, timeout=30).json()["response"]
+            if inner["job_status"] == "running" and inner["progress"]["frames_done"] > 0:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"render {job} did not start: {inner}")
+            time.sleep(0.2)
 
 
 def _one_finished_job(base: str, folder: Path) -> str:
