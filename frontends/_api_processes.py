@@ -3,7 +3,7 @@
 One Python process answers HTTP on one core at most, whatever its thread count: waitress's
 I/O thread and its request threads share one interpreter lock, and each status answer's
 Redis round trip hands it back and forth. That lock is what held the status route near
-1 100 answers/s on two cores while a bare Falcon app answered 3 600 (benchmarks/load.py).
+1 400 answers/s on two cores while a bare Falcon app answered 3 700 (benchmarks/load.py).
 ``zoomreel serve --http-processes N`` (N > 1) therefore answers HTTP in N processes of
 its own and keeps only the workers and the supervision: a render never holds up an answer.
 They own nothing: jobs, keys and files are in Redis and the data dir, shared by all.

@@ -123,6 +123,39 @@ def test_a_bad_process_count_is_refused(tmp_path: Path) -> None:
         assert repr(value) in done.stderr
 
 
+def test_renders_run_below_the_answers(serve_factory: Any,
+                                       image_server: LoopbackServer) -> None:
+    serve = serve_factory(workers=1, env=THREE)
+    url = image_server.add("/api-processes/long.jpg", jpeg(1280, 720, (40, 160, 90)))
+    job = serve.submit(image_url=url, length=30, frame_rate=30, width=1280, height=720)
+    deadline = time.monotonic() + 60
+    while (inner := serve.status(job)["response"])["progress"]["frames_done"] < 30:
+        assert inner["job_status"] in ("queued", "running") and time.monotonic() < deadline
+        time.sleep(0.05)
+    assert serve.proc is not None
+    before = _threads(serve.proc.pid)
+    time.sleep(1.0)
+    after = _threads(serve.proc.pid)
+    busy = {tid: nice for tid, (nice, ticks) in after.items()
+            if ticks - before.get(tid, (0, 0))[1] >= 10}  # a tenth of a core or more
+    assert serve.status(job)["response"]["job_status"] == "running"  # still rendering
+    assert busy and set(busy.values()) == {10}, busy  # the render, its encoder, Numba's
+    for pid in _api_processes(serve.tree()):
+        assert {nice for nice, _ in _threads(pid).values()} == {0}
+
+
+def _threads(pid: int) -> dict[int, tuple[int, int]]:
+    """{thread id: (nice value, CPU ticks used)} of a process."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        out[int(task.name)] = (int(fields[16]), int(fields[11]) + int(fields[12]))
+    return out
+
+
 def test_a_taken_port_is_refused(serve_factory: Any, tmp_path: Path) -> None:
     first = serve_factory(workers=0, env=THREE)
     port = first.url.rsplit(":", 1)[1]

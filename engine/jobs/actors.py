@@ -146,6 +146,7 @@ class JobRunner:
         Never raises because of Redis: Dramatiq's own retry would need Redis too, and
         whatever a long outage leaves behind is taken up by JobService.heal.
         """
+        _yield_to_answers()
         try:
             self._claim_and_render(job_id)
         except redis.RedisError as exc:
@@ -355,6 +356,25 @@ class JobRunner:
     def send_webhook(self, job_id: str, delay_ms: int = 0) -> None:
         """Send a webhook message for ``job_id`` (after ``delay_ms``)."""
         _send(self.webhook_actor, job_id, delay_ms)
+
+
+#: The nice value of render threads: above the API's 0, so that on a machine that renders
+#: and answers (serve) a busy CPU goes to the answers first; renders only lose time to them.
+RENDER_NICENESS = 10
+
+
+def _yield_to_answers() -> None:
+    """Run this render thread, and the threads it starts (the encoder's, Numba's pool when
+    it starts it), at :data:`RENDER_NICENESS` (Linux: a thread's own nice value). A no-op
+    where threads have no nice value of their own, or already have a higher one."""
+    if not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"):
+        return
+    tid = threading.get_native_id()
+    try:
+        if os.getpriority(os.PRIO_PROCESS, tid) < RENDER_NICENESS:
+            os.setpriority(os.PRIO_PROCESS, tid, RENDER_NICENESS)
+    except OSError:  # not allowed here: renders keep the process's priority
+        pass
 
 
 def _return_memory() -> None:
