@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-queue-length", type=int, default=None)
     serve.add_argument("--http-processes", type=int, default=None,
                        help="processes answering HTTP (default $ZOOMREEL_HTTP_PROCESSES or "
-                       "one per core, at most 4)")
+                       "one per core, at most 4; 1 = serve itself; Linux only)")
     # an API process started by serve: serve's pid, the pipe that says it listens
     serve.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     serve.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)

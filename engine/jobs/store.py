@@ -24,10 +24,9 @@ FINISHED = ("done", "error")
 # Queue limits are checked and the job created in one step, so that concurrent submits
 # can never pass a limit. A job's owner (the hash of its API key) has a queue of its own,
 # zoomreel:queued:<owner>, kept beside the main one by every script that moves a job.
-# A job's creation, limits checked in the same step. ARGV[5] is the moment (Redis's
-# clock, seconds) after which the caller no longer waits for the answer: a script that
-# runs later (it sat in a frozen server) creates nothing, since the caller has answered
-# that nothing was created.
+# ARGV[5] is the moment (Redis's clock, seconds) after which the caller no longer waits
+# for the answer: a script that runs later (it sat in a frozen server) creates nothing,
+# since the caller has answered that nothing was created.
 _CREATE = """
 local deadline = tonumber(ARGV[5])
 if deadline > 0 then
