@@ -158,7 +158,12 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for proc in (serve, single, bare):
                 os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(30)
+            for proc in (serve, single, bare):
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:  # never leave one behind
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
 
     summary = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
                for name, rs in runs.items()}
