@@ -76,6 +76,9 @@ def test_a_dead_api_process_is_replaced(serve_factory: Any) -> None:
     children = _api_processes(serve.tree())
     assert len(children) == 3
     os.kill(children[0], signal.SIGKILL)
+    # once it is dead its socket is closed; a connection the kernel had queued on it in the
+    # moment of the kill is reset with it (each process has its own, see _api_processes)
+    assert alive([children[0]], wait=5) == []
     deadline = time.monotonic() + 10
     while True:
         now = _api_processes(serve.tree())
