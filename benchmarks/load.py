@@ -30,6 +30,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             _wait_up(f"http://127.0.0.1:{bare_port}/status")
             processes = _wait_processes(base, http_processes(None))
             _wait_processes(single_base, 1)
-            job = _one_finished_job(base, folder)
-            single_job = _one_finished_job(single_base, folder)
+            job = _one_finished_job(base)
+            single_job = _one_finished_job(single_base)
             for url in (base, single_base):
                 _start_renders(url, args.rendering)
             targets = {
@@ -231,46 +232,47 @@ def _start_renders(base: str, count: int) -> None:
         buffer = io.BytesIO()
         Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
         image = buffer.getvalue()
-    jobs = []
-    for _ in range(count):
-        r = requests.post(base + "/v1/image/convert/video", headers={"X-API-Key": KEY},
-                          files={"image": ("photo.jpg", image, "image/jpeg")},
-                          data={"length": "600", "frame_rate": "30", "width": "1920",
-                                "height": "1080"}, timeout=60)
-        r.raise_for_status()
-        jobs.append(str(r.json()["job_id"]))
-    deadline = time.monotonic() + 120
+    jobs = [_submit(base, ("photo.jpg", image, "image/jpeg"), length=600, frame_rate=30,
+                    width=1920, height=1080) for _ in range(count)]
     for job in jobs:
-        while True:
-            inner = requests.post(base + "/v1/toolkit/job/status", headers={"X-API-Key": KEY},
-                                  json={"job_id": job}, timeout=30).json()["response"]
-            if inner["job_status"] == "running" and inner["progress"]["frames_done"] > 0:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"render {job} did not start: {inner}")
-            time.sleep(0.2)
+        _wait_for(base, job, "render", lambda inner: inner["job_status"] == "running"
+                  and inner["progress"]["frames_done"] > 0)
 
 
-def _one_finished_job(base: str, folder: Path) -> str:
+def _one_finished_job(base: str) -> str:
+    import io
+
     from PIL import Image
 
-    image = folder / "small.png"
-    Image.new("RGB", (320, 180), (40, 120, 200)).save(image)
-    with image.open("rb") as f:
-        r = requests.post(base + "/v1/image/convert/video", headers={"X-API-Key": KEY},
-                          files={"image": ("small.png", f, "image/png")},
-                          data={"length": "1", "frame_rate": "15", "width": "320",
-                                "height": "180"}, timeout=30)
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 180), (40, 120, 200)).save(buffer, "PNG")
+    job = _submit(base, ("small.png", buffer.getvalue(), "image/png"), length=1,
+                  frame_rate=15, width=320, height=180)
+    _wait_for(base, job, "finish", lambda inner: inner["job_status"] in ("done", "error"))
+    return job
+
+
+def _submit(base: str, image: tuple[str, bytes, str], **fields: int) -> str:
+    """Upload ``image`` (name, bytes, type) with ``fields``; return the job id."""
+    r = requests.post(base + "/v1/image/convert/video", headers={"X-API-Key": KEY},
+                      files={"image": image}, data={k: str(v) for k, v in fields.items()},
+                      timeout=60)
     r.raise_for_status()
-    job = str(r.json()["job_id"])
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        answer = requests.post(base + "/v1/toolkit/job/status", headers={"X-API-Key": KEY},
-                               json={"job_id": job}, timeout=30).json()
-        if answer["response"]["job_status"] in ("done", "error"):
-            return job
+    return str(r.json()["job_id"])
+
+
+def _wait_for(base: str, job: str, what: str, reached: Callable[[dict[str, Any]], bool],
+              timeout: float = 120.0) -> None:
+    """Poll the job's status until ``reached(answer["response"])``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        inner = requests.post(base + "/v1/toolkit/job/status", headers={"X-API-Key": KEY},
+                              json={"job_id": job}, timeout=30).json()["response"]
+        if reached(inner):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"job {job} did not {what}: {inner}")
         time.sleep(0.2)
-    raise RuntimeError("the job did not finish")
 
 
 if __name__ == "__main__":

@@ -117,7 +117,6 @@ class APIProcesses:
         self.argv = list(argv)
         self.env = env
         self.processes: list[subprocess.Popen[bytes] | None] = [None] * count
-        self.restarts = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -174,8 +173,6 @@ class APIProcesses:
                         os.close(self._launch(slot))  # it answers once it has started
                     except OSError as exc:
                         log.error("could not start an API process: %s", exc)
-                        continue
-                    self.restarts += 1
 
     def terminate(self) -> None:
         """Stop supervising and SIGTERM them all (:meth:`wait` for them to end)."""

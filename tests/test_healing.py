@@ -20,7 +20,7 @@ import pytest
 import redis
 import requests
 from loopback import LoopbackServer
-from service_helpers import SMALL, Serve, jpeg, zoomreel_script
+from service_helpers import SMALL, Serve, alive, jpeg, zoomreel_script
 
 from zoomreel.jobs import EmbeddedRedis, JobService, JobSettings
 
@@ -29,14 +29,6 @@ LONG = {"length": 8, "frame_rate": 30, "width": 1280, "height": 720}
 
 def _redis_pid(serve: Serve) -> int:
     return int((serve.data_dir / "redis" / "redis.pid").read_text().strip())
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
 
 
 def _wait_rendering(serve: Serve, job_ids: list[str], timeout: float = 90.0) -> None:
@@ -50,6 +42,15 @@ def _wait_rendering(serve: Serve, job_ids: list[str], timeout: float = 90.0) -> 
             assert inner["job_status"] in ("queued", "running"), inner
             assert time.monotonic() < deadline, inner
             time.sleep(0.05)
+
+
+def _rendering_and_queued(serve: Serve, url: str) -> tuple[list[str], list[str]]:
+    """Two long renders running (both of serve's render threads) and two small jobs
+    waiting behind them."""
+    rendering = [serve.submit(image_url=url, **LONG) for _ in range(2)]
+    queued = [serve.submit(image_url=url, **SMALL) for _ in range(2)]
+    _wait_rendering(serve, rendering)
+    return rendering, queued
 
 
 class _Caller:
@@ -121,9 +122,7 @@ def test_redis_frozen_20_s_every_job_still_ends_done(
         serve_factory: Any, image_server: LoopbackServer) -> None:
     serve = serve_factory(workers=2)
     url = image_server.add("/heal/freeze.jpg", jpeg(1280, 720, (30, 90, 200)))
-    rendering = [serve.submit(image_url=url, **LONG) for _ in range(2)]
-    queued = [serve.submit(image_url=url, **SMALL) for _ in range(2)]
-    _wait_rendering(serve, rendering)
+    rendering, queued = _rendering_and_queued(serve, url)
     pid = _redis_pid(serve)
     os.kill(pid, signal.SIGSTOP)
     try:
@@ -169,9 +168,7 @@ def test_redis_killed_is_restarted_and_every_job_ends_done(
         serve_factory: Any, image_server: LoopbackServer) -> None:
     serve = serve_factory(workers=2)
     url = image_server.add("/heal/kill.jpg", jpeg(1280, 720, (200, 90, 30)))
-    rendering = [serve.submit(image_url=url, **LONG) for _ in range(2)]
-    queued = [serve.submit(image_url=url, **SMALL) for _ in range(2)]
-    _wait_rendering(serve, rendering)
+    rendering, queued = _rendering_and_queued(serve, url)
     pid = _redis_pid(serve)
     with _Caller(serve, rendering[0], url) as caller:
         os.kill(pid, signal.SIGKILL)
@@ -181,11 +178,11 @@ def test_redis_killed_is_restarted_and_every_job_ends_done(
                 back = _redis_pid(serve)
             except (OSError, ValueError):
                 back = pid
-            if back != pid and _alive(back) and serve.get("/health").status_code == 200:
+            if back != pid and alive([back]) and serve.get("/health").status_code == 200:
                 break
             assert time.monotonic() - killed < 10, "Redis is not back 10 s after the kill"
             time.sleep(0.1)
-        assert not _alive(pid)  # the dead server was reaped, not left defunct
+        assert not alive([pid])  # the dead server was reaped, not left defunct
         time.sleep(2)
     caller.check()
     _all_done(serve, rendering + queued + caller.submitted, timeout=180)

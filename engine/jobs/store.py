@@ -344,8 +344,8 @@ class JobStore:
             raise QueueFullError(self.queue_length())
         if outcome == "owner_full":
             raise QueueFullError(int(self.client.zcard(keys[4])), per_key=True)
-        record["queue_id"] = int(answer[1])
-        return Job.from_hash({k: str(v) for k, v in record.items()}), int(answer[2])
+        record["queue_id"] = answer[1]
+        return _decode(job_id, record), int(answer[2])
 
     def _clock_offset(self) -> float:
         """Redis's clock minus this machine's, in seconds, measured once a minute."""
