@@ -35,7 +35,7 @@ from ._api_processes import (
     exit_with_parent,
     report_ready,
 )
-from ._process import configure_logging, prepare_rendering
+from ._process import RenderThreads, configure_logging, count_metrics_in, prepare_rendering
 from .rest.envelope import Answers
 from .rest.signing import DEFAULT_TTL, URLSigner, load_or_create_secret
 
@@ -175,7 +175,7 @@ def http_processes(flag: int | None) -> int:
 
 
 def _open_service(settings: JobSettings, answers: Answers, redis_url: str | None,
-                  metrics: JobMetrics | None = None,
+                  metrics: JobMetrics | None = None, *, renders: bool = True,
                   ) -> tuple[JobService, EmbeddedRedis | None, str]:
     embedded = None
     if not redis_url:
@@ -184,7 +184,8 @@ def _open_service(settings: JobSettings, answers: Answers, redis_url: str | None
         embedded.supervise()  # a server that dies is back within a second or two
     try:
         service = JobService.connect(redis_url, settings, embedded=embedded is not None,
-                                     answer=answers.status, metrics=metrics)
+                                     answer=answers.status, metrics=metrics,
+                                     middleware=[RenderThreads()] if renders else [])
         resent = service.recover()
         if resent:
             log.info("re-sent %d lost message(s)", resent)
@@ -237,10 +238,12 @@ def serve(args: argparse.Namespace) -> int:
     answers = answers_from_env(args.public_url, settings.data_dir)
     keys = api_keys(settings.data_dir)
     shared = _metrics_dir() if count > 1 else None
+    if shared is not None:
+        count_metrics_in(shared)
     try:
         service, embedded, redis_url = _open_service(
             settings, answers, args.redis_url or os.environ.get("ZOOMREEL_REDIS_URL"),
-            JobMetrics(shared_dir=shared) if shared else None)
+            JobMetrics(shared_dir=shared) if shared else None, renders=args.workers > 0)
     except BaseException:
         if shared is not None:
             shutil.rmtree(shared, ignore_errors=True)

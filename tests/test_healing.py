@@ -23,6 +23,7 @@ from loopback import LoopbackServer
 from service_helpers import SMALL, Serve, alive, jpeg, zoomreel_script
 
 from zoomreel.jobs import EmbeddedRedis, JobService, JobSettings
+from zoomreel.jobs.keys import Keys
 
 LONG = {"length": 8, "frame_rate": 30, "width": 1280, "height": 720}
 
@@ -226,7 +227,7 @@ def test_a_render_that_kills_its_worker_every_time_ends_error(
     assert kills == settings.max_lost_runs == 3
     assert job.lost_runs == 3
     assert "stopped without finishing 3 times" in (job.error or ""), job.error
-    assert client.exists(f"zoomreel:lease:{job_id}") == 0
+    assert client.exists(Keys().lease(job_id)) == 0
     client.close()
 
 

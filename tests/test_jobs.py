@@ -96,7 +96,7 @@ def test_redelivered_message_of_a_finished_job_changes_nothing(
     video = service.settings.storage_dir / done.filename
     mtime = video.stat().st_mtime_ns
     for _ in range(3):  # at-least-once delivery: the same message again
-        service.runner.render_actor.send(job.id)
+        service.messages.render_actor.send(job.id)
     settled(service, "render")
     again = service.get(job.id)
     assert again == done
@@ -217,7 +217,7 @@ def test_webhook_is_retried_then_delivered_once_and_signed(
     assert payload["response"]["response"]["filename"] == delivered.filename
     assert answer["response"]["webhook"]["state"] == "delivered"
 
-    service.runner.webhook_actor.send(job.id)  # a redelivered message: never sent again
+    service.messages.webhook_actor.send(job.id)  # a redelivered message: never sent again
     settled(service, "webhooks")
     assert len(image_server.received("/jobs/hook", "POST")) == 2
     assert json.loads(posts[1].body)["response"]["job_status"] == "done"

@@ -82,7 +82,7 @@ def test_a_job_service_sets_no_global_broker(redis_url: str, tmp_path: Path) -> 
         from zoomreel.jobs import JobService, JobSettings
         service = JobService(redis.Redis.from_url({redis_url!r}), JobSettings(data_dir="d"),
                              embedded=False, answer=Answers().status)
-        assert service.runner.render_actor.broker is service.broker
+        assert service.messages.render_actor.broker is service.broker
         print(dramatiq.broker.global_broker is None)
     """, tmp_path)
     assert done.returncode == 0, done.stderr

@@ -5,17 +5,35 @@ declares the actors on it), call :meth:`JobService.recover` and
 :meth:`JobService.start_workers`, then :meth:`JobService.submit` jobs. Nothing here
 knows the REST API: the front end hands the service the function that builds a status
 answer, which is also what a webhook sends.
+
+Where each rule lives:
+
+| module | what |
+|---|---|
+| states.py | a job's and a webhook's states |
+| keys.py | every Redis key |
+| scripts.py | the Lua scripts that move a job between states |
+| job.py, store.py | a job's record; the store that reads and moves records |
+| broker.py | the Dramatiq broker, the two actors, lost-message recovery |
+| lease.py | a render's lease; what happens when a worker dies |
+| render_task.py | the render actor's body: claim, render, retry, fail |
+| webhook_task.py | the webhook actor's body: deliver, retry |
+| maintenance.py | recover at start, heal while running, retention sweep |
+| service.py | the façade the front ends call |
+| settings.py, metrics.py, progress.py, redis_server.py | configuration, Prometheus
+  metrics, progress and ETA, the embedded Redis server |
 """
 
 from __future__ import annotations
 
-from .actors import StatusAnswer
+from .job import Job
 from .metrics import JobMetrics
 from .progress import job_times, poll_after, progress_of
 from .redis_server import EmbeddedRedis, find_redis_server
 from .service import JobService
 from .settings import JobSettings
-from .store import Job, JobStore
+from .store import JobStore
+from .webhook_task import StatusAnswer
 
 __all__ = [
     "EmbeddedRedis",

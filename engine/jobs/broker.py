@@ -1,4 +1,5 @@
-"""The Dramatiq broker, configured in this one place, and recovery of lost messages.
+"""The Dramatiq broker, configured in this one place; the two actors declared on it; and
+recovery of lost messages.
 
 Messages carry a job id only. Redis keeps a worker's fetched-but-unacknowledged
 messages in ``dramatiq:__acks__.<worker>.<queue>``; when a worker dies those would
@@ -16,18 +17,23 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Iterable
+from typing import Any
 
+import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import Retries
+from dramatiq.middleware import Middleware, Retries
 
-from .store import _s
+from . import keys
+from .job import text
 
 __all__ = [
     "NAMESPACE",
     "RENDER_QUEUE",
     "WEBHOOK_QUEUE",
     "EXTERNAL_HEARTBEAT_TIMEOUT_MS",
+    "Messages",
     "create_broker",
     "recover_unacked",
     "queued_job_ids",
@@ -35,13 +41,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-NAMESPACE = "dramatiq"
+NAMESPACE = keys.DRAMATIQ_NAMESPACE
 RENDER_QUEUE = "render"
 WEBHOOK_QUEUE = "webhooks"
 EXTERNAL_HEARTBEAT_TIMEOUT_MS = 15_000
 
 
-def create_broker(client: redis.Redis, *, embedded: bool) -> RedisBroker:
+def create_broker(client: redis.Redis, *, embedded: bool,
+                  middleware: Iterable[Middleware] = ()) -> RedisBroker:
     """Build the Redis broker; actors are declared on it, never on a global broker.
 
     No TimeLimit middleware: renders may run for as long as they need. Retries only
@@ -50,14 +57,52 @@ def create_broker(client: redis.Redis, *, embedded: bool) -> RedisBroker:
     Args:
         client: the Redis client the broker uses.
         embedded: whether this process owns the Redis server (see module docs).
+        middleware: more middleware, e.g. the entry point's thread policy for renders.
     """
     return RedisBroker(
         client=client,
         namespace=NAMESPACE,
-        middleware=[Retries(max_retries=5, min_backoff=1000, max_backoff=60_000)],
+        middleware=[Retries(max_retries=5, min_backoff=1000, max_backoff=60_000),
+                    *middleware],
         heartbeat_timeout=60_000 if embedded else EXTERNAL_HEARTBEAT_TIMEOUT_MS,
         maintenance_chance=1000 if embedded else 20_000,
     )
+
+
+class Messages:
+    """The render and webhook actors on one broker, and sending their messages.
+
+    Args:
+        broker: the broker the actors are declared on.
+    """
+
+    def __init__(self, broker: dramatiq.Broker) -> None:
+        self.broker = broker
+        self.render_actor: dramatiq.Actor[Any, Any] | None = None
+        self.webhook_actor: dramatiq.Actor[Any, Any] | None = None
+
+    def declare(self, render: Callable[[str], None], webhook: Callable[[str], None]) -> None:
+        """Declare ``zoomreel.render`` and ``zoomreel.webhook``, each taking a job id."""
+        self.render_actor = dramatiq.Actor(
+            render, broker=self.broker, actor_name="zoomreel.render",
+            queue_name=RENDER_QUEUE, priority=0, options={"max_retries": 5})
+        self.webhook_actor = dramatiq.Actor(
+            webhook, broker=self.broker, actor_name="zoomreel.webhook",
+            queue_name=WEBHOOK_QUEUE, priority=0, options={"max_retries": 5})
+
+    def send_render(self, job_id: str, delay_ms: int = 0) -> None:
+        """Send a render message for ``job_id`` (after ``delay_ms``)."""
+        _send(self.render_actor, job_id, delay_ms)
+
+    def send_webhook(self, job_id: str, delay_ms: int = 0) -> None:
+        """Send a webhook message for ``job_id`` (after ``delay_ms``)."""
+        _send(self.webhook_actor, job_id, delay_ms)
+
+
+def _send(actor: dramatiq.Actor[Any, Any] | None, job_id: str, delay_ms: int) -> None:
+    if actor is None:
+        raise RuntimeError("Messages.declare() first")
+    actor.send_with_options(args=(job_id,), delay=delay_ms or None)
 
 
 def recover_unacked(client: redis.Redis, *, dead_after_ms: int | None = None) -> int:
@@ -71,24 +116,22 @@ def recover_unacked(client: redis.Redis, *, dead_after_ms: int | None = None) ->
     Returns:
         How many messages went back.
     """
-    heartbeats = f"{NAMESPACE}:__heartbeats__"
+    heartbeats = keys.heartbeats()
     now_ms = int(time.time() * 1000)
     if dead_after_ms is None:
         dead = None
     else:
-        dead = {_s(w) for w in client.zrangebyscore(heartbeats, 0, now_ms - dead_after_ms)}
-    prefix = f"{NAMESPACE}:__acks__."
+        dead = {text(w) for w in client.zrangebyscore(heartbeats, 0, now_ms - dead_after_ms)}
+    prefix = keys.acks_prefix()
     moved = 0
-    for raw_key in client.scan_iter(match=prefix + "*", count=500):
-        key = _s(raw_key)
-        rest = key[len(prefix):]
-        worker_id, _, queue = rest.partition(".")
+    for raw_key in client.scan_iter(match=keys.acks_pattern(), count=500):
+        key = text(raw_key)
+        worker_id, _, queue = key[len(prefix):].partition(".")
         if not queue or (dead is not None and worker_id not in dead):
             continue
-        queue_key = f"{NAMESPACE}:{queue}"
         for raw_id in client.smembers(key):
-            if client.hexists(queue_key + ".msgs", raw_id):
-                client.rpush(queue_key, raw_id)
+            if client.hexists(keys.messages(queue), raw_id):
+                client.rpush(keys.queue_list(queue), raw_id)
                 moved += 1
         client.delete(key)
         client.zrem(heartbeats, worker_id)
@@ -100,8 +143,8 @@ def recover_unacked(client: redis.Redis, *, dead_after_ms: int | None = None) ->
 def queued_job_ids(client: redis.Redis, queue: str) -> set[str]:
     """Job ids that some message of ``queue`` (or its delay queue) carries, acked or not."""
     ids: set[str] = set()
-    for name in (queue, queue + ".DQ"):
-        for raw in client.hvals(f"{NAMESPACE}:{name}.msgs"):
+    for name in (queue, keys.delay_queue(queue)):
+        for raw in client.hvals(keys.messages(name)):
             try:
                 args = json.loads(raw)["args"]
             except (ValueError, KeyError, TypeError):
@@ -109,4 +152,3 @@ def queued_job_ids(client: redis.Redis, queue: str) -> set[str]:
             if args:
                 ids.add(str(args[0]))
     return ids
-

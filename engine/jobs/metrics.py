@@ -33,10 +33,14 @@ class JobMetrics:
 
     Args:
         registry: what ``/metrics`` collects; a new one by default.
-        shared_dir: count in files in this folder, summed with every other process's
-            that counts there (prometheus_client's multiprocess mode); the registry then
-            reports all of them. One folder per process, for its whole life; an empty
-            folder per run of the processes.
+        shared_dir: report what every process counting in files in this folder
+            counts (prometheus_client's multiprocess mode), this one included. One
+            folder per run of the processes. The process must count in that folder
+            already: prometheus_client's process-wide setting, which only an entry point
+            makes (``PROMETHEUS_MULTIPROC_DIR`` at its start).
+
+    Raises:
+        ValueError: ``shared_dir`` is given, and this process does not count there.
     """
 
     def __init__(self, registry: CollectorRegistry | None = None, *,
@@ -44,7 +48,9 @@ class JobMetrics:
         self.registry = registry or CollectorRegistry()
         r: CollectorRegistry | None = self.registry
         if shared_dir is not None:
-            _count_in_files(shared_dir)
+            if (values.ValueClass is values.MutexValue
+                    or os.environ.get("PROMETHEUS_MULTIPROC_DIR") != str(shared_dir)):
+                raise ValueError(f"this process does not count its metrics in {shared_dir}")
             MultiProcessCollector(self.registry, path=str(shared_dir))
             r = None  # the values live in the files, collected from there
         self.submitted = Counter("zoomreel_jobs_submitted", "Jobs accepted (202)", registry=r)
@@ -76,28 +82,6 @@ class JobMetrics:
     def watch(self, store: JobStore) -> None:
         """Report the jobs by state from ``store`` at every collection."""
         self.registry.register(_StateCollector(store))
-
-
-_shared_dir: Path | None = None
-
-
-def _count_in_files(path: Path) -> None:
-    """Make every metric this process creates from now on count in files under ``path``.
-
-    prometheus_client picks its value class when it is imported, from the environment
-    (``PROMETHEUS_MULTIPROC_DIR``); a process that was started with it set (an API
-    process of serve) has it already, any other switches here, before its first metric.
-    """
-    global _shared_dir
-    if _shared_dir is not None:
-        if _shared_dir != path:
-            raise ValueError(f"this process counts in {_shared_dir} already, not {path}")
-        return
-    if values.ValueClass is values.MutexValue or os.environ.get(
-            "PROMETHEUS_MULTIPROC_DIR") != str(path):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)  # where the value class writes
-        values.ValueClass = values.MultiProcessValue()
-    _shared_dir = path
 
 
 class _StateCollector(Collector):

@@ -1,37 +1,44 @@
-"""JobService: submit, look up and answer for jobs; run workers; keep the store tidy.
+"""JobService: submit, look up and answer for jobs; run workers.
 
 This is the job system's façade: front ends call it and never touch Redis or Dramatiq.
+It wires the parts together: the store (store.py), the actors on their broker
+(broker.py) with the render and webhook tasks, and maintenance (maintenance.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import dramatiq
 import redis
+from dramatiq.middleware import Middleware
 
 from ..codecs import CODECS, content_type_of
 from ..errors import ImageTooLargeError
 from ..spec import REQUEST_FIELDS, RenderSpec
-from .actors import JobRunner, StatusAnswer, declare_actors
+from . import keys
 from .broker import (
     EXTERNAL_HEARTBEAT_TIMEOUT_MS,
-    NAMESPACE,
     RENDER_QUEUE,
     WEBHOOK_QUEUE,
+    Messages,
     create_broker,
-    queued_job_ids,
-    recover_unacked,
 )
+from .job import Job
+from .maintenance import Maintenance
 from .metrics import JobMetrics, counting_connections
+from .render_task import RenderTask
 from .settings import JobSettings
-from .store import Job, JobStore
+from .store import JobStore
+from .webhook_task import StatusAnswer, WebhookTask
 
 __all__ = ["JobService"]
 
@@ -46,9 +53,6 @@ API_REDIS_TIMEOUT_S = 2.0
 # How long after a submit Redis may still create its job: well inside the API's time-out,
 # so that a submit answered 503 (timed out) can never have created one.
 _CREATE_WAIT_S = API_REDIS_TIMEOUT_S - 0.5
-#: A job or webhook that no message carries is re-sent once it has been so this long
-#: (a message is sent just after its job is stored: give it time to appear).
-_ORPHAN_AFTER_S = 10.0
 
 
 class JobService:
@@ -65,11 +69,14 @@ class JobService:
         worker_client: Redis client of the workers (the broker and the renders'
             bookkeeping); default ``client``. See :meth:`connect`.
         metrics: where this process counts its jobs, renders and webhooks; new by default.
+        middleware: more Dramatiq middleware for the broker (the entry point's policy
+            for render threads, say).
     """
 
     def __init__(self, client: redis.Redis, settings: JobSettings, *, embedded: bool,
                  answer: StatusAnswer, worker_client: redis.Redis | None = None,
-                 metrics: JobMetrics | None = None) -> None:
+                 metrics: JobMetrics | None = None,
+                 middleware: Iterable[Middleware] = ()) -> None:
         self.client = client
         self.worker_client = worker_client or client
         self.settings = settings
@@ -78,16 +85,23 @@ class JobService:
         self.metrics = metrics or JobMetrics()
         self.metrics.watch(self.store)
         self.shutdown = threading.Event()
-        self.broker = create_broker(self.worker_client, embedded=embedded)
-        self.runner = declare_actors(self.broker, JobRunner(
-            JobStore(self.worker_client), settings, answer, self.shutdown, self.metrics))
+        self.broker = create_broker(self.worker_client, embedded=embedded,
+                                    middleware=middleware)
+        self.messages = Messages(self.broker)
+        worker_store = JobStore(self.worker_client)
+        self.render_task = RenderTask(worker_store, settings, self.messages, self.shutdown,
+                                      self.metrics)
+        self.webhook_task = WebhookTask(worker_store, settings, self.messages, answer,
+                                        self.metrics)
+        self.messages.declare(render=self.render_task, webhook=self.webhook_task)
+        self.maintenance = Maintenance(self.client, self.store, settings, self.messages,
+                                       self.render_task, self.broker.heartbeat_timeout)
         self._workers: list[dramatiq.Worker] = []
-        self._sweeper: threading.Thread | None = None
-        self._healer: threading.Thread | None = None
 
     @classmethod
     def connect(cls, url: str, settings: JobSettings, *, embedded: bool,
-                answer: StatusAnswer, metrics: JobMetrics | None = None) -> JobService:
+                answer: StatusAnswer, metrics: JobMetrics | None = None,
+                middleware: Iterable[Middleware] = ()) -> JobService:
         """A service on the Redis server at ``url``, with two clients.
 
         The front end's calls time out after ``API_REDIS_TIMEOUT_S`` (its answer is then a
@@ -104,7 +118,7 @@ class JobService:
         workers = redis.Redis.from_url(url, socket_timeout=None, socket_connect_timeout=5.0,
                                        socket_keepalive=True, connection_class=counting)
         return cls(api, settings, embedded=embedded, answer=answer, worker_client=workers,
-                   metrics=metrics)
+                   metrics=metrics, middleware=middleware)
 
     def close(self) -> None:
         """Close the Redis clients (after :meth:`stop_workers`)."""
@@ -148,33 +162,41 @@ class JobService:
                 f"image: the upload is over {self.settings.max_image_bytes} bytes")
         if given.get("webhook_url"):
             check_url(given["webhook_url"], allow_private=allow, label="webhook_url")
-        name = None
-        if upload is not None:
-            self.settings.upload_dir.mkdir(parents=True, exist_ok=True)
-            name = uuid.uuid4().hex + ".img"
-            (self.settings.upload_dir / name).write_bytes(upload)
+        name = None if upload is None else uuid.uuid4().hex + ".img"
         stored: dict[str, Any] = spec.request_fields()
         stored.update({k: given[k] for k in ("image_url", "webhook_url") if k in given})
-        try:
-            job, queued = self.store.create(
-                stored, client_id=given.get("id"), frames_total=spec.total_frames,
-                extension=CODECS[spec.codec].extension, base_url=base_url, upload=name,
-                webhook_url=given.get("webhook_url"), owner=owner,
-                max_queued=self.settings.max_queue_length,
-                max_queued_per_owner=self.settings.max_jobs_per_key,
-                deadline=time.time() + _CREATE_WAIT_S)
-        except BaseException:  # a full queue, or Redis down or too slow: nothing stored
-            if name is not None:
-                (self.settings.upload_dir / name).unlink(missing_ok=True)
-            raise
+        job, queued = self.store.create(  # raises, having stored nothing, when it cannot
+            stored, client_id=given.get("id"), frames_total=spec.total_frames,
+            extension=CODECS[spec.codec].extension, base_url=base_url, upload=name,
+            webhook_url=given.get("webhook_url"), owner=owner,
+            max_queued=self.settings.max_queue_length,
+            max_queued_per_owner=self.settings.max_jobs_per_key,
+            deadline=time.time() + _CREATE_WAIT_S)
+        if upload is not None and name is not None:
+            self._store_upload(job.id, name, upload)
         self.metrics.submitted.inc()
         log.info("job submitted", extra={"job_id": job.id})
         try:
-            self.runner.send_render(job.id)
+            self.messages.send_render(job.id)
         except redis.RedisError as exc:  # the job is stored: the healing pass sends it
             log.warning("job stored, its message not sent yet (%s)", exc,
                         extra={"job_id": job.id})
         return job, queued
+
+    def _store_upload(self, job_id: str, name: str, upload: bytes) -> None:
+        """Write a new job's uploaded image (its job exists already, so the file always
+        has an owner: a process killed while writing leaves a job whose render fails,
+        and the failure removes the file). No message is sent before it is written.
+        A write that fails takes the job away again."""
+        path = self.settings.upload_dir / name
+        try:
+            self.settings.upload_dir.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(upload)
+        except BaseException:
+            self.store.delete(job_id)
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+            raise
 
     def get(self, job_id: str) -> Job:
         """The job's record. Raises JobNotFound."""
@@ -208,8 +230,8 @@ class JobService:
         """Whether Redis answers and how many workers sent a heartbeat lately."""
         since = int(time.time() * 1000) - EXTERNAL_HEARTBEAT_TIMEOUT_MS
         pipe = self.client.pipeline(transaction=False)  # one round trip
-        pipe.zcount(f"{NAMESPACE}:__heartbeats__", since, "+inf")
-        pipe.zcard(self.store.queued_key)
+        pipe.zcount(keys.heartbeats(), since, "+inf")
+        pipe.zcard(self.store.keys.queued)
         try:
             workers, queued = pipe.execute()
         except redis.RedisError as exc:
@@ -217,36 +239,23 @@ class JobService:
         return {"status": "ok", "redis": True, "workers": int(workers),
                 "queue_length": int(queued)}
 
-    # -- recovery, workers, retention -------------------------------------------
+    # -- workers and maintenance ---------------------------------------------------
     def recover(self) -> int:
-        """Start-up recovery: requeue dead workers' messages, re-send lost ones, take up
-        the jobs whose worker died (counted, see :meth:`JobRunner.take_up`).
+        """Start-up recovery (maintenance.py); how many messages had to be re-sent."""
+        return self.maintenance.recover(owns_redis=self.embedded,
+                                        dead_after_ms=EXTERNAL_HEARTBEAT_TIMEOUT_MS)
 
-        Returns the number of jobs and webhooks whose message had to be re-sent.
-        """
-        if self.embedded:
-            recover_unacked(self.client)
-            self.store.clear_leases()  # no worker of an earlier run is alive
-            self._remove_partial_files(older_than=time.time())
-        else:
-            recover_unacked(self.client, dead_after_ms=EXTERNAL_HEARTBEAT_TIMEOUT_MS)
-        for job_id in self.store.lapsed_ids():
-            self.runner.take_up(job_id)
-        resent = 0
-        carried = queued_job_ids(self.client, RENDER_QUEUE)
-        for job_id in self.store.active_ids():
-            if job_id not in carried:
-                self.runner.send_render(job_id)
-                resent += 1
-        carried = queued_job_ids(self.client, WEBHOOK_QUEUE)
-        for job_id in self.store.pending_webhook_ids():
-            if job_id not in carried:
-                self.runner.send_webhook(job_id)
-                resent += 1
-        return resent
+    def heal(self) -> int:
+        """One healing pass (maintenance.py); how many jobs and webhooks it moved."""
+        return self.maintenance.heal()
+
+    def sweep_expired(self, now: float | None = None) -> int:
+        """One retention sweep (maintenance.py); how many finished jobs it removed."""
+        return self.maintenance.sweep(now)
 
     def start_workers(self, render_threads: int = 2, webhook_threads: int = 4) -> None:
-        """Start in-process Dramatiq workers: renders and webhooks on separate threads.
+        """Start in-process Dramatiq workers (renders and webhooks on separate threads)
+        and the maintenance threads (healing pass, retention sweep).
 
         Args:
             render_threads: render threads; 0 runs none (jobs wait for other workers).
@@ -261,7 +270,7 @@ class JobService:
         try:
             for queue, threads in ((RENDER_QUEUE, render_threads),
                                    (WEBHOOK_QUEUE, webhook_threads)):
-                if threads <= 0:  # e.g. an API-only process
+                if threads <= 0:
                     continue
                 worker = dramatiq.Worker(self.broker, queues={queue}, worker_threads=threads,
                                          worker_timeout=500)
@@ -270,10 +279,7 @@ class JobService:
                 self._workers.append(worker)
         finally:
             quiet.setLevel(level)
-        self._sweeper = threading.Thread(target=self._sweep_loop, daemon=True, name="sweeper")
-        self._sweeper.start()
-        self._healer = threading.Thread(target=self._heal_loop, daemon=True, name="healer")
-        self._healer.start()
+        self.maintenance.start(self.shutdown)
 
     def stop_workers(self, timeout_s: float = 5.0) -> None:
         """Stop the workers within ``timeout_s`` in all; running renders give their job
@@ -292,76 +298,3 @@ class JobService:
             except Exception as exc:  # e.g. requeueing prefetched messages while Redis is down
                 log.warning("stopping a worker: %s", exc)
         self._workers.clear()
-
-    def heal(self) -> int:
-        """One healing pass, safe in any number of processes at once:
-
-        * a running job whose lease lapsed is taken up (requeued and re-sent, counted; by
-          exactly one process: see :meth:`JobRunner.take_up`);
-        * a queued job or a pending webhook that no message has carried for a while (its
-          message was lost to a Redis outage) is re-sent, by one process;
-        * in every case messages that workers silent for too long fetched go back.
-
-        Returns:
-            How many jobs and webhooks were taken up or re-sent.
-        """
-        healed = 0
-        for job_id in self.store.lapsed_ids():
-            healed += self.runner.take_up(job_id)
-        recover_unacked(self.client, dead_after_ms=self.broker.heartbeat_timeout)
-        before = time.time() - _ORPHAN_AFTER_S
-        ttl_ms = int(_ORPHAN_AFTER_S * 3000)
-        for queue, ids, send in (
-                (RENDER_QUEUE, self.store.queued_ids(), self.runner.send_render),
-                (WEBHOOK_QUEUE, self.store.pending_webhook_ids(), self.runner.send_webhook)):
-            waiting = self.store.unchanged_since(ids, before)
-            if not waiting:
-                continue
-            carried = queued_job_ids(self.client, queue)
-            for job_id in waiting:
-                if job_id not in carried and self.store.mark_resent(job_id, queue, ttl_ms):
-                    log.warning("re-sending the lost %s message", queue,
-                                extra={"job_id": job_id})
-                    send(job_id)
-                    healed += 1
-        return healed
-
-    def _heal_loop(self) -> None:
-        every = min(5.0, self.settings.lease_s / 3)
-        while not self.shutdown.wait(every):
-            try:
-                self.heal()
-            except redis.RedisError as exc:
-                log.warning("healing pass skipped: Redis did not answer (%s)", exc)
-            except Exception:
-                log.exception("healing pass failed")
-
-    def sweep_expired(self, now: float | None = None) -> int:
-        """Remove finished jobs older than the retention, with their videos."""
-        cutoff = (time.time() if now is None else now) - self.settings.retention_s
-        removed = 0
-        for job in self.store.expired(cutoff):
-            if job.filename:
-                (self.settings.storage_dir / job.filename).unlink(missing_ok=True)
-            self.store.delete(job.id)
-            removed += 1
-        self._remove_partial_files(older_than=time.time() - 86400)
-        return removed
-
-    def _remove_partial_files(self, older_than: float) -> None:
-        """Delete renders' temporary files (``.<name>.part``) that a killed process left."""
-        if not self.settings.storage_dir.is_dir():
-            return
-        for path in self.settings.storage_dir.glob(".*.part"):
-            try:
-                if path.stat().st_mtime < older_than:
-                    path.unlink()
-            except OSError:
-                pass
-
-    def _sweep_loop(self) -> None:
-        while not self.shutdown.wait(60.0):
-            try:
-                self.sweep_expired()
-            except Exception:
-                log.warning("retention sweep failed", exc_info=True)

@@ -1,0 +1,173 @@
+"""Keeping the job system whole: recovery at start, healing while running, retention.
+
+Safe in any number of processes at once (every worker process runs it):
+
+* **recover** (once, at start): messages that dead workers fetched go back to their
+  queues; lapsed jobs are taken up (lease.py); a job or webhook that no message carries
+  is sent again. An embedded serve owns its Redis, so no worker of an earlier run can be
+  alive: it drops every lease and every partial video first.
+* **heal** (every few seconds): lapsed jobs are taken up; a queued job or pending webhook
+  that no message has carried for a while (lost to a Redis outage) is re-sent, by one
+  process; messages fetched by workers silent for too long go back.
+* **sweep** (every minute): finished jobs older than the retention go, with their
+  videos; temporary files of killed renders and uploads that no job owns go too.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import redis
+
+from .broker import RENDER_QUEUE, WEBHOOK_QUEUE, Messages, queued_job_ids, recover_unacked
+from .render_task import RenderTask
+from .settings import JobSettings
+from .store import JobStore
+
+__all__ = ["Maintenance"]
+
+log = logging.getLogger(__name__)
+
+#: A job or webhook that no message carries is re-sent once it has been so this long
+#: (a message is sent just after its job is stored: give it time to appear).
+ORPHAN_AFTER_S = 10.0
+#: Temporary files (a killed render's ``.<name>.part``, an upload whose job was never
+#: stored) are removed once this old; a running render or a submit never takes this long
+#: to touch its file.
+_STALE_FILE_S = 86400.0
+_SWEEP_EVERY_S = 60.0
+
+
+class Maintenance:
+    """Recovery, healing and retention of one job store.
+
+    Args:
+        client: the broker's Redis client (Dramatiq's keys).
+        store: the job store.
+        settings: folders, retention, the lease's length.
+        messages: where re-sent messages go.
+        render_task: takes lapsed jobs up (and ends those lost too often).
+        heartbeat_timeout_ms: a Dramatiq worker silent this long is dead.
+    """
+
+    def __init__(self, client: redis.Redis, store: JobStore, settings: JobSettings,
+                 messages: Messages, render_task: RenderTask,
+                 heartbeat_timeout_ms: int) -> None:
+        self.client = client
+        self.store = store
+        self.settings = settings
+        self.messages = messages
+        self.render_task = render_task
+        self.heartbeat_timeout_ms = heartbeat_timeout_ms
+        self._threads: list[threading.Thread] = []
+
+    def recover(self, *, owns_redis: bool, dead_after_ms: int) -> int:
+        """Start-up recovery. Returns how many jobs and webhooks had to be re-sent.
+
+        Args:
+            owns_redis: no other process can be using this Redis (embedded serve).
+            dead_after_ms: otherwise, the silence after which a worker is dead.
+        """
+        if owns_redis:
+            recover_unacked(self.client)
+            self.store.clear_leases()
+            self._remove_stale_files(older_than=time.time())
+        else:
+            recover_unacked(self.client, dead_after_ms=dead_after_ms)
+        for job_id in self.store.lapsed_ids():
+            self.render_task.take_up(job_id)
+        resent = 0
+        for queue, ids, send in self._carried():
+            carried = queued_job_ids(self.client, queue)
+            for job_id in ids:
+                if job_id not in carried:
+                    send(job_id)
+                    resent += 1
+        return resent
+
+    def heal(self) -> int:
+        """One healing pass. Returns how many jobs and webhooks were taken up or re-sent."""
+        healed = 0
+        for job_id in self.store.lapsed_ids():
+            healed += self.render_task.take_up(job_id)
+        recover_unacked(self.client, dead_after_ms=self.heartbeat_timeout_ms)
+        before = time.time() - ORPHAN_AFTER_S
+        ttl_ms = int(ORPHAN_AFTER_S * 3000)
+        for queue, ids, send in self._carried(queued_only=True):
+            waiting = self.store.unchanged_since(ids, before)
+            if not waiting:
+                continue
+            carried = queued_job_ids(self.client, queue)
+            for job_id in waiting:
+                if job_id not in carried and self.store.mark_resent(job_id, queue, ttl_ms):
+                    log.warning("re-sending the lost %s message", queue,
+                                extra={"job_id": job_id})
+                    send(job_id)
+                    healed += 1
+        return healed
+
+    def _carried(self, queued_only: bool = False,
+                 ) -> list[tuple[str, list[str], Callable[[str], None]]]:
+        """(queue, ids of the jobs that need a message of it, how to send one)."""
+        jobs = self.store.queued_ids() if queued_only else self.store.active_ids()
+        return [(RENDER_QUEUE, jobs, self.messages.send_render),
+                (WEBHOOK_QUEUE, self.store.pending_webhook_ids(), self.messages.send_webhook)]
+
+    def sweep(self, now: float | None = None) -> int:
+        """Remove finished jobs older than the retention, with their videos (none with
+        retention 0, keep forever), and stale temporary files. Returns the jobs removed."""
+        now = time.time() if now is None else now
+        removed = 0
+        if self.settings.retention_s > 0:
+            for job in self.store.expired(now - self.settings.retention_s):
+                if job.filename:
+                    (self.settings.storage_dir / job.filename).unlink(missing_ok=True)
+                self.store.delete(job.id)
+                removed += 1
+        self._remove_stale_files(older_than=time.time() - _STALE_FILE_S)
+        return removed
+
+    def _remove_stale_files(self, older_than: float) -> None:
+        """Delete killed renders' temporary files and uploads no unfinished job owns,
+        last changed before ``older_than``."""
+        _remove_old(self.settings.storage_dir.glob(".*.part"), older_than)
+        if self.settings.upload_dir.is_dir():
+            owned = {job.upload for job in map(self.store.get, self.store.active_ids())
+                     if job.upload}
+            _remove_old((p for p in self.settings.upload_dir.iterdir() if p.name not in owned),
+                        older_than)
+
+    # -- threads ---------------------------------------------------------------
+    def start(self, shutdown: threading.Event) -> None:
+        """Run the healing pass and the sweep from threads of their own until ``shutdown``."""
+        heal_every = min(5.0, self.settings.lease_s / 3)
+        for name, every, step in (("healer", heal_every, self.heal),
+                                  ("sweeper", _SWEEP_EVERY_S, self.sweep)):
+            thread = threading.Thread(target=_repeat, args=(name, every, step, shutdown),
+                                      daemon=True, name=name)
+            thread.start()
+            self._threads.append(thread)
+
+
+def _repeat(name: str, every: float, step: Callable[[], int],
+            shutdown: threading.Event) -> None:
+    while not shutdown.wait(every):
+        try:
+            step()
+        except redis.RedisError as exc:
+            log.warning("%s pass skipped: Redis did not answer (%s)", name, exc)
+        except Exception:
+            log.exception("%s pass failed", name)
+
+
+def _remove_old(paths: Iterable[Path], older_than: float) -> None:
+    for path in paths:
+        try:
+            if path.stat().st_mtime < older_than:
+                path.unlink()
+        except OSError:
+            pass

@@ -1,0 +1,200 @@
+"""The render task: the body of the ``zoomreel.render`` actor.
+
+Delivery is at-least-once, so every step is idempotent:
+
+* a render first *claims* the job (a lease, see lease.py); a finished job is
+  acknowledged and dropped, a job leased by a live worker is looked at again later, a
+  job whose worker died is taken up;
+* the video is written under a temporary name and renamed when complete (render.py), so
+  a half-written file is never served; ``finish`` only moves an unfinished job;
+* a failure the input caused ends the job ``error`` at once; one that may pass (the
+  image host, the encoder) is retried a few times with backoff, then ends it.
+
+Redis may stall or restart under a render. Each bookkeeping step is retried until Redis
+answers (_persist.py), a progress write that fails is skipped, and the task never raises
+because of Redis: what a long outage leaves behind is found by maintenance.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+
+import redis
+
+from ..errors import (
+    ImageError,
+    RenderCancelled,
+    RenderError,
+    TransientFetchError,
+    ZoomreelError,
+)
+from ..spec import RenderSpec
+from . import scripts
+from ._persist import persist
+from .broker import Messages
+from .lease import Lease, take_up
+from .metrics import JobMetrics
+from .settings import JobSettings
+from .states import DONE, ERROR
+from .store import JobStore
+
+__all__ = ["RenderTask", "BUSY_DELAY_MS"]
+
+log = logging.getLogger(__name__)
+
+#: A job leased by another live worker is looked at again this much later.
+BUSY_DELAY_MS = 5_000
+_PROGRESS_EVERY_S = 0.5
+
+
+class RenderTask:
+    """Renders one job per call.
+
+    Args:
+        store: the job store.
+        settings: folders, limits, retries, the lease's length.
+        messages: where render and webhook messages are sent.
+        shutdown: set when the process stops; running renders give their job back.
+        metrics: where renders are counted.
+    """
+
+    def __init__(self, store: JobStore, settings: JobSettings, messages: Messages,
+                 shutdown: threading.Event, metrics: JobMetrics) -> None:
+        self.store = store
+        self.settings = settings
+        self.messages = messages
+        self.shutdown = shutdown
+        self.metrics = metrics
+        self.lease_ms = int(settings.lease_s * 1000)
+
+    def __call__(self, job_id: str) -> None:
+        """Render ``job_id``. Never raises because of Redis: Dramatiq's own retry would
+        need Redis too, and whatever a long outage leaves behind is taken up by the
+        healing pass (maintenance.py)."""
+        try:
+            self._claim_and_render(job_id)
+        except redis.RedisError as exc:
+            log.error("render: Redis did not answer (%s); the job will be taken up again "
+                      "once it does", exc, extra={"job_id": job_id})
+
+    def _claim_and_render(self, job_id: str) -> None:
+        token = uuid.uuid4().hex
+        outcome = persist(lambda: self.store.claim(job_id, token, self.lease_ms, os.getpid()),
+                          "claim", job_id, self.shutdown)
+        if outcome == scripts.BUSY:  # another worker holds it: look again once it could lapse
+            persist(lambda: self.messages.send_render(job_id, BUSY_DELAY_MS), "re-send",
+                    job_id, self.shutdown)
+            return
+        if outcome == scripts.LAPSED:  # running, no lease: its worker died
+            self.take_up(job_id)
+            return
+        if outcome != scripts.CLAIMED:  # finished or gone: nothing to do
+            return
+        with Lease(self.store, job_id, token, self.lease_ms) as lease:
+            try:
+                self._render(job_id, token, lease)
+            except RenderCancelled:
+                if lease.lost.is_set():
+                    return  # someone else owns the job now
+                self.store.requeue(job_id, token, "interrupted by shutdown", count=False)
+                self.messages.send_render(job_id, 0)
+            except redis.RedisError:
+                raise  # not the render's fault: see __call__
+            except (TransientFetchError, RenderError) as exc:  # may pass: retry a few times
+                self._retry_or_fail(job_id, token, str(exc))
+            except ZoomreelError as exc:  # the user's input: retrying cannot help
+                self.fail(job_id, str(exc))
+            except Exception as exc:
+                log.exception("render failed unexpectedly", extra={"job_id": job_id})
+                self._retry_or_fail(job_id, token, f"Internal error while rendering: {exc}")
+
+    def _render(self, job_id: str, token: str, lease: Lease) -> None:
+        from ..net import fetch_url
+        from ..render import render_video
+
+        job = persist(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
+        spec = RenderSpec.from_request(job.request)
+        source: bytes
+        if job.upload:  # as bytes: no message may show the server's folders
+            try:
+                source = (self.settings.upload_dir / job.upload).read_bytes()
+            except FileNotFoundError:
+                raise ImageError("The uploaded image is gone (removed before its render)") from None
+        else:
+            source = fetch_url(job.request["image_url"], max_bytes=self.settings.max_image_bytes,
+                               allow_private=self.settings.allow_private_urls)
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= _PROGRESS_EVERY_S or done >= total:
+                last[0] = now
+                try:
+                    if not self.store.renew(job_id, token, self.lease_ms, (done, total)):
+                        lease.lost.set()
+                except redis.RedisError:  # a progress write may be skipped; the lease
+                    pass                  # thread notices if the job is lost meanwhile
+
+        def cancel() -> bool:
+            return self.shutdown.is_set() or lease.lost.is_set()
+
+        self.settings.storage_dir.mkdir(parents=True, exist_ok=True)
+        out = self.settings.storage_dir / job.filename
+        log.info("render started", extra={"job_id": job_id})
+        started = time.monotonic()
+        result = render_video(source, out, spec, progress=progress, cancel=cancel)
+        seconds = time.monotonic() - started
+        fields = {
+            "size": result.size_bytes, "duration": result.duration, "width": result.width,
+            "height": result.height, "frame_rate": result.frame_rate,
+            "frames_done": result.frames, "pid": os.getpid(),
+        }
+        # A finish retried after a stall may find the job done by its first try: the
+        # webhook message is then re-sent by the healing pass (the job stays pending).
+        if persist(lambda: self.store.finish(job_id, DONE, fields), "finish", job_id,
+                   self.shutdown):
+            self.metrics.render_done(result.frames, seconds)
+            log.info("render done: %d frames in %.1f s (%.0f frames/s), %d bytes",
+                     result.frames, seconds, result.frames / max(seconds, 1e-9),
+                     result.size_bytes, extra={"job_id": job_id})
+            self._after_finish(job_id)
+
+    def _retry_or_fail(self, job_id: str, token: str, message: str) -> None:
+        attempts = persist(lambda: self.store.requeue(job_id, token, message), "requeue",
+                           job_id, self.shutdown)
+        if attempts < 0:
+            return
+        if attempts > self.settings.transient_retries:
+            self.fail(job_id, message)
+            return
+        delay = min(60_000, 2_000 * 2 ** (attempts - 1))
+        log.warning("render will be retried (attempt %d): %s", attempts, message,
+                    extra={"job_id": job_id})
+        persist(lambda: self.messages.send_render(job_id, delay), "re-send", job_id,
+                self.shutdown)
+
+    def take_up(self, job_id: str) -> bool:
+        """Take up a lapsed job (see lease.py); whether this call did."""
+        return take_up(self.store, job_id, max_lost_runs=self.settings.max_lost_runs,
+                       resend=self.messages.send_render, give_up=self.fail,
+                       shutdown=self.shutdown)
+
+    def fail(self, job_id: str, message: str) -> None:
+        """End the job ``error`` with ``message`` (unless it has ended already)."""
+        if persist(lambda: self.store.finish(job_id, ERROR, {"error": message}), "finish",
+                   job_id, self.shutdown):
+            self.metrics.finished.labels(ERROR).inc()
+            log.warning("job failed: %s", message, extra={"job_id": job_id})
+            self._after_finish(job_id)
+
+    def _after_finish(self, job_id: str) -> None:
+        job = persist(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
+        if job.upload:
+            (self.settings.upload_dir / job.upload).unlink(missing_ok=True)
+        if job.webhook_url:
+            persist(lambda: self.messages.send_webhook(job_id, 0), "webhook send", job_id,
+                    self.shutdown)

@@ -1,0 +1,206 @@
+"""The Lua scripts that move a job from one state to the next.
+
+Every state change that must not race (create, claim, finish, requeue, take up) is one
+script, so two deliveries of the same message can never both move a job, and a job that
+is ``done`` or ``error`` never changes again. Each script names its KEYS and ARGV in a
+header and reads each into a local, as Dramatiq's ``dispatch.lua`` does; the keys are
+built in keys.py and the states come from states.py (the preamble below declares them).
+
+A job's owner (the hash of its API key) has a queue of its own beside the main one; a
+script finds it from the job's record, so it gets the owners' key prefix in ARGV
+(``Keys.queued_by("")``), never builds one.
+"""
+
+from __future__ import annotations
+
+from .states import DONE, ERROR, HOOK_PENDING, QUEUED, RUNNING
+
+__all__ = ["CREATE", "CLAIM", "RENEW", "FINISH", "REQUEUE", "TAKE_UP",
+           "CREATED", "LATE", "FULL", "OWNER_FULL",
+           "CLAIMED", "BUSY", "LAPSED", "MISSING"]
+
+# What CREATE answers (first element of its reply).
+CREATED, LATE, FULL, OWNER_FULL = "ok", "late", "full", "owner_full"
+# What CLAIM answers (besides a finished job's state, DONE or ERROR).
+CLAIMED, BUSY, LAPSED, MISSING = "ok", "busy", "lapsed", "missing"
+
+_PREAMBLE = f"""
+local QUEUED, RUNNING, DONE, ERROR = '{QUEUED}', '{RUNNING}', '{DONE}', '{ERROR}'
+local HOOK_PENDING = '{HOOK_PENDING}'
+local function is_finished(state) return state == DONE or state == ERROR end
+-- The owner's own queue of the job (nil when it has no owner).
+local function owner_queue(job_key, owners_prefix)
+  local owner = redis.call('hget', job_key, 'owner')
+  if owner and owner ~= '' then return owners_prefix .. owner end
+  return nil
+end
+-- Set a hash's fields from ARGV[first], ARGV[first + 1], ... (name, value pairs).
+local function hset_pairs(key, first)
+  for i = first, #ARGV, 2 do redis.call('hset', key, ARGV[i], ARGV[i + 1]) end
+end
+"""
+
+CREATE = _PREAMBLE + f"""
+-- Create a queued job if the queue limits allow, in one step (concurrent submits can
+-- never pass a limit). A call that runs after the caller's deadline (it sat in a frozen
+-- server) creates nothing: the caller has answered that nothing was created.
+-- KEYS: job record, active set, queued set, updated set, the owner's queued set,
+--       queue id counter
+-- ARGV: job id, now, queue limit (0 = none), per-owner limit (0 = none, -1 = no owner),
+--       deadline in Redis's clock (0 = none), then the record's name, value pairs
+-- Returns {{'{CREATED}', queue id, queue length}}, {{'{LATE}'}}, {{'{FULL}'}} or
+--         {{'{OWNER_FULL}'}}.
+local job, active, queued, updated, owners_queued, counter =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local job_id, now = ARGV[1], ARGV[2]
+local limit, per_owner, deadline = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+if deadline > 0 then
+  local clock = redis.call('time')
+  if tonumber(clock[1]) + tonumber(clock[2]) / 1000000 > deadline then
+    return {{'{LATE}'}}
+  end
+end
+if limit > 0 and redis.call('zcard', queued) >= limit then return {{'{FULL}'}} end
+if per_owner > 0 and redis.call('zcard', owners_queued) >= per_owner then
+  return {{'{OWNER_FULL}'}}
+end
+local queue_id = redis.call('incr', counter)
+hset_pairs(job, 6)
+redis.call('hset', job, 'queue_id', queue_id)
+redis.call('sadd', active, job_id)
+redis.call('zadd', queued, now, job_id)
+redis.call('zadd', updated, now, job_id)
+if per_owner >= 0 then redis.call('zadd', owners_queued, now, job_id) end
+return {{'{CREATED}', queue_id, redis.call('zcard', queued)}}
+"""
+
+CLAIM = _PREAMBLE + f"""
+-- Take a queued job for rendering: lease it to the caller and mark it running.
+-- KEYS: job record, lease, queued set, updated set
+-- ARGV: lease token, lease ms, worker pid, now, job id, owners' queue prefix
+-- Returns '{CLAIMED}' (also for the holder's own claim again, after a stall), '{BUSY}'
+-- (leased by another), '{LAPSED}' (running without a lease: its worker is gone, see
+-- lease.py), '{MISSING}', or the finished job's state.
+local job, lease, queued, updated = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local token, lease_ms, pid, now, job_id, owners_prefix =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local state = redis.call('hget', job, 'status')
+if not state then return '{MISSING}' end
+if is_finished(state) then return state end
+local holder = redis.call('get', lease)
+if holder == token then
+  redis.call('pexpire', lease, lease_ms)
+  return '{CLAIMED}'
+end
+if holder then return '{BUSY}' end
+if state == RUNNING then return '{LAPSED}' end
+redis.call('set', lease, token, 'PX', lease_ms)
+redis.call('hset', job, 'status', RUNNING, 'pid', pid, 'run_started_at', now,
+           'lease_token', token)
+if redis.call('hexists', job, 'started_at') == 0 then
+  redis.call('hset', job, 'started_at', now)
+end
+redis.call('zrem', queued, job_id)
+local mine = owner_queue(job, owners_prefix)
+if mine then redis.call('zrem', mine, job_id) end
+redis.call('zadd', updated, now, job_id)
+return '{CLAIMED}'
+"""
+
+RENEW = _PREAMBLE + """
+-- Extend the render's lease, and record its progress. A lease that lapsed while Redis
+-- stalled (or the renewer could not reach it) is taken again if nobody took the job up
+-- meanwhile: the render simply goes on.
+-- KEYS: lease, job record
+-- ARGV: lease token, lease ms, [frames done, frames in all]
+-- Returns 1, or 0 when the job is no longer the caller's.
+local lease, job = KEYS[1], KEYS[2]
+local token, lease_ms, frames_done, frames_total = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local holder = redis.call('get', lease)
+if holder == token then
+  redis.call('pexpire', lease, lease_ms)
+elseif holder or redis.call('hget', job, 'status') ~= RUNNING
+    or redis.call('hget', job, 'lease_token') ~= token then
+  return 0
+else
+  redis.call('set', lease, token, 'PX', lease_ms)
+end
+if frames_done then
+  redis.call('hset', job, 'frames_done', frames_done, 'frames_total', frames_total)
+end
+return 1
+"""
+
+FINISH = _PREAMBLE + """
+-- End an unfinished job (done or error) with the given fields; a job with a webhook URL
+-- gets its webhook pending.
+-- KEYS: job record, lease, active set, finished set, queued set, webhooks-pending set,
+--       updated set
+-- ARGV: job id, final state, now, webhook message id, owners' queue prefix, then the
+--       record's name, value pairs
+-- Returns 1, or 0 when the job was finished already (or is gone).
+local job, lease, active, finished, queued, hooks, updated =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local job_id, final, now, hook_msg_id, owners_prefix =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if not is_finished(final) then return redis.error_reply('not a final state: ' .. final) end
+local state = redis.call('hget', job, 'status')
+if not state or is_finished(state) then return 0 end
+redis.call('hset', job, 'status', final, 'finished_at', now)
+hset_pairs(job, 6)
+redis.call('srem', active, job_id)
+redis.call('zrem', queued, job_id)
+local mine = owner_queue(job, owners_prefix)
+if mine then redis.call('zrem', mine, job_id) end
+redis.call('zadd', finished, now, job_id)
+redis.call('zadd', updated, now, job_id)
+redis.call('del', lease)
+local hook = redis.call('hget', job, 'webhook_url')
+if hook and hook ~= '' then
+  redis.call('hset', job, 'webhook_state', HOOK_PENDING, 'webhook_attempts', 0,
+             'webhook_msg_id', hook_msg_id)
+  redis.call('sadd', hooks, job_id)
+end
+return 1
+"""
+
+REQUEUE = _PREAMBLE + """
+-- Give a running job back to the queue (a retry, or a render interrupted by shutdown),
+-- if the caller still holds its lease.
+-- KEYS: job record, lease, queued set, updated set
+-- ARGV: lease token, job id, now, the error that made it retry, 1 to count the attempt
+--       (0 not), owners' queue prefix
+-- Returns the job's attempts so far, or -1 when it is not the caller's.
+local job, lease, queued, updated = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local token, job_id, now, reason, count, owners_prefix =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local state = redis.call('hget', job, 'status')
+if not state or is_finished(state) then return -1 end
+if redis.call('get', lease) ~= token then return -1 end
+redis.call('del', lease)
+redis.call('hset', job, 'status', QUEUED, 'last_error', reason, 'lease_token', '')
+redis.call('zadd', queued, now, job_id)
+local mine = owner_queue(job, owners_prefix)
+if mine then redis.call('zadd', mine, now, job_id) end
+redis.call('zadd', updated, now, job_id)
+return redis.call('hincrby', job, 'attempts', count)
+"""
+
+TAKE_UP = _PREAMBLE + """
+-- Requeue a running job whose lease lapsed (its worker was killed, crashed, or was cut
+-- off from Redis for longer than the lease), by exactly one caller: see lease.py.
+-- KEYS: job record, lease, queued set, updated set
+-- ARGV: job id, now, the job's last error (why it was taken up), owners' queue prefix
+-- Returns the job's lost runs so far, or -1 when it was not lapsed (or another caller
+-- took it up first).
+local job, lease, queued, updated = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local job_id, now, reason, owners_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if redis.call('hget', job, 'status') ~= RUNNING then return -1 end
+if redis.call('exists', lease) == 1 then return -1 end
+redis.call('hset', job, 'status', QUEUED, 'last_error', reason, 'lease_token', '')
+redis.call('zadd', queued, now, job_id)
+local mine = owner_queue(job, owners_prefix)
+if mine then redis.call('zadd', mine, now, job_id) end
+redis.call('zadd', updated, now, job_id)
+return redis.call('hincrby', job, 'lost_runs', 1)
+"""
