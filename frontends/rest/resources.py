@@ -20,7 +20,7 @@ from zoomreel.jobs import JobService, poll_after
 from zoomreel.spec import RenderSpec
 
 from .envelope import Answers
-from .errors import RequestTooLarge
+from .errors import NotFound, RequestTooLarge
 from .schema import (
     JOBS_STATUS_SCHEMA,
     MAX_DEPTH,
@@ -205,9 +205,7 @@ class PageResource:
                ) -> None:
         data = self.files.get(name)
         if data is None:
-            resp.status = falcon.HTTP_404
-            resp.media = {"error": "Not found"}
-            return
+            raise NotFound("File", filename=name)
         resp.content_type = self._TYPES[os.path.splitext(name)[1]]
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Content-Type-Options", "nosniff")
@@ -241,9 +239,7 @@ class DownloadResource:
                body: bool) -> None:
         path = self.service.video_path(filename)
         if path is None:
-            resp.status = falcon.HTTP_404
-            resp.media = {"error": "File not found", "filename": filename}
-            return
+            raise NotFound("File", filename=filename)
         size = path.stat().st_size
         start, end = 0, size - 1
         resp.content_type = content_type_of(path.name)
