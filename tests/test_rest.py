@@ -74,7 +74,8 @@ def test_documented_workflow_end_to_end(api: Serve, photo_url: str) -> None:
     assert {"job_status", "job_id", "queue_id", "process_id", "response"} <= set(done)
     assert done["job_id"] == job_id and done["queue_id"] == body["queue_id"]
     # serve renders in its own process: that process is the job's, and the answer's pid
-    assert done["process_id"] == answer["pid"] == api.proc.pid  # type: ignore[union-attr]
+    assert api.proc is not None
+    assert done["process_id"] == answer["pid"] == api.proc.pid
     assert answer["queue_length"] == 0 and answer["build_number"] == zoomreel.__version__
     assert "Retry-After" not in r.headers
     assert done["progress"] == {"frames_done": 120, "frames_total": 120, "percent": 100.0,
