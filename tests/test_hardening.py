@@ -89,14 +89,19 @@ def test_deep_nesting_is_400(api: Serve, photo_url: str, depth: int) -> None:
     assert jobs_now(api) == before
 
 
-@pytest.mark.parametrize("name", ["x%00.mp4", "a" * 300 + ".mp4", "%2e%2e%2fapi_key",
-                                  ".hidden.mp4", "video.mp4%00.txt", "%ff%fe.mp4"])
+@pytest.mark.parametrize("name", [
+    "x%00.mp4", "a" * 300 + ".mp4", "%2e%2e%2fapi_key", ".hidden.mp4", "video.mp4%00.txt",
+    "%ff%fe.mp4", "../api_key", "..%2fapi_key", "..%2F..%2Fetc%2Fpasswd",
+    "../redis/appendonly.aof", ".", "..%5capi_key"])
 def test_names_that_cannot_be_files_are_404(api: Serve, name: str) -> None:
+    # as sent, undecoded: waitress's decoding of the path is part of what is tested
     status, headers, body = raw(api, (
         f"GET /v1/storage/download/{name} HTTP/1.1\r\nHost: x\r\nX-API-Key: {API_KEY}\r\n"
         "Connection: close\r\n\r\n").encode())
     assert status == 404, body
     assert headers["content-type"].startswith("application/json")
+    assert json.loads(body)["error"] in ("File not found", "Route not found")
+    assert b"test-key" not in body
 
 
 def test_a_body_over_the_servers_limit_is_the_json_envelope(api: Serve) -> None:

@@ -14,7 +14,7 @@ from zoomreel.jobs.progress import job_times, progress_of
 
 from .signing import URLSigner
 
-__all__ = ["Answers", "DONE_MESSAGE", "DOWNLOAD_PATH", "envelope"]
+__all__ = ["Answers", "DONE_MESSAGE", "DOWNLOAD_PATH", "envelope", "not_found"]
 
 DONE_MESSAGE = "Video conversion completed successfully"
 #: Where finished videos are served; ``{DOWNLOAD_PATH}/{filename}``.
@@ -42,6 +42,17 @@ def envelope(code: int, *, message: str, build_number: str, id: Any = None,
         "queue_length": queue_length,
         "build_number": build_number,
     }
+
+
+def not_found(what: str, **identity: str) -> dict[str, Any]:
+    """The body of every 404: the documented answer for an unknown job,
+    ``{"error": "Job not found", "job_id": "<id>"}``, is the shape for anything not found.
+
+    Args:
+        what: the kind of thing, capitalised: ``"Job"``, ``"File"``, ``"Route"``.
+        identity: the name it was asked for by, e.g. ``job_id="..."``.
+    """
+    return {"error": f"{what} not found", **identity}
 
 
 class Answers:

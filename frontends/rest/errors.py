@@ -17,9 +17,9 @@ from zoomreel.errors import (
     ZoomreelError,
 )
 
-from .envelope import Answers
+from .envelope import Answers, not_found
 
-__all__ = ["RequestTooLarge", "register_error_handlers"]
+__all__ = ["NotFound", "RequestTooLarge", "register_error_handlers"]
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,24 @@ class RequestTooLarge(InputError):
     """The request body is over the configured limit."""
 
 
+class NotFound(falcon.HTTPNotFound):
+    """404 for a ``what`` (``"File"``, ...) asked for by ``identity``: answered with
+    :func:`.envelope.not_found`, like an unknown job and an unknown route.
+
+    Args:
+        what: the kind of thing, capitalised.
+        identity: the name it was asked for by, e.g. ``filename="..."``.
+    """
+
+    def __init__(self, what: str, **identity: str) -> None:
+        super().__init__()
+        self.what = what
+        self.identity = identity
+
+
 def _answer(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:
     resp.status = falcon.code_to_http_status(status)
+    resp.content_type = falcon.MEDIA_JSON  # a resource may have set its own (a video's)
     resp.media = body
 
 
@@ -44,7 +60,7 @@ def register_error_handlers(app: falcon.App, answers: Answers) -> None:
     def on_domain(req: falcon.Request, resp: falcon.Response, ex: ZoomreelError,
                   params: dict[str, Any]) -> None:
         if isinstance(ex, JobNotFound):
-            _answer(resp, 404, {"error": "Job not found", "job_id": ex.job_id})
+            _answer(resp, 404, not_found("Job", job_id=ex.job_id))
         elif isinstance(ex, QueueFullError):
             failed(resp, 429, str(ex), queue_length=ex.queue_length)
             resp.set_header("Retry-After", str(ex.retry_after))
@@ -61,6 +77,12 @@ def register_error_handlers(app: falcon.App, answers: Answers) -> None:
     def on_http(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError,
                 params: dict[str, Any]) -> None:
         code = ex.status_code
+        if isinstance(ex, NotFound):
+            _answer(resp, 404, not_found(ex.what, **ex.identity))
+            return
+        if isinstance(ex, falcon.HTTPNotFound):  # no route has this path
+            _answer(resp, 404, not_found("Route", path=req.path))
+            return
         message = ex.title or "Error"
         if isinstance(ex, falcon.MediaMalformedError | falcon.MediaNotFoundError):
             message = "body: must be valid JSON (or multipart/form-data)"

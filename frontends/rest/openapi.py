@@ -102,6 +102,15 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
     forbidden = {"description": "Signed link tampered with, expired or for another file",
                  "content": _json({"type": "object",
                                    "properties": {"message": {"type": "string"}}})}
+    # Every 404 is the documented unknown-job shape: what was not found, and its name.
+    no_file = {"description": "No such file", "content": _json({
+        "type": "object", "properties": {"error": {"const": "File not found"},
+                                         "filename": {"type": "string"}}})}
+    not_modified = {"description": "Not Modified: If-None-Match names this file's ETag "
+                                   "(or If-Modified-Since is not older than it)"}
+    no_range = {"description": "Range outside the file",
+                "headers": {"Content-Range": {"schema": {"type": "string"},
+                                              "description": "bytes */<size>"}}}
     errors = {
         "400": _answer("Invalid body: names the field and the rule", "Envelope"),
         "401": {"description": "Missing or wrong X-API-Key",
@@ -185,23 +194,24 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
                      "schema": {"type": "string"},
                      "description": "signed link: base64url HMAC-SHA256 of the filename "
                                     "and expires"}],
-                "get": {"summary": "Download a video (Range supported)", "security": signed,
+                "get": {"summary": "Download a video (Range, If-Range, If-None-Match "
+                                   "supported; strong ETag, Last-Modified)", "security": signed,
                         "responses": {
                             "200": {"description": "The video: MP4 (h264, h265, av1) or "
                                                    "WebM (vp9), by the file's extension",
                                     "content": videos},
                             "206": {"description": "Part of the video (Range)",
                                     "content": videos},
+                            "304": not_modified,
                             "401": errors["401"], "403": forbidden,
-                            "404": {"description": "No such file"},
-                            "416": {"description": "Range outside the file"}}},
+                            "404": no_file, "416": no_range}},
                 "head": {"summary": "Size and type of a video", "security": signed,
                          "responses": {"200": {"description": "Headers only"},
                                        "206": {"description": "Headers of a Range"},
                                        "401": {"description": "Missing or wrong X-API-Key"},
-                                       "403": forbidden,
+                                       "304": not_modified, "403": forbidden,
                                        "404": {"description": "No such file"},
-                                       "416": {"description": "Range outside the file"}}},
+                                       "416": no_range}},
             },
             "/": {"get": {"summary": "The web page (no key needed to load it)",
                           "responses": {"200": {"description": "HTML", "content": {

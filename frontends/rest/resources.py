@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import re
 import time
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
 import falcon
+from falcon.stream import BoundedStream
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from zoomreel.camera import frame_rect
@@ -20,7 +22,7 @@ from zoomreel.jobs import JobService, poll_after
 from zoomreel.spec import RenderSpec
 
 from .envelope import Answers
-from .errors import RequestTooLarge
+from .errors import NotFound, RequestTooLarge
 from .schema import (
     JOBS_STATUS_SCHEMA,
     MAX_DEPTH,
@@ -35,9 +37,6 @@ from .schema import (
 __all__ = ["ConvertResource", "StatusResource", "JobsStatusResource", "AuthenticateResource",
            "DownloadResource", "HealthResource", "MetricsResource", "OpenAPIResource",
            "PathResource", "PageResource"]
-
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
 
 def _read_json(req: falcon.Request, limit: int) -> Any:
     if req.content_length is not None and req.content_length > limit:
@@ -205,9 +204,7 @@ class PageResource:
                ) -> None:
         data = self.files.get(name)
         if data is None:
-            resp.status = falcon.HTTP_404
-            resp.media = {"error": "Not found"}
-            return
+            raise NotFound("File", filename=name)
         resp.content_type = self._TYPES[os.path.splitext(name)[1]]
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Content-Type-Options", "nosniff")
@@ -221,9 +218,17 @@ class PageResource:
 
 class DownloadResource:
     """GET/HEAD /v1/storage/download/{filename}: the video (its codec's media type, from
-    zoomreel.codecs by extension), with Range support.
+    zoomreel.codecs by extension), with Falcon's Range support and cache validators.
 
     Reached with the ``X-API-Key`` header or a signed link (the middleware checks it).
+
+    A video is written beside its final name and renamed into place (see
+    ``zoomreel.encoder``), so the bytes under one name change only when the file is
+    replaced (a job rendered again after a lost worker), and a replacement has another
+    size or modification time. The ETag is therefore strong and costs one ``stat``,
+    never a read of the file: a digest of the name, size and modification time in
+    nanoseconds. It answers ``If-None-Match`` (304) and ``If-Range`` (a Range whose
+    condition names another copy gets the whole file).
     """
 
     accepts_signed_links = True
@@ -241,56 +246,91 @@ class DownloadResource:
                body: bool) -> None:
         path = self.service.video_path(filename)
         if path is None:
-            resp.status = falcon.HTTP_404
-            resp.media = {"error": "File not found", "filename": filename}
+            raise NotFound("File", filename=filename)
+        st = path.stat()
+        etag = _etag(path.name, st)
+        # HTTP dates have whole seconds: a finer time would look newer than its own date.
+        modified = datetime.fromtimestamp(st.st_mtime, UTC).replace(microsecond=0)
+        resp.etag = etag
+        resp.last_modified = modified
+        if _not_modified(req, etag, modified):
+            resp.status = falcon.HTTP_304  # validators only: no content, no Content-Type
             return
-        size = path.stat().st_size
-        start, end = 0, size - 1
         resp.content_type = content_type_of(path.name)
-        resp.set_header("Accept-Ranges", "bytes")
-        resp.downloadable_as = None
-        header = req.get_header("Range")
-        if header:
-            match = _RANGE.match(header.strip())
-            if match and (match.group(1) or match.group(2)):
-                first, last = match.group(1), match.group(2)
-                if first:
-                    start = int(first)
-                    end = min(int(last), size - 1) if last else size - 1
-                else:  # suffix: the last N bytes
-                    start = max(0, size - int(last))
-                if start >= size or start > end:
-                    resp.status = falcon.HTTP_416
-                    resp.set_header("Content-Range", f"bytes */{size}")
-                    resp.content_length = 0
-                    return
-                resp.status = falcon.HTTP_206
-                resp.set_header("Content-Range", f"bytes {start}-{end}/{size}")
-        length = end - start + 1
+        resp.accept_ranges = "bytes"
+        start, length = 0, st.st_size
+        span = _byte_range(req, st.st_size) if _range_holds(req, etag, modified) else None
+        if span is not None:
+            start, end = span
+            length = end - start + 1
+            resp.status = falcon.HTTP_206
+            resp.content_range = (start, end, st.st_size)
         if not body:
             resp.content_length = length
             return
-        stream = open(path, "rb")  # noqa: SIM115 - closed by the WSGI server
+        stream = open(path, "rb")  # noqa: SIM115 - closed by the WSGI server (_FilePart)
         stream.seek(start)
-        resp.set_stream(_Limited(stream, length), length)
+        resp.set_stream(_FilePart(stream, length), length)
 
 
-class _Limited:
-    """A file read up to ``length`` bytes; closed by the server when sent."""
+def _etag(name: str, st: os.stat_result) -> str:
+    identity = f"{name}\0{st.st_size}\0{st.st_mtime_ns}".encode()
+    return hashlib.blake2b(identity, digest_size=12).hexdigest()
 
-    def __init__(self, stream: Any, length: int) -> None:
-        self.stream, self.left = stream, length
 
-    def read(self, size: int = -1) -> bytes:
-        if self.left <= 0:
-            return b""
-        size = self.left if size is None or size < 0 else min(size, self.left)
-        data: bytes = self.stream.read(size)
-        self.left -= len(data)
-        return data
+def _not_modified(req: falcon.Request, etag: str, modified: datetime) -> bool:
+    """Whether the client's copy is this one (RFC 9110 13.1.2-3): If-None-Match names
+    this ETag (weak comparison) or ``*``; without it, If-Modified-Since is not older."""
+    if req.if_none_match is not None:
+        return any(tag == "*" or tag == etag for tag in req.if_none_match)
+    since = req.if_modified_since
+    return since is not None and modified <= since
+
+
+def _range_holds(req: falcon.Request, etag: str, modified: datetime) -> bool:
+    """If-Range (RFC 9110 13.1.5): the Range counts only if the client's partial copy
+    is this file, named by its strong ETag or its Last-Modified date."""
+    condition = req.get_header("If-Range")
+    if condition is None:
+        return True
+    if condition.startswith(('"', "W/")):  # a weak tag never matches here
+        return condition == f'"{etag}"'
+    try:
+        return falcon.http_date_to_dt(condition) == modified
+    except ValueError:
+        return False
+
+
+def _byte_range(req: falcon.Request, size: int) -> tuple[int, int] | None:
+    """The first and last byte to send, or None for the whole file.
+
+    A Range that is not one span of bytes (malformed, several spans, another unit) is
+    ignored, as RFC 9110 14.2 allows: the answer is the whole file.
+
+    Raises:
+        falcon.HTTPRangeNotSatisfiable: the span starts past the end (416).
+    """
+    try:
+        unit, wanted = req.range_unit, req.range
+    except falcon.HTTPInvalidHeader:
+        return None
+    if wanted is None or (unit or "").lower() != "bytes" or size == 0:
+        return None
+    first, last = wanted
+    if first < 0:  # a suffix: the last -first bytes
+        return max(0, size + first), size - 1
+    if first >= size:
+        raise falcon.HTTPRangeNotSatisfiable(size)
+    return first, size - 1 if last < 0 else min(last, size - 1)
+
+
+class _FilePart(BoundedStream):
+    """Falcon's bounded stream over an open file (reads stop ``length`` bytes after its
+    position); the server's ``close()`` closes the file too."""
 
     def close(self) -> None:
         self.stream.close()
+        super().close()
 
 
 class HealthResource:

@@ -1,0 +1,493 @@
+"""The REST app in process: ``falcon.testing.TestClient`` on ``create_app`` over a real
+Redis (no workers, so every job stays queued). Validation, keys, limits, downloads and
+the documents need no server process; what does (waitress, serve's processes and
+signals, rendering end to end) is in test_rest.py and test_hardening.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests
+from falcon import testing
+from loopback import LOOPBACK_FORMS
+from service_helpers import API_KEY, SMALL, jpeg
+
+from zoomreel import __version__
+from zoomreel.frontends.rest import Answers, create_app
+from zoomreel.frontends.rest.signing import URLSigner
+from zoomreel.jobs import EmbeddedRedis, JobService, JobSettings
+
+ENVELOPE = {"code", "id", "job_id", "response", "message", "run_time", "queue_time",
+            "total_time", "pid", "queue_id", "queue_length", "build_number"}
+KEY = {"X-API-Key": API_KEY}
+PHOTO = "http://127.0.0.1:9/photo.jpg"  # never fetched: nothing renders here
+ORIGIN = "https://app.example.com"
+
+
+class Rest:
+    """A TestClient on one app, with its service, link signer and data dir."""
+
+    def __init__(self, client: testing.TestClient, service: JobService, signer: URLSigner,
+                 data_dir: Path) -> None:
+        self.client, self.service, self.signer, self.data_dir = client, service, signer, data_dir
+
+    def post(self, path: str, **kwargs: Any) -> testing.Result:
+        return self.client.simulate_post(path, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> testing.Result:
+        return self.client.simulate_get(path, **kwargs)
+
+    def head(self, path: str, **kwargs: Any) -> testing.Result:
+        return self.client.simulate_head(path, **kwargs)
+
+    def video(self, name: str, data: bytes) -> str:
+        """Put a finished video in storage; its download path."""
+        self.data_dir.joinpath("videos").mkdir(parents=True, exist_ok=True)
+        self.data_dir.joinpath("videos", name).write_bytes(data)
+        return f"/v1/storage/download/{name}"
+
+
+@pytest.fixture
+def make_rest(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Rest]]:
+    """Apps on the test's Redis (emptied) and data dir; keys API_KEY and "second-key"."""
+    made: list[JobService] = []
+
+    def make(*, url: str = redis_url, cors_origins: tuple[str, ...] = (),
+             clock: Callable[[], float] = time.time, redis_timeout: float | None = None,
+             **settings: Any) -> Rest:
+        options: dict[str, Any] = {"data_dir": tmp_path, "allow_private_urls": True,
+                                   **settings}
+        signer = URLSigner(b"link-secret", ttl=60, clock=clock)
+        answers = Answers(signer=signer)
+        client = redis.Redis.from_url(url, socket_timeout=redis_timeout)
+        service = JobService(client, JobSettings(**options), embedded=False,
+                             answer=answers.status)
+        made.append(service)
+        app = create_app(service, answers, api_keys=[API_KEY, "second-key"],
+                         cors_origins=cors_origins)
+        return Rest(testing.TestClient(app, headers=KEY), service, signer, tmp_path)
+
+    yield make
+    for service in made:
+        service.close()
+
+
+@pytest.fixture
+def rest(make_rest: Callable[..., Rest]) -> Rest:
+    return make_rest()
+
+
+def multipart(files: dict[str, Any], data: dict[str, str]) -> dict[str, Any]:
+    """simulate_post arguments of a multipart/form-data body (encoded by requests)."""
+    prepared = requests.Request("POST", "http://x/", files=files, data=data).prepare()
+    assert isinstance(prepared.body, bytes)
+    return {"body": prepared.body,
+            "headers": {**KEY, "Content-Type": prepared.headers["Content-Type"]}}
+
+
+# -- the envelope, exactly ---------------------------------------------------------
+
+def test_submits_and_status_answer_the_envelope_with_exact_values(rest: Rest) -> None:
+    ids = []
+    for n in (1, 2, 3):
+        r = rest.post("/v1/image/convert/video",
+                      json={"image_url": PHOTO, "id": f"req-{n}", **SMALL})
+        assert r.status_code == 202, r.text
+        body = r.json
+        assert set(body) == ENVELOPE
+        assert (body["code"], body["message"], body["response"], body["id"]) == (
+            202, "Job queued successfully", None, f"req-{n}")
+        assert body["queue_length"] == n  # no worker here: every job waits
+        assert body["build_number"] == __version__ and body["pid"] == os.getpid()
+        assert uuid.UUID(body["job_id"]).version == 4
+        ids.append((body["job_id"], body["queue_id"]))
+    assert [q for _, q in ids] == sorted({q for _, q in ids})  # distinct, in order
+
+    r = rest.post("/v1/toolkit/job/status", json={"job_id": ids[0][0]})
+    assert r.status_code == 200 and set(r.json) == ENVELOPE
+    answer = r.json
+    assert (answer["job_id"], answer["id"], answer["queue_id"]) == (ids[0][0], "req-1",
+                                                                    ids[0][1])
+    assert answer["queue_length"] == 3 and answer["build_number"] == __version__
+    assert answer["pid"] == os.getpid()  # not started: the answering process
+    inner = answer["response"]
+    assert (inner["job_status"], inner["process_id"], inner["response"]) == (
+        "queued", None, None)
+    assert inner["progress"]["frames_total"] == 15 and inner["progress"]["frames_done"] == 0
+    assert 1 <= int(r.headers["Retry-After"]) <= 30
+
+    states = rest.post("/v1/toolkit/jobs/status", json={"since_seconds": 60}).json
+    assert states["response"] == {job_id: "queued" for job_id, _ in ids}
+    assert states["queue_length"] == 3
+
+
+def test_authenticate_and_the_second_key(rest: Rest) -> None:
+    r = rest.get("/v1/toolkit/authenticate", headers={"X-API-Key": "second-key"})
+    assert r.status_code == 200 and r.json["response"] == "Authorized"
+    r = rest.post("/v1/toolkit/job/status", json={"job_id": "nope"},
+                  headers={"X-API-Key": "second-key"})
+    assert r.status_code == 404
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}, {"X-API-Key": ""},
+                                     {"X-API-Key": API_KEY + "x"}])
+@pytest.mark.parametrize("method,path", [
+    ("POST", "/v1/image/convert/video"), ("POST", "/v1/toolkit/job/status"),
+    ("GET", "/v1/storage/download/video.mp4"), ("HEAD", "/v1/storage/download/video.mp4"),
+    ("GET", "/v1/toolkit/authenticate"), ("GET", "/metrics"), ("GET", "/v1/no/such/route"),
+])
+def test_missing_or_wrong_key_is_401(rest: Rest, headers: dict[str, str], method: str,
+                                     path: str) -> None:
+    # the module function: no default headers (the client's would add the key)
+    r = testing.simulate_request(rest.client.app, method, path, headers=headers, json={})
+    assert r.status_code == 401
+    if method != "HEAD":
+        assert r.json == {"message": "Unauthorized"}
+
+
+# -- 404: one shape ------------------------------------------------------------------
+
+def test_every_404_is_the_documented_shape(rest: Rest) -> None:
+    r = rest.post("/v1/toolkit/job/status", json={"job_id": "invalid-job-id"})
+    assert r.status_code == 404
+    assert r.json == {"error": "Job not found", "job_id": "invalid-job-id"}
+    r = rest.get("/v1/storage/download/no_such_video.mp4")
+    assert r.status_code == 404
+    assert r.json == {"error": "File not found", "filename": "no_such_video.mp4"}
+    r = rest.head("/v1/storage/download/no_such_video.mp4")
+    assert r.status_code == 404 and r.content == b""
+    r = rest.get("/web/nothing.js")
+    assert r.json == {"error": "File not found", "filename": "nothing.js"}
+    for path in ("/v1/no/such/route", "/nowhere"):
+        r = rest.get(path)
+        assert r.status_code == 404 and r.json == {"error": "Route not found", "path": path}
+        assert r.headers["Content-Type"].startswith("application/json")
+
+
+# -- 400, 413, 429 -------------------------------------------------------------------
+
+@pytest.mark.parametrize("field,value", [
+    ("length", 0), ("length", -1), ("length", 601), ("length", "5"), ("length", None),
+    ("frame_rate", 14), ("frame_rate", 61), ("frame_rate", 30.5), ("frame_rate", True),
+    ("zoom_speed", -0.1), ("zoom_speed", 101), ("zoom_speed", "3"),
+    ("width", 100), ("width", 129), ("width", 3842), ("height", 127), ("height", "1080"),
+    ("image_url", "ftp://example.com/x.jpg"), ("image_url", "example.com/x.jpg"),
+    ("image_url", 5), ("webhook_url", "file:///etc/passwd"), ("id", {"a": 1}),
+    ("unknown_field", 1), ("direction", "up"), ("start_zoom", 0.5), ("end_zoom", 1001),
+    ("focus", [0.5]), ("focus", [1.5, 0.5]), ("start_focus", "centre"), ("curve", "cubic"),
+    ("easing", "bounce"), ("loop", "forever"), ("fit", "stretch"), ("background", "red"),
+    ("background", "#12345"), ("orientation", "diagonal"), ("codec", "mpeg2"),
+    ("speed", "ludicrous"), ("crf", 20), ("preset", "fast"),
+])
+def test_invalid_field_is_400_naming_it(rest: Rest, field: str, value: Any) -> None:
+    r = rest.post("/v1/image/convert/video", json={"image_url": PHOTO, "length": 1,
+                                                   field: value})
+    assert r.status_code == 400, r.text
+    answer = r.json
+    assert answer["field"] == field and answer["rule"]
+    assert field in answer["message"] and set(answer) >= ENVELOPE
+    assert answer["code"] == 400 and answer["build_number"] == __version__
+    assert rest.service.queue_length() == 0
+
+
+@pytest.mark.parametrize("fields,named", [
+    ({"zoom_speed": 5, "start_zoom": 2}, "start_zoom"),
+    ({"direction": "out", "end_zoom": 2}, "end_zoom"),
+    ({"focus": [0.2, 0.2], "start_focus": [0.1, 0.1]}, "start_focus"),
+    ({"orientation": "portrait", "width": 1080}, "width"),
+    ({"cycles": 3}, "cycles"),
+    ({"loop": "none", "cycles": 2}, "cycles"),
+    ({"width": 3840, "height": 3840}, "height"),
+])
+def test_conflicting_fields_are_400_naming_one(rest: Rest, fields: dict[str, Any],
+                                               named: str) -> None:
+    r = rest.post("/v1/image/convert/video", json={"image_url": PHOTO, **fields})
+    assert r.status_code == 400, r.text
+    assert r.json["field"] == named and r.json["message"].startswith(named)
+
+
+def test_missing_image_url_and_bad_bodies_are_400(rest: Rest) -> None:
+    r = rest.post("/v1/image/convert/video", json={"length": 3})
+    assert r.status_code == 400 and r.json["field"] == "image_url"
+    assert "required" in r.json["rule"]
+    r = rest.post("/v1/image/convert/video", body=b"{not json",
+                  headers={**KEY, "Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json["field"] == "body"
+    assert rest.post("/v1/image/convert/video", json=[1, 2]).status_code == 400
+    r = rest.post("/v1/toolkit/job/status", json={"job_id": "x", "extra": 1})
+    assert r.status_code == 400 and r.json["field"] == "extra"
+    r = rest.post("/v1/image/convert/video", json={"image_url": "http://user:pw@127.0.0.1/x"})
+    assert r.status_code == 400 and r.json["message"].startswith("image_url")
+
+
+def test_multipart_field_errors(rest: Rest) -> None:
+    r = rest.post("/v1/image/convert/video",
+                  **multipart({"other": ("x", b"x")}, {"length": "1"}))
+    assert r.status_code == 400 and r.json["field"] == "other"
+    r = rest.post("/v1/image/convert/video",
+                  **multipart({"image": ("p.jpg", jpeg())}, {"frame_rate": "fast"}))
+    assert r.status_code == 400 and r.json["field"] == "frame_rate"
+    r = rest.post("/v1/image/convert/video",
+                  **multipart({"image": ("p.jpg", jpeg())}, {"focus": "0.25,x"}))
+    assert r.status_code == 400 and r.json["field"] == "focus"
+    r = rest.post("/v1/image/convert/video",
+                  **multipart({"image": ("p.jpg", jpeg())}, {"image_url": PHOTO}))
+    assert r.status_code == 400 and r.json["field"] == "image_url"
+    assert rest.service.queue_length() == 0
+
+
+def test_body_over_the_limit_is_413(rest: Rest) -> None:
+    r = rest.post("/v1/image/convert/video", json={"image_url": PHOTO, "id": "x" * 70_000})
+    assert r.status_code == 413 and r.json["code"] == 413
+    assert r.json["message"] == "body: must be at most 65536 bytes"
+
+
+def test_full_queue_is_429_with_retry_after(make_rest: Callable[..., Rest]) -> None:
+    rest = make_rest(max_queue_length=2)
+    first = rest.post("/v1/image/convert/video", json={"image_url": PHOTO, **SMALL}).json
+    rest.post("/v1/image/convert/video", json={"image_url": PHOTO, **SMALL})
+    r = rest.post("/v1/image/convert/video", json={"image_url": PHOTO, **SMALL})
+    assert r.status_code == 429 and r.json["code"] == 429
+    assert int(r.headers["Retry-After"]) > 0 and r.json["queue_length"] == 2
+    status = rest.post("/v1/toolkit/job/status", json={"job_id": first["job_id"]}).json
+    assert status["response"]["job_status"] == "queued" and status["queue_length"] == 2
+    assert rest.service.queue_length() == 2
+
+
+def test_default_rule_refuses_loopback_for_both_url_kinds(
+        make_rest: Callable[..., Rest]) -> None:
+    rest = make_rest(allow_private_urls=False)
+    for host in LOOPBACK_FORMS:
+        url = f"http://{host}:8080/photo.jpg"
+        r = rest.post("/v1/image/convert/video", json={"image_url": url, **SMALL})
+        assert r.status_code == 400, (host, r.text)
+        assert r.json["message"].startswith("image_url"), host
+        r = rest.post("/v1/image/convert/video", **multipart(
+            {"image": ("p.jpg", jpeg(), "image/jpeg")}, {"webhook_url": url, "length": "1"}))
+        assert r.status_code == 400, (host, r.text)
+        assert r.json["message"].startswith("webhook_url"), host
+    assert rest.service.queue_length() == 0
+
+
+def test_store_outage_is_503_and_health_says_so(make_rest: Callable[..., Rest],
+                                                tmp_path: Path) -> None:
+    with EmbeddedRedis(tmp_path / "own-redis") as server:
+        # serve's API client times out after 2 s (JobService.connect); 1 s is as good
+        rest = make_rest(url=server.url, redis_timeout=1.0)
+        assert rest.get("/health").status_code == 200
+        assert server.process is not None
+        os.kill(server.process.pid, signal.SIGSTOP)  # frozen: calls time out
+        try:
+            r = rest.post("/v1/image/convert/video", json={"image_url": PHOTO, **SMALL})
+            assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+            assert "Redis" in r.json["message"] and r.json["code"] == 503
+            assert rest.post("/v1/toolkit/job/status",
+                             json={"job_id": "x"}).status_code == 503
+            health = rest.get("/health")
+            assert health.status_code == 503 and health.json["redis"] is False
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        health = rest.get("/health")
+        assert health.status_code == 200
+        assert health.json == {"status": "ok", "redis": True, "workers": 0,
+                               "queue_length": 0, "pid": os.getpid()}
+
+
+# -- downloads -----------------------------------------------------------------------
+
+DATA = bytes(range(256)) * 40  # 10240 bytes: any content serves, by extension
+
+
+def test_download_whole_file_and_its_headers(rest: Rest) -> None:
+    path = rest.video("video_a.mp4", DATA)
+    r = rest.get(path)
+    assert r.status_code == 200 and r.content == DATA
+    assert r.headers["Content-Type"] == "video/mp4"
+    assert r.headers["Content-Length"] == str(len(DATA))
+    assert r.headers["Accept-Ranges"] == "bytes"
+    assert "Content-Range" not in r.headers and "Content-Disposition" not in r.headers
+    etag = r.headers["ETag"]
+    assert etag.startswith('"') and etag.endswith('"') and not etag.startswith("W/")
+    mtime = (rest.data_dir / "videos" / "video_a.mp4").stat().st_mtime
+    assert r.headers["Last-Modified"] == format_datetime(
+        datetime.fromtimestamp(int(mtime), UTC), usegmt=True)
+
+    head = rest.head(path)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["Content-Length"] == str(len(DATA))
+    assert (head.headers["ETag"], head.headers["Content-Type"]) == (etag, "video/mp4")
+    assert rest.get(path).headers["ETag"] == etag  # the same file, the same tag
+
+
+@pytest.mark.parametrize("spec,first,last", [
+    ("bytes=10-109", 10, 109), ("bytes=0-0", 0, 0), ("bytes=10000-", 10000, 10239),
+    ("bytes=10200-99999", 10200, 10239), ("bytes=-50", 10190, 10239),
+    ("bytes=-99999", 0, 10239), ("bytes=10239-10239", 10239, 10239),
+])
+def test_download_range_is_206(rest: Rest, spec: str, first: int, last: int) -> None:
+    path = rest.video("video_a.mp4", DATA)
+    r = rest.get(path, headers={**KEY, "Range": spec})
+    assert r.status_code == 206 and r.content == DATA[first:last + 1]
+    assert r.headers["Content-Range"] == f"bytes {first}-{last}/{len(DATA)}"
+    assert r.headers["Content-Length"] == str(last - first + 1)
+    head = rest.head(path, headers={**KEY, "Range": spec})
+    assert head.status_code == 206 and head.content == b""
+    assert head.headers["Content-Length"] == str(last - first + 1)
+    assert head.headers["Content-Range"] == r.headers["Content-Range"]
+
+
+@pytest.mark.parametrize("spec", ["bytes=10240-", "bytes=99999-100000"])
+def test_download_range_past_the_end_is_416(rest: Rest, spec: str) -> None:
+    path = rest.video("video_a.mp4", DATA)
+    r = rest.get(path, headers={**KEY, "Range": spec})
+    assert r.status_code == 416
+    assert r.headers["Content-Range"] == f"bytes */{len(DATA)}"
+    assert r.json["code"] == 416 and DATA[:16] not in r.content
+    assert rest.head(path, headers={**KEY, "Range": spec}).status_code == 416
+
+
+@pytest.mark.parametrize("spec", ["bytes=0-1,5-6", "bytes=5-2", "bytes=abc", "10-20",
+                                  "items=0-5", "bytes=-"])
+def test_download_range_it_does_not_serve_gets_the_whole_file(rest: Rest, spec: str) -> None:
+    path = rest.video("video_a.mp4", DATA)
+    r = rest.get(path, headers={**KEY, "Range": spec})
+    assert r.status_code == 200 and r.content == DATA
+    assert "Content-Range" not in r.headers
+
+
+def test_download_conditional_requests(rest: Rest) -> None:
+    path = rest.video("video_a.mp4", DATA)
+    first = rest.get(path)
+    etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+
+    for match in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        r = rest.get(path, headers={**KEY, "If-None-Match": match})
+        assert r.status_code == 304 and r.content == b"", match
+        assert r.headers["ETag"] == etag
+        assert rest.head(path, headers={**KEY, "If-None-Match": match}).status_code == 304
+    r = rest.get(path, headers={**KEY, "If-None-Match": '"other"'})
+    assert r.status_code == 200 and r.content == DATA
+    r = rest.get(path, headers={**KEY, "If-Modified-Since": modified})
+    assert r.status_code == 304
+    r = rest.get(path, headers={**KEY, "If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"})
+    assert r.status_code == 200 and r.content == DATA
+
+    # If-Range: the Range holds for this copy; for another one, the whole file comes
+    for condition in (etag, modified):
+        r = rest.get(path, headers={**KEY, "Range": "bytes=0-9", "If-Range": condition})
+        assert r.status_code == 206 and r.content == DATA[:10], condition
+    for condition in ('"stale"', f"W/{etag}", "Mon, 01 Jan 2001 00:00:00 GMT", "junk"):
+        r = rest.get(path, headers={**KEY, "Range": "bytes=0-9", "If-Range": condition})
+        assert r.status_code == 200 and r.content == DATA, condition
+
+    # the file replaced under its name (a job rendered again): another tag
+    file = rest.data_dir / "videos" / "video_a.mp4"
+    file.write_bytes(DATA[::-1])
+    os.utime(file, ns=(file.stat().st_atime_ns, file.stat().st_mtime_ns + 10**9))
+    r = rest.get(path, headers={**KEY, "If-None-Match": etag})
+    assert r.status_code == 200 and r.content == DATA[::-1] and r.headers["ETag"] != etag
+    r = rest.get(path, headers={**KEY, "Range": "bytes=0-9", "If-Range": etag})
+    assert r.status_code == 200 and r.content == DATA[::-1]
+
+
+def test_download_media_types_and_only_video_extensions(rest: Rest) -> None:
+    assert rest.get(rest.video("clip.webm", DATA)).headers["Content-Type"] == "video/webm"
+    part = rest.get("/v1/storage/download/clip.webm", headers={**KEY, "Range": "bytes=0-3"})
+    assert part.status_code == 206 and part.headers["Content-Type"] == "video/webm"
+    assert rest.head("/v1/storage/download/clip.webm").headers["Content-Type"] == "video/webm"
+    for name in ("notes.txt", "clip.mkv"):
+        rest.video(name, DATA)
+        r = rest.get(f"/v1/storage/download/{name}")
+        assert r.status_code == 404 and r.json == {"error": "File not found", "filename": name}
+
+
+@pytest.mark.parametrize("raw", [
+    "/v1/storage/download/../api_key", "/v1/storage/download/..%2fapi_key",
+    "/v1/storage/download/%2e%2e%2fapi_key", "/v1/storage/download/..%2F..%2Fetc%2Fpasswd",
+    "/v1/storage/download/../redis/appendonly.aof", "/v1/storage/download/.",
+    "/v1/storage/download/..", "/v1/storage/download/..%5capi_key",
+    "/v1/storage/download/.hidden.mp4", "/v1/storage/download/x%00.mp4",
+])
+def test_download_never_leaves_the_storage_folder(rest: Rest, raw: str) -> None:
+    (rest.data_dir / "api_key").write_text("test-key-secret")
+    rest.video(".hidden.mp4", b"test-key-secret")
+    r = rest.get(raw)
+    assert r.status_code == 404, raw
+    assert b"test-key-secret" not in r.content
+    assert r.json["error"] in ("File not found", "Route not found")
+
+
+def test_signed_links_open_their_file_without_the_key(make_rest: Callable[..., Rest]) -> None:
+    now = [1_000_000.0]
+    rest = make_rest(clock=lambda: now[0])
+    path = rest.video("video_a.mp4", DATA)
+    rest.video("video_b.mp4", DATA)
+    query = rest.signer.query("video_a.mp4")
+    r = testing.simulate_get(rest.client.app, path, query_string=query)
+    assert r.status_code == 200 and r.content == DATA
+    r = testing.simulate_get(rest.client.app, path, query_string=query,
+                             headers={"Range": "bytes=-4"})
+    assert r.status_code == 206 and r.content == DATA[-4:]
+    assert testing.simulate_head(rest.client.app, path, query_string=query).status_code == 200
+    other = testing.simulate_get(rest.client.app, "/v1/storage/download/video_b.mp4",
+                                 query_string=query)
+    assert other.status_code == 403 and DATA[:16] not in other.content
+    tampered = query[:-1] + ("A" if query[-1] != "A" else "B")
+    assert testing.simulate_get(rest.client.app, path,
+                                query_string=tampered).status_code == 403
+    now[0] += 61
+    r = testing.simulate_get(rest.client.app, path, query_string=query)
+    assert r.status_code == 403 and r.json == {"message": "Forbidden: the link has expired"}
+
+
+# -- documents and CORS --------------------------------------------------------------
+
+def test_openapi_and_health_need_no_key(rest: Rest) -> None:
+    doc = testing.simulate_get(rest.client.app, "/openapi.json")
+    assert doc.status_code == 200 and doc.json["openapi"].startswith("3.")
+    paths = doc.json["paths"]
+    assert {"/v1/image/convert/video", "/v1/toolkit/job/status",
+            "/v1/storage/download/{filename}", "/health", "/openapi.json"} <= set(paths)
+    download = paths["/v1/storage/download/{filename}"]
+    assert set(download) >= {"get", "head"}
+    assert set(download["get"]["responses"]["200"]["content"]) == {"video/mp4", "video/webm"}
+    assert {"206", "304", "404", "416"} <= set(download["get"]["responses"])
+    submit = doc.json["components"]["schemas"]["SubmitRequest"]
+    assert {"image_url", "length", "frame_rate", "zoom_speed", "webhook_url", "id",
+            "width", "height"} <= set(submit["properties"])
+    assert doc.json["info"]["version"] == __version__
+    health = testing.simulate_get(rest.client.app, "/health")
+    assert health.status_code == 200 and health.json["redis"] is True
+
+
+def test_cors_for_the_configured_origins_only(make_rest: Callable[..., Rest]) -> None:
+    rest = make_rest(cors_origins=(ORIGIN,))
+    app = rest.client.app
+    preflight = testing.simulate_request(app, "OPTIONS", "/v1/image/convert/video", headers={
+        "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "X-API-Key, Content-Type, X-Other"})
+    assert preflight.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert preflight.headers["Access-Control-Allow-Headers"] == "X-API-Key, Content-Type"
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    path = rest.video("video_a.mp4", DATA)
+    r = rest.get(path, headers={**KEY, "Origin": ORIGIN, "Range": "bytes=0-1"})
+    assert r.status_code == 206 and r.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert "Content-Range" in r.headers["Access-Control-Expose-Headers"]
+    assert "Origin" in r.headers["Vary"]
+    unauthorized = testing.simulate_get(app, path, headers={"Origin": ORIGIN})
+    assert unauthorized.status_code == 401
+    assert unauthorized.headers["Access-Control-Allow-Origin"] == ORIGIN
+    stranger = rest.get(path, headers={**KEY, "Origin": "https://evil.example"})
+    assert stranger.status_code == 200
+    assert "Access-Control-Allow-Origin" not in stranger.headers
