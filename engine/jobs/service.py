@@ -337,10 +337,11 @@ class JobService:
                 log.exception("healing pass failed")
 
     def sweep_expired(self, now: float | None = None) -> int:
-        """Remove finished jobs older than the retention, with their videos."""
+        """Remove finished jobs older than the retention, with their videos; none at all
+        with retention 0 (keep forever)."""
         cutoff = (time.time() if now is None else now) - self.settings.retention_s
         removed = 0
-        for job in self.store.expired(cutoff):
+        for job in self.store.expired(cutoff) if self.settings.retention_s > 0 else ():
             if job.filename:
                 (self.settings.storage_dir / job.filename).unlink(missing_ok=True)
             self.store.delete(job.id)
