@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from zoomreel.errors import InputError, SettingError
-from zoomreel.jobs.settings import DEFAULT_MAX_QUEUE_LENGTH, JobSettings
+from zoomreel.jobs.settings import DEFAULT_MAX_QUEUE_LENGTH, DEFAULT_RETENTION_S, JobSettings
 
 from ._api_processes import can_share_ports, default_count
 
@@ -57,7 +57,7 @@ class Setting:
         unit: the unit of a number, named in the rule.
         choices: the values of a ``choice`` (compared case-insensitively).
         rule_text: the rule, for kinds whose rule is not made from the bounds.
-        hidden: the value is never echoed (a secret).
+        hidden: the value is never echoed (a secret, a URL that may hold a password).
     """
 
     name: str
@@ -220,7 +220,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("port", "port to listen on", "integer", 8080, flag="--port",
             commands=("serve",), minimum=0, maximum=65535, zero="any free port"),
     Setting("data_dir", "videos, uploads, embedded Redis files, the generated API key",
-            "path", "zoomreel-data", default_text="./zoomreel-data",
+            "path", Path("zoomreel-data"), default_text="./zoomreel-data",
             env="ZOOMREEL_DATA_DIR", flag="--data-dir", flag_on=_BOTH,
             rule_text="a folder (made if missing), not a file"),
     Setting("render_threads", "render threads", "integer", 2,
@@ -235,7 +235,8 @@ SETTINGS: tuple[Setting, ...] = (
             minimum=1),
     Setting("redis_url", "external Redis; unset = serve starts its own (worker needs one)",
             "redis", None, env="ZOOMREEL_REDIS_URL", flag="--redis-url", flag_on=_BOTH,
-            rule_text="a redis://, rediss:// or unix:// URL"),
+            rule_text="a redis://, rediss:// or unix:// URL",
+            hidden=True),  # its password is not echoed
     Setting("public_url", "base of download_url", "url", None,
             default_text="the address the request came in on", env="ZOOMREEL_PUBLIC_URL",
             flag="--public-url", rule_text="an http:// or https:// URL"),
@@ -255,16 +256,19 @@ SETTINGS: tuple[Setting, ...] = (
             "integer", DEFAULT_MAX_QUEUE_LENGTH, env="ZOOMREEL_MAX_QUEUE_LENGTH",
             flag="--max-queue-length", minimum=0, zero="unlimited"),
     Setting("max_jobs_per_key", "queued jobs one API key may have before its submits get "
-            "429", "integer", 0, env="ZOOMREEL_MAX_JOBS_PER_KEY", minimum=0,
-            zero="unlimited"),
-    Setting("max_length", "longest video a request may ask for", "number", 600.0,
+            "429", "integer", JobSettings.max_jobs_per_key, env="ZOOMREEL_MAX_JOBS_PER_KEY",
+            minimum=0, zero="unlimited"),
+    Setting("max_length", "longest video a request may ask for", "number",
+            JobSettings.max_length,
             env="ZOOMREEL_MAX_LENGTH", unit="seconds", above=0),
     Setting("retention_days", "how long finished jobs (record and video) are kept",
-            "number", 7.0, env="ZOOMREEL_RETENTION_DAYS", unit="days", minimum=1,
-            zero="keep forever"),
+            "number", DEFAULT_RETENTION_S / 86400, env="ZOOMREEL_RETENTION_DAYS",
+            unit="days", minimum=1, zero="keep forever"),
     Setting("lease_seconds", "a render's lease: a job whose worker died is taken up again "
-            "this long after its last renewal", "number", 15.0,
+            "this long after its last renewal", "number", JobSettings.lease_s,
             env="ZOOMREEL_LEASE_SECONDS", unit="seconds", minimum=1),
+    # the default is rest.signing.DEFAULT_TTL (a test says so), not imported: that
+    # would load Falcon for every command
     Setting("signed_url_ttl", "lifetime of the signed download_url links", "number",
             86400.0, env="ZOOMREEL_SIGNED_URL_TTL", unit="seconds", above=0),
     Setting("cors_origins", "browser origins allowed to call the API, comma-separated",

@@ -19,6 +19,7 @@ from service_helpers import SMALL, jpeg, zoomreel_script
 from zoomreel.errors import SettingError
 from zoomreel.frontends.config import SETTINGS, Config, Setting, markdown_table
 from zoomreel.frontends.rest import Answers
+from zoomreel.frontends.rest.signing import DEFAULT_TTL
 from zoomreel.jobs import JobService, JobSettings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -226,6 +227,7 @@ def test_the_readme_table_is_the_settings_table() -> None:
 def test_config_has_a_field_per_setting() -> None:
     names = [f for f in Config.__dataclass_fields__ if f != "deprecated"]
     assert sorted(names) == sorted(s.name for s in SETTINGS)
+    assert _setting("ZOOMREEL_SIGNED_URL_TTL").default == DEFAULT_TTL
 
 
 @pytest.mark.parametrize(("field", "value"), [
