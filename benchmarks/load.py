@@ -38,7 +38,7 @@ from typing import Any
 
 import requests
 
-from zoomreel.frontends.serve import http_processes
+from zoomreel.frontends.config import http_processes
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "load-test-key"

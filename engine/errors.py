@@ -10,6 +10,7 @@ __all__ = [
     "ZoomreelError",
     "InputError",
     "SpecError",
+    "SettingError",
     "ImageError",
     "ImageTooLargeError",
     "FetchError",
@@ -47,6 +48,24 @@ class SpecError(InputError):
         self.rule = rule
         self.value = value
         super().__init__(f"{field}: {rule}")
+
+
+class SettingError(InputError):
+    """A configuration setting is out of its range; the service refuses to start.
+
+    Attributes:
+        setting: the setting as the user wrote it (``ZOOMREEL_RETENTION_DAYS``,
+            ``--port``, a JobSettings field).
+        rule: what the value must be.
+    """
+
+    def __init__(self, setting: str, rule: str, value: object = None, *,
+                 show_value: bool = True) -> None:
+        self.setting = setting
+        self.rule = rule
+        self.value = value
+        text = f"{setting} must be {rule}"
+        super().__init__(f"{text}, not {value!r}" if show_value else text)
 
 
 class ImageError(InputError):

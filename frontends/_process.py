@@ -164,15 +164,9 @@ class _JSONFormatter(logging.Formatter):
         return json.dumps(event, ensure_ascii=False)
 
 
-def configure_logging(log_format: str | None = None) -> None:
-    """Log every event as one line on stderr: text, or JSON with ``ZOOMREEL_LOG_FORMAT=json``.
-
-    Raises:
-        InputError: the format is neither ``text`` nor ``json``.
-    """
-    log_format = (log_format or os.environ.get("ZOOMREEL_LOG_FORMAT") or "text").lower()
-    if log_format not in ("text", "json"):
-        raise InputError(f"ZOOMREEL_LOG_FORMAT must be text or json, not {log_format!r}")
+def configure_logging(log_format: str = "text") -> None:
+    """Log every event as one line on stderr: ``text``, or ``json`` (one object a line);
+    the format is checked with the other settings (config.py)."""
     handler = logging.StreamHandler()
     handler.setFormatter(_JSONFormatter() if log_format == "json" else _TextFormatter())
     root = logging.getLogger()

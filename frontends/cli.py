@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from zoomreel.errors import SpecError, ZoomreelError
 from zoomreel.spec import RENDER_FIELDS, Field
 
 from ._process import prefer_passive_openmp, prepare_rendering
+from .config import add_options, from_env
 
 __all__ = ["main", "build_parser"]
 
@@ -81,26 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="let SOURCE URLs reach loopback/private addresses")
 
     serve = sub.add_parser("serve", help="run the REST API with in-process workers")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--data-dir", default=None, help="default $ZOOMREEL_DATA_DIR or "
-                       "./zoomreel-data")
-    serve.add_argument("--workers", type=int, default=2,
-                       help="render threads (default 2; 0 = API only)")
-    serve.add_argument("--public-url", default=None, help="base of download_url")
-    serve.add_argument("--redis-url", default=None, help="external Redis (default: embedded)")
-    serve.add_argument("--max-queue-length", type=int, default=None)
-    serve.add_argument("--http-processes", type=int, default=None,
-                       help="processes answering HTTP (default $ZOOMREEL_HTTP_PROCESSES or "
-                       "one per core, at most 4; 1 = serve itself; Linux only)")
+    add_options(serve, "serve")  # every flag with its range (config.py)
     # an API process started by serve: serve's pid, the pipe that says it listens
     serve.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     serve.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
 
     worker = sub.add_parser("worker", help="run workers against $ZOOMREEL_REDIS_URL")
-    worker.add_argument("--threads", type=int, default=2, help="render threads (default 2)")
-    worker.add_argument("--data-dir", default=None)
-    worker.add_argument("--redis-url", default=None)
+    add_options(worker, "worker")
     return parser
 
 
@@ -141,7 +128,7 @@ def _render(args: argparse.Namespace) -> int:
 
         allow = args.allow_private_urls
         if allow is None:
-            allow = os.environ.get("ZOOMREEL_ALLOW_PRIVATE_URLS", "0") == "1"
+            allow = from_env("allow_private_urls")
         source = fetch_url(args.source, allow_private=allow)
     result = render_video(source, args.output, spec, progress=_Progress())
     print(f"{result.path}: {result.frames} frames, {result.duration:g} s, "

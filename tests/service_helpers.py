@@ -62,9 +62,11 @@ class Serve:
     """The installed ``zoomreel serve`` in its own process group, on a free port."""
 
     def __init__(self, data_dir: Path, *, workers: int = 2, env: dict[str, str] | None = None,
-                 api_key: str | None = API_KEY) -> None:
+                 api_key: str | None = API_KEY, workers_flag: str = "--render-threads",
+                 ) -> None:
         self.data_dir = data_dir
         self.workers = workers
+        self.workers_flag = workers_flag
         self.env = {**os.environ, "ZOOMREEL_ALLOW_PRIVATE_URLS": "1", **(env or {})}
         self.env.pop("ZOOMREEL_REDIS_URL", None)
         if api_key:
@@ -80,7 +82,7 @@ class Serve:
         self.lines = []
         self.proc = subprocess.Popen(
             [zoomreel_script(), "serve", "--port", "0",
-             "--data-dir", str(self.data_dir), "--workers", str(self.workers)],
+             "--data-dir", str(self.data_dir), self.workers_flag, str(self.workers)],
             env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, start_new_session=True,
         )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..errors import SettingError
 
 __all__ = ["JobSettings", "DEFAULT_RETENTION_S", "DEFAULT_MAX_IMAGE_BYTES",
            "DEFAULT_MAX_QUEUE_LENGTH"]
@@ -13,6 +16,19 @@ DEFAULT_MAX_IMAGE_BYTES = 50 * 2**20
 #: Queued jobs before a submit gets 429: about an hour of 10 s 1080p jobs on two cores.
 DEFAULT_MAX_QUEUE_LENGTH = 1000
 
+#: The numeric fields' lower bounds: (field, bound, ">" exclusive or ">=" inclusive).
+_RANGES = (
+    ("retention_s", 0, ">="),  # 0 = keep forever: never "delete at once"
+    ("max_queue_length", 0, ">="),
+    ("max_jobs_per_key", 0, ">="),
+    ("max_length", 0, ">"),
+    ("max_image_bytes", 1, ">="),
+    ("transient_retries", 0, ">="),
+    ("lease_s", 0, ">"),
+    ("max_lost_runs", 1, ">="),
+)
+_RULES = {">": "a finite number greater than {}", ">=": "a finite number of at least {}"}
+
 
 @dataclass(frozen=True)
 class JobSettings:
@@ -20,7 +36,7 @@ class JobSettings:
 
     Attributes:
         data_dir: root of everything the service writes (videos, uploads, Redis files).
-        retention_s: seconds a finished job (record and video) is kept.
+        retention_s: seconds a finished job (record and video) is kept; 0 = forever.
         max_queue_length: queued jobs accepted before QueueFullError; 0 = unlimited.
         max_jobs_per_key: queued jobs one API key may have; 0 = unlimited.
         max_length: the longest video, in seconds, a request may ask for.
@@ -47,7 +63,17 @@ class JobSettings:
     max_lost_runs: int = 3
 
     def __post_init__(self) -> None:
+        """Refuse values that would destroy data or turn every request away.
+
+        Raises:
+            SettingError: a field out of its range (a ValueError).
+        """
         object.__setattr__(self, "data_dir", Path(self.data_dir))
+        for name, low, rule in _RANGES:
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value)
+                    and (value > low if rule == ">" else value >= low)):
+                raise SettingError(name, _RULES[rule].format(low), value)
 
     @property
     def storage_dir(self) -> Path:
