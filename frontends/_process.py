@@ -22,7 +22,6 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import Middleware
 
-from zoomreel.errors import InputError
 from zoomreel.jobs.broker import RENDER_QUEUE
 
 __all__ = ["configure_logging", "count_metrics_in", "prefer_passive_openmp",
