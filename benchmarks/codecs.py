@@ -29,14 +29,14 @@ from typing import Any
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("SVT_LOG", "1")
 
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from benchmarks._fidelity import video_psnr  # noqa: E402
-from benchmarks._measure import ROOT, make_source, measure_process  # noqa: E402
-from benchmarks.bench import machine  # noqa: E402
-from zoomreel.codecs import CODECS  # noqa: E402
-from zoomreel.image import load_image  # noqa: E402
-from zoomreel.spec import RenderSpec  # noqa: E402
+from benchmarks._fidelity import video_psnr
+from benchmarks._measure import ROOT, make_source, measure_process
+from benchmarks.bench import machine
+from zoomreel.codecs import CODECS
+from zoomreel.image import load_image
+from zoomreel.spec import RenderSpec
 
 CORPUS = Path(os.environ.get("ZOOMREEL_CORPUS", "/work/shared/corpus"))
 SIZES = ((1280, 720), (1920, 1080), (3840, 2160), (1080, 1920))

@@ -21,12 +21,12 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the zoomreel commands do
 
-import av  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image, ImageOps  # noqa: E402
+import av
+import numpy as np
+from PIL import Image, ImageOps
 
-from zoomreel import RenderSpec, render_video  # noqa: E402
-from zoomreel.camera import frame_rect  # noqa: E402
+from zoomreel import RenderSpec, render_video
+from zoomreel.camera import frame_rect
 
 ROOT = Path(__file__).resolve().parent.parent
 PATHS = {"documented zoom (minified)": {"zoom_speed": 30},

@@ -144,7 +144,7 @@ class Encoder:
         """Drop the partial file."""
         try:
             self._container.close()
-        except Exception:  # noqa: BLE001 - the file is being thrown away anyway
+        except Exception:
             pass
         try:
             os.unlink(self.tmp_path)

@@ -64,7 +64,7 @@ def _open(source: Source, max_pixels: int) -> tuple[Image.Image, BinaryIO | None
         try:
             if os.path.getsize(path) == 0:
                 raise ImageError(f"The image file is empty (0 bytes): {path}")
-            stream = open(path, "rb")  # noqa: SIM115 - closed by load_image
+            stream = open(path, "rb")
         except FileNotFoundError:
             raise ImageError(f"No such file: {path}") from None
         except IsADirectoryError:
@@ -131,7 +131,8 @@ def _strip_to_rgb(image: Image.Image, background: tuple[int, int, int],
         alpha = rgba[:, :, 3:4] / 255.0
         bg = np.asarray(background, dtype=np.float32)
         rgb = rgba[:, :, :3] * alpha + bg * (1.0 - alpha)
-        return np.rint(rgb).astype(np.uint8)
+        flat: np.ndarray = np.rint(rgb).astype(np.uint8)
+        return flat
     if image.mode != "RGB":
         image = image.convert("RGB")
     return np.asarray(image, dtype=np.uint8)

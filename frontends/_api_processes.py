@@ -151,7 +151,7 @@ class APIProcesses:
         try:
             # A session of their own: a terminal's Ctrl-C reaches serve alone, which
             # then stops them in order.
-            self.processes[slot] = subprocess.Popen(  # noqa: S603
+            self.processes[slot] = subprocess.Popen(
                 [*self.argv, "--ready-fd", str(write_fd)], env=self.env,
                 pass_fds=(write_fd,), stdin=subprocess.DEVNULL, start_new_session=True)
         except BaseException:

@@ -88,7 +88,7 @@ def _map_large_allocations() -> None:
 RENDER_NICENESS = 10
 
 
-class RenderThreads(Middleware):  # type: ignore[misc]
+class RenderThreads(Middleware):
     """Dramatiq middleware for the threads that render (serve's and worker's broker).
 
     Before a render, its thread (and the threads it starts: the encoder's, Numba's pool
@@ -130,7 +130,7 @@ def count_metrics_in(path: Path) -> None:
     if (values.ValueClass is values.MutexValue
             or os.environ.get("PROMETHEUS_MULTIPROC_DIR") != str(path)):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)  # where the value class writes
-        values.ValueClass = values.MultiProcessValue()
+        values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
 
 
 class _TextFormatter(logging.Formatter):

@@ -110,6 +110,22 @@ class Setting:
         return "unset" if self.default is None else f"{self.default:g}" if isinstance(
             self.default, float) else str(self.default)
 
+    def _number(self, text: str) -> float | None:
+        """``text`` as this setting's number, or None when it is not one in range."""
+        try:
+            value = int(text) if self.kind == "integer" else float(text)
+        except ValueError:
+            return None
+        if not math.isfinite(value):
+            return None
+        if value == 0 and self.zero:
+            return value
+        if (self.above is not None and not value > self.above
+                or self.minimum is not None and value < self.minimum
+                or self.maximum is not None and value > self.maximum):
+            return None
+        return value
+
     def parse(self, text: str, source: str) -> Any:
         """The value of ``text``, given as ``source`` (the variable or the flag).
 
@@ -119,19 +135,9 @@ class Setting:
         def refuse() -> SettingError:
             return SettingError(source, self.rule(), text, show_value=not self.hidden)
 
-        value: Any
         if self.kind in ("integer", "number"):
-            try:
-                value = int(text) if self.kind == "integer" else float(text)
-            except ValueError:
-                raise refuse() from None
-            if not math.isfinite(value):
-                raise refuse()
-            if value == 0 and self.zero:
-                return value
-            if (self.above is not None and not value > self.above
-                    or self.minimum is not None and value < self.minimum
-                    or self.maximum is not None and value > self.maximum):
+            value = self._number(text)
+            if value is None:
                 raise refuse()
             return value
         if self.kind == "bool":

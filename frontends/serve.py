@@ -16,6 +16,7 @@ import socket
 import sys
 import tempfile
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -99,7 +100,7 @@ def _answer_waitress_413_as_json(answers: Answers) -> None:
                 [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
                 data)
 
-    RequestEntityTooLarge.to_response = to_response  # type: ignore[method-assign]
+    RequestEntityTooLarge.to_response = to_response
 
 
 def _open_service(settings: JobSettings, answers: Answers, redis_url: str | None,
@@ -180,30 +181,19 @@ def serve(args: argparse.Namespace) -> int:
         if shared is not None:
             shutil.rmtree(shared, ignore_errors=True)
         raise
-    server = others = None
-    held: list[socket.socket] = []
+    running = _Running(service, embedded, shared)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
         service.start_workers(config.render_threads)
-        if count == 1:  # serve answers HTTP itself
-            server = _http_server(service, answer, keys, config.cors_origins,
-                                  host=config.host, port=config.port)
-            port = server.effective_port
-        else:  # its API processes do, on the port serve holds
-            held = bind_shared(config.host, config.port, check_free=True)
-            port = held[0].getsockname()[1]
-            others = APIProcesses(count, _api_process_argv(config, settings, port), env={
-                **os.environ, "ZOOMREEL_REDIS_URL": redis_url,
-                "PROMETHEUS_MULTIPROC_DIR": str(shared)})
-            others.start()
+        port = running.answer_http(count, config, settings, answer, keys, redis_url)
         host = config.host if ":" not in config.host else f"[{config.host}]"
         print(f"zoomreel {__version__} serving on http://{host}:{port}", flush=True)
         print(f"API key: {keys[0]}", flush=True)
         print(f"data dir: {settings.data_dir.resolve()}"
               + ("" if embedded is None else " (embedded Redis)"), flush=True)
-        if server is not None:
-            server.run()  # until SIGTERM/SIGINT: waitress ends its loop on our _Stop
+        if running.server is not None:
+            running.server.run()  # until SIGTERM/SIGINT: waitress ends its loop on our _Stop
         else:
             while True:
                 signal.pause()
@@ -212,22 +202,54 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut cleanup
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        log.info("shutting down")
-        if server is not None:
-            server.close()
-        if others is not None:
-            others.terminate()  # they stop while the renders give their jobs back
-        service.stop_workers()  # at most 5 s: renders give their job back first
-        if others is not None:
-            others.wait(2.0)
-        for sock in held:
-            sock.close()
-        service.close()
-        if embedded is not None:
-            embedded.stop()
-        if shared is not None:
-            shutil.rmtree(shared, ignore_errors=True)
+        running.stop()
     return 0
+
+
+@dataclass
+class _Running:
+    """What a running serve holds, stopped in the right order by :meth:`stop`."""
+
+    service: JobService
+    embedded: EmbeddedRedis | None
+    shared: Path | None
+    server: Any = None
+    others: APIProcesses | None = None
+    held: list[socket.socket] = field(default_factory=list)
+
+    def answer_http(self, count: int, config: Config, settings: JobSettings,
+                    answer: Answers, keys: list[str], redis_url: str) -> int:
+        """Answer HTTP: serve itself (``count`` 1), or its API processes on the port it
+        holds. Returns the port."""
+        if count == 1:
+            self.server = _http_server(self.service, answer, keys, config.cors_origins,
+                                       host=config.host, port=config.port)
+            return int(self.server.effective_port)
+        self.held = bind_shared(config.host, config.port, check_free=True)
+        port = int(self.held[0].getsockname()[1])
+        self.others = APIProcesses(count, _api_process_argv(config, settings, port), env={
+            **os.environ, "ZOOMREEL_REDIS_URL": redis_url,
+            "PROMETHEUS_MULTIPROC_DIR": str(self.shared)})
+        self.others.start()
+        return port
+
+    def stop(self) -> None:
+        """Stop answering, let renders give their jobs back, stop Redis, clean up."""
+        log.info("shutting down")
+        if self.server is not None:
+            self.server.close()
+        if self.others is not None:
+            self.others.terminate()  # they stop while the renders give their jobs back
+        self.service.stop_workers()  # at most 5 s: renders give their job back first
+        if self.others is not None:
+            self.others.wait(2.0)
+        for sock in self.held:
+            sock.close()
+        self.service.close()
+        if self.embedded is not None:
+            self.embedded.stop()
+        if self.shared is not None:
+            shutil.rmtree(self.shared, ignore_errors=True)
 
 
 def _api_process_argv(config: Config, settings: JobSettings, port: int) -> list[str]:

@@ -59,7 +59,7 @@ def create_broker(client: redis.Redis, *, embedded: bool,
         embedded: whether this process owns the Redis server (see module docs).
         middleware: more middleware, e.g. the entry point's thread policy for renders.
     """
-    return RedisBroker(
+    return RedisBroker(  # type: ignore[no-untyped-call]
         client=client,
         namespace=NAMESPACE,
         middleware=[Retries(max_retries=5, min_backoff=1000, max_backoff=60_000),

@@ -51,7 +51,8 @@ class JobMetrics:
             if (values.ValueClass is values.MutexValue
                     or os.environ.get("PROMETHEUS_MULTIPROC_DIR") != str(shared_dir)):
                 raise ValueError(f"this process does not count its metrics in {shared_dir}")
-            MultiProcessCollector(self.registry, path=str(shared_dir))
+            MultiProcessCollector(  # type: ignore[no-untyped-call]
+                self.registry, path=str(shared_dir))
             r = None  # the values live in the files, collected from there
         self.submitted = Counter("zoomreel_jobs_submitted", "Jobs accepted (202)", registry=r)
         self.finished = Counter("zoomreel_jobs_finished", "Jobs ended, by outcome",
@@ -106,7 +107,7 @@ def counting_connections(metrics: JobMetrics) -> type[redis.Connection]:
 
     class CountingConnection(redis.Connection):
         def _connect(self) -> Any:  # every socket it opens, whichever path opens it
-            sock = super()._connect()
+            sock = super()._connect()  # type: ignore[no-untyped-call]
             metrics.redis_connections.inc()
             return sock
 

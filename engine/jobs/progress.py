@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .store import Job
+from .job import Job
 
 __all__ = ["job_times", "progress_of", "poll_after"]
 

@@ -126,9 +126,9 @@ class EmbeddedRedis:
         ]
         # A session of its own: a terminal's Ctrl-C reaches serve alone, whose workers
         # then still give their jobs back to a live server before serve stops it.
-        self.process = subprocess.Popen(  # noqa: S603
+        self.process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,  # noqa: PLW1509
+            stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
             start_new_session=True,
         )
         client = redis.Redis.from_url(self.url, socket_timeout=2.0)

@@ -67,6 +67,16 @@ def parse_url(url: str, label: str) -> Target:
     if port is None:
         port = 443 if scheme == "https" else 80
 
+    host, literal = _host(raw_host, label)
+    target = quote(parts.path or "/", safe=_PATH_SAFE)
+    if parts.query:
+        target += "?" + quote(parts.query, safe=_PATH_SAFE)
+    return Target(scheme, host, port, target, literal)
+
+
+def _host(raw_host: str, label: str) -> tuple[str, IPAddress | None]:
+    """The host in canonical form, and the address when it is one; URLRefusedError for
+    a host that parsers may read differently."""
     literal: IPAddress | None
     try:
         literal = ipaddress.ip_address(raw_host)
@@ -75,27 +85,22 @@ def parse_url(url: str, label: str) -> Target:
     if literal is not None:
         if isinstance(literal, ipaddress.IPv6Address) and literal.scope_id:
             raise URLRefusedError(f"{label} must not use an IPv6 zone id ({raw_host})")
-        host = str(literal)
-    else:
-        try:
-            host = raw_host.encode("idna").decode("ascii").lower()
-        except UnicodeError:
-            raise URLRefusedError(f"{label} has an invalid host name: {raw_host!r}") from None
-        if not _HOST_RE.match(host):
-            raise URLRefusedError(f"{label} has an invalid host name: {raw_host!r}")
-        last = host.rstrip(".").rsplit(".", 1)[-1]
-        if _NUMERIC_LABEL_RE.match(last):
-            # 2130706433, 0x7f.1, 0177.0.0.1, 127.1, 127.0.0.1. ...: numbers that are
-            # not a canonical dotted quad, read differently by different parsers.
-            raise URLRefusedError(
-                f"{label} uses an unusual numeric host form ({raw_host}); "
-                "write an IP address as four decimal numbers, or use a host name"
-            )
-
-    target = quote(parts.path or "/", safe=_PATH_SAFE)
-    if parts.query:
-        target += "?" + quote(parts.query, safe=_PATH_SAFE)
-    return Target(scheme, host, port, target, literal)
+        return str(literal), literal
+    try:
+        host = raw_host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise URLRefusedError(f"{label} has an invalid host name: {raw_host!r}") from None
+    if not _HOST_RE.match(host):
+        raise URLRefusedError(f"{label} has an invalid host name: {raw_host!r}")
+    last = host.rstrip(".").rsplit(".", 1)[-1]
+    if _NUMERIC_LABEL_RE.match(last):
+        # 2130706433, 0x7f.1, 0177.0.0.1, 127.1, 127.0.0.1. ...: numbers that are
+        # not a canonical dotted quad, read differently by different parsers.
+        raise URLRefusedError(
+            f"{label} uses an unusual numeric host form ({raw_host}); "
+            "write an IP address as four decimal numbers, or use a host name"
+        )
+    return host, None
 
 
 def _resolve(host: str, port: int) -> list[IPAddress]:

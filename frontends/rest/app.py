@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import falcon
 
@@ -33,7 +34,8 @@ JSON_LIMIT = 64 * 1024
 
 def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str],
                cors_origins: Iterable[str] = (), json_limit: int = JSON_LIMIT,
-               upload_limit: int | None = None) -> falcon.App:
+               upload_limit: int | None = None,
+               ) -> falcon.App[falcon.Request, falcon.Response]:
     """Build the REST application.
 
     Args:
@@ -54,10 +56,11 @@ def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str]
         upload_limit = settings.max_image_bytes + 2**20
     # CORS first, so that its headers are on every answer, a 401 included: a browser
     # client can then tell a wrong key from a network failure.
-    app = falcon.App(middleware=[CORS(cors_origins),
-                                 APIKeyMiddleware(api_keys, prefixes=("/v1/", "/metrics"),
-                                                  signer=answers.signer,
-                                                  signed_prefix=DOWNLOAD_PATH + "/")])
+    middleware: list[Any] = [  # Falcon types middleware by protocols these satisfy
+        CORS(cors_origins),
+        APIKeyMiddleware(api_keys, prefixes=("/v1/", "/metrics"), signer=answers.signer,
+                         signed_prefix=DOWNLOAD_PATH + "/")]
+    app = falcon.App(middleware=middleware)
     register_error_handlers(app, answers)
     convert = ConvertResource(service, answers, json_limit=json_limit, upload_limit=upload_limit)
     app.add_route("/v1/image/convert/video", convert)

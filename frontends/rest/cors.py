@@ -14,7 +14,7 @@ ALLOWED_HEADERS = "X-API-Key, Content-Type"
 EXPOSED_HEADERS = ("Retry-After", "Content-Range", "Accept-Ranges", "Content-Disposition")
 
 
-class CORS(falcon.CORSMiddleware):
+class CORS(falcon.CORSMiddleware):  # type: ignore[type-arg]  # generic on ASGI types only
     """``falcon.CORSMiddleware`` for the configured origins only.
 
     Falcon answers preflights (OPTIONS) and sets ``Access-Control-Allow-Origin`` for an

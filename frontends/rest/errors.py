@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import falcon
@@ -49,34 +50,44 @@ def _answer(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:
     resp.media = body
 
 
-def register_error_handlers(app: falcon.App, answers: Answers) -> None:
-    """Map domain errors (and Falcon's own) to JSON answers with the envelope."""
+#: Domain errors that are the client's, and their HTTP status (first match wins).
+_CLIENT_ERRORS: tuple[tuple[type[ZoomreelError], int], ...] = (
+    (QueueFullError, 429),
+    (RequestTooLarge, 413),
+    (ImageTooLargeError, 413),
+    (InputError, 400),
+)
 
-    def failed(resp: falcon.Response, code: int, message: str, **extra: Any) -> None:
-        body = answers.envelope(code, message=message)
+
+class _Handlers:
+    """Falcon error handlers answering with the envelope (or the one 404 shape)."""
+
+    def __init__(self, answers: Answers) -> None:
+        self.answers = answers
+
+    def failed(self, resp: falcon.Response, code: int, message: str, **extra: Any) -> None:
+        body = self.answers.envelope(code, message=message)
         body.update(error=message, **extra)
         _answer(resp, code, body)
 
-    def on_domain(req: falcon.Request, resp: falcon.Response, ex: ZoomreelError,
+    def on_domain(self, req: falcon.Request, resp: falcon.Response, ex: ZoomreelError,
                   params: dict[str, Any]) -> None:
         if isinstance(ex, JobNotFound):
             _answer(resp, 404, not_found("Job", job_id=ex.job_id))
-        elif isinstance(ex, QueueFullError):
-            failed(resp, 429, str(ex), queue_length=ex.queue_length)
+            return
+        code = next((code for kind, code in _CLIENT_ERRORS if isinstance(ex, kind)), 500)
+        extra: dict[str, Any] = {}
+        if isinstance(ex, QueueFullError):
+            extra["queue_length"] = ex.queue_length
             resp.set_header("Retry-After", str(ex.retry_after))
-        elif isinstance(ex, RequestTooLarge | ImageTooLargeError):
-            failed(resp, 413, str(ex))
         elif isinstance(ex, SpecError):
-            failed(resp, 400, str(ex), field=ex.field, rule=ex.rule)
-        elif isinstance(ex, InputError):
-            failed(resp, 400, str(ex))
-        else:
+            extra.update(field=ex.field, rule=ex.rule)
+        elif code == 500:
             log.error("unexpected domain error: %s", ex)
-            failed(resp, 500, str(ex))
+        self.failed(resp, code, str(ex), **extra)
 
-    def on_http(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError,
+    def on_http(self, req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError,
                 params: dict[str, Any]) -> None:
-        code = ex.status_code
         if isinstance(ex, NotFound):
             _answer(resp, 404, not_found(ex.what, **ex.identity))
             return
@@ -88,23 +99,29 @@ def register_error_handlers(app: falcon.App, answers: Answers) -> None:
             message = "body: must be valid JSON (or multipart/form-data)"
         elif ex.description:
             message = f"{message}: {ex.description}"
-        failed(resp, code, message)
-        for name, value in (ex.headers or {}).items():
+        self.failed(resp, ex.status_code, message)
+        headers = ex.headers or {}
+        for name, value in (headers.items() if isinstance(headers, Mapping) else headers):
             resp.set_header(name, value)
 
-    def on_store_down(req: falcon.Request, resp: falcon.Response, ex: redis.RedisError,
+    def on_store_down(self, req: falcon.Request, resp: falcon.Response, ex: redis.RedisError,
                       params: dict[str, Any]) -> None:
         log.error("job store unreachable on %s %s: %s", req.method, req.path, ex)
-        failed(resp, 503, "The job store (Redis) is unreachable; nothing was changed, "
-                          "retry in a few seconds")
+        self.failed(resp, 503, "The job store (Redis) is unreachable; nothing was changed, "
+                               "retry in a few seconds")
         resp.set_header("Retry-After", "5")
 
-    def on_crash(req: falcon.Request, resp: falcon.Response, ex: Exception,
+    def on_crash(self, req: falcon.Request, resp: falcon.Response, ex: Exception,
                  params: dict[str, Any]) -> None:
         log.exception("unhandled error on %s %s", req.method, req.path)
-        failed(resp, 500, "Internal server error")
+        self.failed(resp, 500, "Internal server error")
 
-    app.add_error_handler(Exception, on_crash)
-    app.add_error_handler(redis.RedisError, on_store_down)
-    app.add_error_handler(falcon.HTTPError, on_http)
-    app.add_error_handler(ZoomreelError, on_domain)
+
+def register_error_handlers(app: falcon.App[falcon.Request, falcon.Response],
+                            answers: Answers) -> None:
+    """Map domain errors (and Falcon's own) to JSON answers with the envelope."""
+    handlers = _Handlers(answers)
+    app.add_error_handler(Exception, handlers.on_crash)
+    app.add_error_handler(redis.RedisError, handlers.on_store_down)
+    app.add_error_handler(falcon.HTTPError, handlers.on_http)
+    app.add_error_handler(ZoomreelError, handlers.on_domain)

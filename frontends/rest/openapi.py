@@ -92,9 +92,9 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
     upload["oneOf"] = [{"required": ["image"]}, {"required": ["image_url"]}]
     retry_after = {"Retry-After": {"schema": {"type": "integer"},
                                    "description": "seconds until a retry is worth it"}}
-    key = [{"ApiKey": []}]
+    key: list[dict[str, list[str]]] = [{"ApiKey": []}]
     # The header, or a signed link (the download_url of a done job) instead.
-    signed = [{"ApiKey": []}, {}]
+    signed: list[dict[str, list[str]]] = [{"ApiKey": []}, {}]
     signed_help = ("download_url is a signed link: ?expires=<unix seconds>&signature=<base64url "
                    "HMAC-SHA256 over \"filename\\nexpires\", keyed from the server's secret>. "
                    "It opens this one file without X-API-Key until it expires "

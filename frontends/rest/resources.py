@@ -268,7 +268,7 @@ class DownloadResource:
         if not body:
             resp.content_length = length
             return
-        stream = open(path, "rb")  # noqa: SIM115 - closed by the WSGI server (_FilePart)
+        stream = open(path, "rb")  # closed by the WSGI server (_FilePart)
         stream.seek(start)
         resp.set_stream(_FilePart(stream, length), length)
 

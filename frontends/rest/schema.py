@@ -155,8 +155,8 @@ def validate(body: Any, schema: dict[str, Any], max_length: float = 600.0) -> di
         if err.validator == "required":
             missing = [k for k in schema.get("required", []) if k not in body]
             raise SpecError(missing[0] if missing else "body", "is required")
-        field = str(err.path[0]) if err.path else "body"
-        raise SpecError(field, _rule(field, max_length) or err.message, body.get(field))
+        name = str(err.path[0]) if err.path else "body"
+        raise SpecError(name, _rule(name, max_length) or err.message, body.get(name))
     out = dict(body)
     for name, field in (REQUEST_FIELDS | ROUTE_FIELDS).items():
         if field.kind == "integer" and isinstance(out.get(name), float):
