@@ -167,6 +167,28 @@ class Serve:
         self.proc.wait()
 
 
+class ServeFactory:
+    """Starts ``zoomreel serve`` (``factory(data_dir=None, **Serve options)``), each in a
+    folder of its own under ``root`` unless given one; :meth:`close` kills every one.
+
+    Killed, not stopped: shutting down cleanly is test_serve.py's subject, and a slow
+    shutdown on a loaded machine would fail whichever test ran last.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.started: list[Serve] = []
+
+    def __call__(self, data_dir: Path | None = None, **options: Any) -> Serve:
+        serve = Serve(data_dir or self.root / f"data{len(self.started)}", **options)
+        self.started.append(serve)
+        return serve.start()
+
+    def close(self) -> None:
+        for serve in self.started:
+            serve.kill9()
+
+
 def _live_parents() -> dict[int, int]:
     """{pid: parent pid} of every live (not zombie) process."""
     parents = {}

@@ -4,25 +4,21 @@ browser clients on other origins, against ``zoomreel serve`` over real HTTP."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 from loopback import LoopbackServer
-from service_helpers import API_KEY, SMALL, Serve, jpeg, probe
+from service_helpers import API_KEY, SMALL, Serve, ServeFactory, jpeg, probe
 
 ALLOWED = "https://studio.example.com"
 OTHER = "https://evil.example.net"
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
-    serve = Serve(tmp_path_factory.mktemp("dropin"), workers=1,
-                  env={"ZOOMREEL_CORS_ORIGINS": f"{ALLOWED}, https://other.example.org"})
-    serve.start()
-    yield serve
-    assert serve.stop() == 0
+def api(module_serve_factory: ServeFactory) -> Serve:
+    return module_serve_factory(
+        workers=1, env={"ZOOMREEL_CORS_ORIGINS": f"{ALLOWED}, https://other.example.org"})
 
 
 @pytest.fixture(scope="module")

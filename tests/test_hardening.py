@@ -6,22 +6,18 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import requests
 from loopback import LoopbackServer
-from service_helpers import API_KEY, SMALL, Serve, jpeg, metric
+from service_helpers import API_KEY, SMALL, Serve, ServeFactory, jpeg, metric
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
-    serve = Serve(tmp_path_factory.mktemp("hardening"), workers=1)
-    serve.start()
-    yield serve
-    assert serve.stop() == 0
+def api(module_serve_factory: ServeFactory) -> Serve:
+    return module_serve_factory(workers=1)
 
 
 @pytest.fixture(scope="module")
