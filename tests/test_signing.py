@@ -13,6 +13,7 @@ import pytest
 import requests
 from loopback import LoopbackServer, send
 from service_helpers import SMALL, Serve, jpeg, probe
+from waiting import eventually
 
 from zoomreel.frontends.rest.signing import SECRET_FILE, URLSigner, load_or_create_secret
 
@@ -91,11 +92,9 @@ def test_signed_link_works_without_the_key_with_range(done: tuple[Serve, dict]) 
 
 def test_webhook_body_carries_a_working_signed_link(done: tuple[Serve, dict],
                                                    image_server: LoopbackServer) -> None:
-    deadline = time.monotonic() + 60
-    while not image_server.received("/signing/hook", "POST"):
-        assert time.monotonic() < deadline, "no webhook"
-        time.sleep(0.1)
-    body = json.loads(image_server.received("/signing/hook", "POST")[0].body)
+    posts = eventually(lambda: image_server.received("/signing/hook", "POST"), timeout=60,
+                       interval=0.1, what="the webhook")
+    body = json.loads(posts[0].body)
     url = body["response"]["response"]["download_url"]
     assert "signature=" in url
     assert requests.get(url, headers={"Range": "bytes=0-9"}, timeout=30).status_code == 206
