@@ -149,7 +149,7 @@ def test_a_submit_that_timed_out_in_a_frozen_redis_creates_nothing(
     try:
         image = image_server.add("/heal/late.jpg", jpeg(320, 180))
         first, _ = service.submit({"image_url": image, **SMALL})  # connected, clock read
-        scripts_run = redis.Redis.from_url(url).info("commandstats")["cmdstat_evalsha"]["calls"]
+        scripts_run = _scripts_run(url)
         assert server.process is not None
         os.kill(server.process.pid, signal.SIGSTOP)
         try:
@@ -160,14 +160,19 @@ def test_a_submit_that_timed_out_in_a_frozen_redis_creates_nothing(
         finally:
             os.kill(server.process.pid, signal.SIGCONT)
         # Redis runs what it had been sent while frozen: the create, a script, too late
-        eventually(lambda: redis.Redis.from_url(url).info("commandstats")["cmdstat_evalsha"],
-                   until=lambda stats: stats["calls"] > scripts_run,
+        eventually(lambda: _scripts_run(url), until=lambda calls: calls > scripts_run,
                    what="Redis to run the create it was sent while frozen")
         assert set(service.states_since(3600)) == {first.id}
         assert service.queue_length() == 1
     finally:
         service.close()
         server.stop()
+
+
+def _scripts_run(url: str) -> int:
+    """How many scripts (EVALSHA) the Redis server at ``url`` has run."""
+    with redis.Redis.from_url(url) as client:
+        return int(client.info("commandstats")["cmdstat_evalsha"]["calls"])
 
 
 def test_redis_killed_is_restarted_and_every_job_ends_done(
@@ -235,9 +240,10 @@ def test_a_render_that_kills_its_worker_every_time_ends_error(
     client.close()
 
 
-def _job_of(store: JobService, job_id: str, worker: subprocess.Popen[bytes],
+def _job_of(service: JobService, job_id: str, worker: subprocess.Popen[bytes],
             log: Path) -> Job:
-    job = store.get(job_id)
+    """The job's record, while the worker lives and the job has not been rendered."""
+    job = service.get(job_id)
     assert job.status != "done"
     assert worker.poll() is None, log.read_text()
     return job
