@@ -7,15 +7,14 @@ loopback HTTP, and the service runs as a subprocess the tests talk to with reque
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 from hypothesis import settings
 from loopback import LoopbackServer
-from service_helpers import Serve
+from service_helpers import ServeFactory
 
 from zoomreel.jobs import EmbeddedRedis
 
@@ -56,15 +55,17 @@ def image_server() -> Iterator[LoopbackServer]:
 
 
 @pytest.fixture
-def serve_factory(tmp_path: Path) -> Iterator[Callable[..., Serve]]:
-    """Start ``zoomreel serve`` subprocesses; every one is stopped after the test."""
-    started: list[Serve] = []
+def serve_factory(tmp_path: Path) -> Iterator[ServeFactory]:
+    """Start ``zoomreel serve`` subprocesses; every one is killed after the test."""
+    factory = ServeFactory(tmp_path)
+    yield factory
+    factory.close()
 
-    def start(data_dir: Path | None = None, **kwargs: Any) -> Serve:
-        serve = Serve(data_dir or tmp_path / f"data{len(started)}", **kwargs)
-        started.append(serve)
-        return serve.start()
 
-    yield start
-    for serve in started:
-        serve.kill9()
+@pytest.fixture(scope="module")
+def module_serve_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeFactory]:
+    """``serve_factory`` for a service shared by a module's tests (its ``api`` fixture);
+    every one is killed after the module."""
+    factory = ServeFactory(tmp_path_factory.mktemp("serve"))
+    yield factory
+    factory.close()

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import av
 import requests
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
+from waiting import eventually
 
 API_KEY = "test-key-1"
 SMALL = {"length": 1, "frame_rate": 15, "width": 256, "height": 144}
@@ -87,23 +87,24 @@ class Serve:
             text=True, start_new_session=True,
         )
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if "serving on " in line:
-                    self.url = line.split("serving on ", 1)[1].strip()
-                if line.startswith("API key: "):
-                    self.key = line.split(": ", 1)[1].strip()
-            if self.url and self.key:
-                try:
-                    if requests.get(self.url + "/health", timeout=2).ok:
-                        return self
-                except requests.ConnectionError:
-                    pass
-            if self.proc.poll() is not None:
-                raise RuntimeError("serve exited:\n" + "".join(self.lines))
-            time.sleep(0.1)
-        raise RuntimeError("serve did not start:\n" + "".join(self.lines))
+        try:
+            eventually(self._answers, timeout=timeout, interval=0.1,
+                       what="serve to answer /health", ignoring=(requests.ConnectionError,))
+        except AssertionError as exc:
+            raise RuntimeError("serve did not start:\n" + "".join(self.lines)) from exc
+        return self
+
+    def _answers(self) -> bool:
+        """Whether serve has printed its address and key and answers /health."""
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError("serve exited:\n" + "".join(self.lines))
+        for line in list(self.lines):
+            if "serving on " in line:
+                self.url = line.split("serving on ", 1)[1].strip()
+            if line.startswith("API key: "):
+                self.key = line.split(": ", 1)[1].strip()
+        return bool(self.url and self.key) and requests.get(self.url + "/health", timeout=2).ok
 
     def _read(self, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
@@ -134,14 +135,9 @@ class Serve:
 
     def wait(self, job_id: str, timeout: float = 60.0,
              until: tuple[str, ...] = ("done", "error")) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            answer = self.status(job_id)
-            if answer["response"]["job_status"] in until:
-                return answer
-            if time.monotonic() > deadline:
-                raise AssertionError(f"job {job_id} still {answer['response']}")
-            time.sleep(0.1)
+        return eventually(lambda: self.status(job_id), timeout=timeout, interval=0.1,
+                          until=lambda answer: answer["response"]["job_status"] in until,
+                          what=f"job {job_id} to be {' or '.join(until)}")
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, as an operator would; returns the exit status."""
@@ -167,6 +163,28 @@ class Serve:
             except ProcessLookupError:
                 pass
         self.proc.wait()
+
+
+class ServeFactory:
+    """Starts ``zoomreel serve`` (``factory(data_dir=None, **Serve options)``), each in a
+    folder of its own under ``root`` unless given one; :meth:`close` kills every one.
+
+    Killed, not stopped: shutting down cleanly is test_serve.py's subject, and a slow
+    shutdown on a loaded machine would fail whichever test ran last.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.started: list[Serve] = []
+
+    def __call__(self, data_dir: Path | None = None, **options: Any) -> Serve:
+        serve = Serve(data_dir or self.root / f"data{len(self.started)}", **options)
+        self.started.append(serve)
+        return serve.start()
+
+    def close(self) -> None:
+        for serve in self.started:
+            serve.kill9()
 
 
 def _live_parents() -> dict[int, int]:
@@ -195,14 +213,16 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
-def alive(pids: list[int], wait: float = 0.0) -> list[int]:
-    """Those of ``pids`` still alive (not zombies) after up to ``wait`` seconds."""
-    deadline = time.monotonic() + wait
-    while True:
-        left = [pid for pid in pids if pid in _live_parents()]
-        if not left or time.monotonic() >= deadline:
-            return left
-        time.sleep(0.05)
+def alive(pids: list[int]) -> list[int]:
+    """Those of ``pids`` alive now (zombies are not)."""
+    live = _live_parents()
+    return [pid for pid in pids if pid in live]
+
+
+def ended(pids: list[int], timeout: float = 5.0) -> None:
+    """Wait until none of ``pids`` is alive; fails naming those that still are."""
+    eventually(lambda: alive(pids), until=lambda left: not left, timeout=timeout,
+               what=f"the end of processes {pids}")
 
 
 def metric(text: str, name: str, **labels: str) -> float:

@@ -14,7 +14,8 @@ from typing import Any
 
 import requests
 from loopback import LoopbackServer
-from service_helpers import SMALL, alive, jpeg, metric, zoomreel_script
+from service_helpers import SMALL, ended, jpeg, metric, zoomreel_script
+from waiting import eventually
 
 THREE = {"ZOOMREEL_HTTP_PROCESSES": "3"}
 
@@ -68,7 +69,7 @@ def test_the_processes_answer_as_one_service(serve_factory: Any,
         scrapes = set(pool.map(scrape, range(40)))
     assert scrapes == {(12.0, 12.0, 12.0 * 15)}
     assert serve.stop() == 0
-    assert alive(tree, wait=5) == []
+    ended(tree)
 
 
 def test_a_dead_api_process_is_replaced(serve_factory: Any) -> None:
@@ -78,16 +79,15 @@ def test_a_dead_api_process_is_replaced(serve_factory: Any) -> None:
     os.kill(children[0], signal.SIGKILL)
     # once it is dead its socket is closed; a connection the kernel had queued on it in the
     # moment of the kill is reset with it (each process has its own, see _api_processes)
-    assert alive([children[0]], wait=5) == []
-    deadline = time.monotonic() + 10
-    while True:
-        now = _api_processes(serve.tree())
-        if len(now) == 3 and children[0] not in now:
-            break
-        assert time.monotonic() < deadline, now
+    ended([children[0]])
+
+    def processes() -> list[int]:
         # the others answer meanwhile
         assert requests.get(serve.url + "/health", timeout=10).status_code == 200
-        time.sleep(0.1)
+        return _api_processes(serve.tree())
+
+    eventually(processes, until=lambda now: len(now) == 3 and children[0] not in now,
+               timeout=10, interval=0.1, what="another API process in the dead one's place")
     assert set(_answering_pids(serve.url)) - {children[0]}
     assert any("API process" in line and "starting another" in line for line in serve.lines)
 
@@ -99,7 +99,7 @@ def test_nothing_outlives_a_killed_serve(serve_factory: Any) -> None:
     assert serve.proc is not None
     serve.proc.send_signal(signal.SIGKILL)  # serve alone: its children must notice
     serve.proc.wait()
-    assert alive(tree, wait=10) == []
+    ended(tree, timeout=10)
     # where they counted for /metrics is left behind, and removed by the next serve (or
     # by another test's, already)
     serve_factory(workers=0, env=THREE)
@@ -137,10 +137,14 @@ def test_renders_run_below_the_answers(serve_factory: Any,
     serve = serve_factory(workers=1, env=THREE)
     url = image_server.add("/api-processes/long.jpg", jpeg(1280, 720, (40, 160, 90)))
     job = serve.submit(image_url=url, length=30, frame_rate=30, width=1280, height=720)
-    deadline = time.monotonic() + 60
-    while (inner := serve.status(job)["response"])["progress"]["frames_done"] < 30:
-        assert inner["job_status"] in ("queued", "running") and time.monotonic() < deadline
-        time.sleep(0.05)
+
+    def progress() -> dict[str, Any]:
+        inner = serve.status(job)["response"]
+        assert inner["job_status"] in ("queued", "running"), inner
+        return dict(inner)
+
+    eventually(progress, until=lambda inner: inner["progress"]["frames_done"] >= 30,
+               timeout=60, what="30 frames rendered")
     assert serve.proc is not None
     before = _threads(serve.proc.pid)
     time.sleep(1.0)

@@ -7,13 +7,13 @@ import pty
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import redis
 from loopback import LoopbackServer
 from service_helpers import jpeg, probe, zoomreel_script
+from waiting import eventually
 
 from zoomreel.frontends.rest import Answers
 from zoomreel.jobs import JobService, JobSettings
@@ -133,11 +133,12 @@ def test_worker_renders_jobs_from_a_shared_redis(redis_url: str, tmp_path: Path)
         env={**os.environ, "ZOOMREEL_REDIS_URL": redis_url}, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not all(api.get(j.id).status == "done" for j in jobs):
+        def states() -> list[str]:
             assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
-            assert time.monotonic() < deadline, [api.get(j.id) for j in jobs]
-            time.sleep(0.1)
+            return [api.get(j.id).status for j in jobs]
+
+        eventually(states, until=lambda states: set(states) == {"done"}, timeout=60,
+                   interval=0.1, what="the worker to render both jobs")
         assert api.health()["workers"] >= 1
         for job in jobs:
             assert probe(settings.storage_dir / api.get(job.id).filename)["frames"] == 15

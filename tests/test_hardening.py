@@ -5,23 +5,19 @@ from __future__ import annotations
 
 import json
 import socket
-import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import requests
 from loopback import LoopbackServer
-from service_helpers import API_KEY, SMALL, Serve, jpeg, metric
+from service_helpers import API_KEY, SMALL, Serve, ServeFactory, jpeg, metric
+from waiting import eventually
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
-    serve = Serve(tmp_path_factory.mktemp("hardening"), workers=1)
-    serve.start()
-    yield serve
-    assert serve.stop() == 0
+def api(module_serve_factory: ServeFactory) -> Serve:
+    return module_serve_factory(workers=1)
 
 
 @pytest.fixture(scope="module")
@@ -177,12 +173,10 @@ def test_metrics_and_json_logs_tell_what_happened(serve_factory: Any,
     assert metric(text, "zoomreel_jobs", state="queued") == 0
     assert metric(text, "zoomreel_queue_length") == 0
     assert metric(text, "zoomreel_redis_connections_total") >= 1
-    deadline = time.monotonic() + 30
-    while "zoomreel_webhook_attempts_total{" not in api.get("/metrics").text:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    assert metric(api.get("/metrics").text, "zoomreel_webhook_attempts_total",
-                  outcome="delivered") == 1
+    text = eventually(lambda: api.get("/metrics").text, interval=0.1,
+                      until=lambda text: "zoomreel_webhook_attempts_total{" in text,
+                      what="the webhook's attempt in /metrics")
+    assert metric(text, "zoomreel_webhook_attempts_total", outcome="delivered") == 1
     # every log event is one JSON line; the job's carry its id
     events = [json.loads(line) for line in api.lines if line.startswith("{")]
     banner = [line for line in api.lines if not line.startswith("{")]

@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,9 @@ import redis
 import requests
 from loopback import LoopbackServer
 from service_helpers import SMALL, Serve, alive, jpeg, zoomreel_script
+from waiting import eventually
 
-from zoomreel.jobs import EmbeddedRedis, JobService, JobSettings
+from zoomreel.jobs import EmbeddedRedis, Job, JobService, JobSettings
 from zoomreel.jobs.keys import Keys
 
 LONG = {"length": 8, "frame_rate": 30, "width": 1280, "height": 720}
@@ -34,15 +36,15 @@ def _redis_pid(serve: Serve) -> int:
 
 def _wait_rendering(serve: Serve, job_ids: list[str], timeout: float = 90.0) -> None:
     """Until every job is running with frames encoded."""
-    deadline = time.monotonic() + timeout
-    for job_id in job_ids:
-        while True:
-            inner = serve.status(job_id)["response"]
-            if inner["job_status"] == "running" and inner["progress"]["frames_done"] > 0:
-                break
+    def states() -> list[dict[str, Any]]:
+        inners = [serve.status(job_id)["response"] for job_id in job_ids]
+        for inner in inners:
             assert inner["job_status"] in ("queued", "running"), inner
-            assert time.monotonic() < deadline, inner
-            time.sleep(0.05)
+        return inners
+
+    eventually(states, timeout=timeout, what="every job rendering, frames encoded",
+               until=lambda inners: all(i["job_status"] == "running"
+                                        and i["progress"]["frames_done"] > 0 for i in inners))
 
 
 def _rendering_and_queued(serve: Serve, url: str) -> tuple[list[str], list[str]]:
@@ -113,10 +115,10 @@ class _Caller:
 
 
 def _all_done(serve: Serve, job_ids: list[str], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    for job_id in job_ids:
-        answer = serve.wait(job_id, timeout=max(1.0, deadline - time.monotonic()))
-        assert answer["response"]["job_status"] == "done", answer["response"]
+    ended = eventually(lambda: {j: serve.status(j)["response"]["job_status"] for j in job_ids},
+                       until=lambda states: set(states.values()) <= {"done", "error"},
+                       timeout=timeout, interval=0.25, what="every job to end")
+    assert set(ended.values()) == {"done"}, ended
 
 
 def test_redis_frozen_20_s_every_job_still_ends_done(
@@ -148,6 +150,7 @@ def test_a_submit_that_timed_out_in_a_frozen_redis_creates_nothing(
     try:
         image = image_server.add("/heal/late.jpg", jpeg(320, 180))
         first, _ = service.submit({"image_url": image, **SMALL})  # connected, clock read
+        scripts_run = _scripts_run(url)
         assert server.process is not None
         os.kill(server.process.pid, signal.SIGSTOP)
         try:
@@ -157,12 +160,20 @@ def test_a_submit_that_timed_out_in_a_frozen_redis_creates_nothing(
             assert time.monotonic() - started < 5
         finally:
             os.kill(server.process.pid, signal.SIGCONT)
-        time.sleep(1)  # Redis has now run what it had been sent while frozen
+        # Redis runs what it had been sent while frozen: the create, a script, too late
+        eventually(lambda: _scripts_run(url), until=lambda calls: calls > scripts_run,
+                   what="Redis to run the create it was sent while frozen")
         assert set(service.states_since(3600)) == {first.id}
         assert service.queue_length() == 1
     finally:
         service.close()
         server.stop()
+
+
+def _scripts_run(url: str) -> int:
+    """How many scripts (EVALSHA) the Redis server at ``url`` has run."""
+    with redis.Redis.from_url(url) as client:
+        return int(client.info("commandstats")["cmdstat_evalsha"]["calls"])
 
 
 def test_redis_killed_is_restarted_and_every_job_ends_done(
@@ -173,18 +184,21 @@ def test_redis_killed_is_restarted_and_every_job_ends_done(
     pid = _redis_pid(serve)
     with _Caller(serve, rendering[0], url) as caller:
         os.kill(pid, signal.SIGKILL)
-        killed = time.monotonic()
-        while True:  # a new server on the same port answers the API again
+
+        def back() -> bool:  # a new server on the same port answers the API again
             try:
-                back = _redis_pid(serve)
-            except (OSError, ValueError):
-                back = pid
-            if back != pid and alive([back]) and serve.get("/health").status_code == 200:
-                break
-            assert time.monotonic() - killed < 10, "Redis is not back 10 s after the kill"
-            time.sleep(0.1)
+                new = _redis_pid(serve)
+            except (OSError, ValueError):  # being written
+                return False
+            return new != pid and bool(alive([new])) and serve.get("/health").status_code == 200
+
+        eventually(back, timeout=10, interval=0.1, what="a new Redis server behind the API")
         assert not alive([pid])  # the dead server was reaped, not left defunct
-        time.sleep(2)
+        since = len(caller.answers)
+        eventually(lambda: {name for name, code, _, _ in caller.answers[since:]
+                            if code in (200, 202)},
+                   until=lambda answered: answered == {"status", "health", "submit"},
+                   what="every kind of call answered again after the restart")
     caller.check()
     _all_done(serve, rendering + queued + caller.submitted, timeout=180)
 
@@ -199,20 +213,16 @@ def test_a_render_that_kills_its_worker_every_time_ends_error(
     env = {**os.environ, "ZOOMREEL_REDIS_URL": redis_url, "ZOOMREEL_DATA_DIR": str(tmp_path),
            "ZOOMREEL_ALLOW_PRIVATE_URLS": "1", "ZOOMREEL_LEASE_SECONDS": "3"}
     kills = 0
-    deadline = time.monotonic() + 150
     try:
         while True:
-            log = open(tmp_path / f"worker{kills}.log", "w")  # noqa: SIM115
+            log = open(tmp_path / f"worker{kills}.log", "w")
             worker = subprocess.Popen([zoomreel_script(), "worker", "--threads", "1"], env=env,
                                       stdout=log, stderr=subprocess.STDOUT)
-            while True:  # until it renders the job (kill it), or the job has ended
-                job = submitter.get(job_id)
-                if job.status == "running" and job.pid == worker.pid or job.status == "error":
-                    break
-                assert job.status != "done"
-                assert worker.poll() is None, (tmp_path / f"worker{kills}.log").read_text()
-                assert time.monotonic() < deadline, job
-                time.sleep(0.02)
+            # until it renders the job (kill it), or the job has ended
+            job = eventually(partial(_job_of, submitter, job_id, worker, Path(log.name)),
+                             until=lambda job, pid=worker.pid: job.status == "error" or (
+                                 job.status == "running" and job.pid == pid),
+                             timeout=60, interval=0.02, what="the worker to render the job")
             if job.status == "error":
                 break
             worker.kill()  # the "crash": the process dies in the middle of the render
@@ -229,6 +239,15 @@ def test_a_render_that_kills_its_worker_every_time_ends_error(
     assert "stopped without finishing 3 times" in (job.error or ""), job.error
     assert client.exists(Keys().lease(job_id)) == 0
     client.close()
+
+
+def _job_of(service: JobService, job_id: str, worker: subprocess.Popen[bytes],
+            log: Path) -> Job:
+    """The job's record, while the worker lives and the job has not been rendered."""
+    job = service.get(job_id)
+    assert job.status != "done"
+    assert worker.poll() is None, log.read_text()
+    return job
 
 
 def test_sigterm_with_renders_running_exits_fast_and_the_next_start_finishes_them(

@@ -11,11 +11,13 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+import dramatiq
 import pytest
 import redis
 from loopback import LoopbackServer, send
 from service_helpers import SMALL, jpeg, probe
 from standardwebhooks import Webhook
+from waiting import eventually
 
 from zoomreel.errors import JobNotFound, QueueFullError
 from zoomreel.frontends.rest import Answers
@@ -45,23 +47,28 @@ def make_service(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., JobSe
 
 def wait(service: JobService, job_id: str, timeout: float = 30.0,
          until: Callable[[Job], bool] = lambda j: j.status in ("done", "error")) -> Job:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = service.get(job_id)
-        if until(job):
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.05)
+    return eventually(lambda: service.get(job_id), until=until, timeout=timeout,
+                      what=f"job {job_id} to reach the awaited state")
 
 
-def settled(service: JobService, queue: str, timeout: float = 20.0) -> None:
+class Handled(dramatiq.Middleware):
+    """Dramatiq's hook after each message an actor has handled: its id, and the
+    exception the actor raised (None when it returned)."""
+
+    def __init__(self) -> None:
+        self.messages: dict[str, BaseException | None] = {}
+
+    def after_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message[Any],
+                              *, result: Any = None,
+                              exception: BaseException | None = None) -> None:
+        self.messages[message.message_id] = exception
+
+
+def drained(service: JobService, queue: str, timeout: float = 20.0) -> None:
     """Wait until ``queue`` holds no message at all: none waiting, delayed or being
-    handled (Dramatiq keeps each in ``<queue>.msgs`` until it is acknowledged). After
-    that nothing more can happen to a job through this queue."""
-    deadline = time.monotonic() + timeout
-    while queued_job_ids(service.client, queue):
-        assert time.monotonic() < deadline, queued_job_ids(service.client, queue)
-        time.sleep(0.05)
+    handled (Dramatiq keeps each in ``<queue>.msgs`` until it is acknowledged, which is
+    after the actor returned). After that nothing more can happen through this queue."""
+    service.broker.join(queue, timeout=int(timeout * 1000))
 
 
 def test_claim_is_exclusive_and_finish_is_final(make_service: Callable[..., JobService]) -> None:
@@ -89,19 +96,28 @@ def test_claim_is_exclusive_and_finish_is_final(make_service: Callable[..., JobS
 def test_redelivered_message_of_a_finished_job_changes_nothing(
         make_service: Callable[..., JobService]) -> None:
     service = make_service()
+    handled = Handled()
+    service.broker.add_middleware(handled)
     job, _ = service.submit(dict(SMALL), upload=jpeg())
     service.start_workers(1)
     done = wait(service, job.id)
     assert done.status == "done", done.error
+    drained(service, "render")
+    renders = service.metrics.registry.get_sample_value("zoomreel_render_seconds_count")
+    assert renders == 1
     video = service.settings.storage_dir / done.filename
     mtime = video.stat().st_mtime_ns
-    for _ in range(3):  # at-least-once delivery: the same message again
-        service.messages.render_actor.send(job.id)
-    settled(service, "render")
-    again = service.get(job.id)
-    assert again == done
+    assert service.messages.render_actor is not None
+    # at-least-once delivery: the same message again
+    again = [service.messages.render_actor.send(job.id).message_id for _ in range(3)]
+    drained(service, "render")
+    # each was handled, and the actor returned: nothing was retried or dead-lettered ...
+    assert {m: handled.messages.get(m, "not handled") for m in again} == dict.fromkeys(again)
+    # ... without rendering again
+    assert service.metrics.registry.get_sample_value("zoomreel_render_seconds_count") == renders
+    assert service.get(job.id) == done
     assert video.stat().st_mtime_ns == mtime
-    assert not (service.settings.upload_dir / (done.upload or "x")).exists()
+    assert done.upload and not (service.settings.upload_dir / done.upload).exists()
 
 
 def test_a_job_leased_elsewhere_is_rechecked_not_dropped(
@@ -112,10 +128,8 @@ def test_a_job_leased_elsewhere_is_rechecked_not_dropped(
     service.start_workers(1)
     # Our worker takes the message, finds the job busy and sends it again, delayed:
     # the job is looked at again later instead of being dropped.
-    deadline = time.monotonic() + 20
-    while job.id not in queued_job_ids(service.client, "render.DQ"):
-        assert time.monotonic() < deadline, "the busy job was not re-sent"
-        time.sleep(0.05)
+    eventually(lambda: job.id in queued_job_ids(service.client, "render.DQ"), timeout=20,
+               what="the busy job's message re-sent, delayed")
     assert service.get(job.id).frames_done == 0  # and not rendered beside its owner
     assert service.store.requeue(job.id, "other-worker", "gone", count=False) >= 0
     assert wait(service, job.id, timeout=20).status == "done"
@@ -199,6 +213,8 @@ def test_webhook_is_retried_then_delivered_once_and_signed(
     answers = iter([503])
     image_server.routes["/jobs/hook"] = lambda h: send(h, next(answers, 204))
     service = make_service(webhook_secret=SECRET)
+    handled = Handled()
+    service.broker.add_middleware(handled)
     job, _ = service.submit({**SMALL, "webhook_url": image_server.base + "/jobs/hook"},
                          upload=jpeg())
     service.start_workers(1)
@@ -217,8 +233,10 @@ def test_webhook_is_retried_then_delivered_once_and_signed(
     assert payload["response"]["response"]["filename"] == delivered.filename
     assert answer["response"]["webhook"]["state"] == "delivered"
 
-    service.messages.webhook_actor.send(job.id)  # a redelivered message: never sent again
-    settled(service, "webhooks")
+    assert service.messages.webhook_actor is not None
+    redelivered = service.messages.webhook_actor.send(job.id).message_id
+    drained(service, "webhooks")
+    assert handled.messages.get(redelivered, "not handled") is None  # handled: not sent again
     assert len(image_server.received("/jobs/hook", "POST")) == 2
     assert json.loads(posts[1].body)["response"]["job_status"] == "done"
 
@@ -245,7 +263,12 @@ def test_embedded_redis_persists_and_replaces_a_leftover(tmp_path: Path) -> None
     redis.Redis.from_url(first.url).set("kept", "yes")
     assert first.process is not None
     leftover = first.process
-    time.sleep(1.2)  # appendfsync everysec
+
+    def logged() -> list[Path]:  # the write in the append-only file (written, not synced)
+        return [f for f in tmp_path.rglob("appendonly*") if f.is_file()
+                and b"kept" in f.read_bytes()]
+
+    eventually(logged, timeout=10, what="the write in the append-only file")
     second = EmbeddedRedis(tmp_path)  # e.g. after serve was killed but its Redis was not
     second.start()
     try:
@@ -307,7 +330,7 @@ def test_a_gone_receiver_stops_the_retries(
     assert ended.webhook is not None
     assert ended.webhook["state"] == "failed" and ended.webhook["attempts"] == 1
     assert "410" in (ended.webhook["last_error"] or "")
-    settled(service, "webhooks")  # no retry waits anywhere, delayed or not
+    drained(service, "webhooks")  # no retry waits anywhere, delayed or not
     assert len(image_server.received("/jobs/gone-hook", "POST")) == 1
 
 
@@ -319,7 +342,7 @@ def test_a_create_that_runs_after_its_deadline_stores_nothing(
     keys = set(store.client.keys("*"))
     # as if the call had sat in a frozen Redis until after its caller gave up
     with pytest.raises(redis.TimeoutError, match="too late; the job was not created"):
-        store.create({"length": 1}, frames_total=15, deadline=time.time() - 0.01)
+        store.create({"length": 1}, frames_total=15, deadline=time.time() - 5)
     assert set(store.client.keys("*")) == keys and store.queue_length() == 1
     second, queued = store.create({"length": 1}, frames_total=15, deadline=time.time() + 30)
     assert queued == 2 and second.queue_id == job.queue_id + 1

@@ -4,25 +4,20 @@ on loopback; no answer may be a 5xx, and every answer must match the document.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
-from service_helpers import API_KEY, Serve
+from service_helpers import API_KEY, Serve, ServeFactory
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+def served(module_serve_factory: ServeFactory) -> Serve:
     # No render workers: the generated jobs only queue (the renders are tested elsewhere).
-    serve = Serve(tmp_path_factory.mktemp("schemathesis"), workers=0,
-                  env={"ZOOMREEL_MAX_QUEUE_LENGTH": "0", "ZOOMREEL_ALLOW_PRIVATE_URLS": "0"})
-    serve.start()
-    yield serve
-    serve.stop()
+    return module_serve_factory(
+        workers=0, env={"ZOOMREEL_MAX_QUEUE_LENGTH": "0", "ZOOMREEL_ALLOW_PRIVATE_URLS": "0"})
 
 
 @pytest.fixture(scope="module")

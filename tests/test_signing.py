@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
 from loopback import LoopbackServer, send
-from service_helpers import SMALL, Serve, jpeg, probe
+from service_helpers import SMALL, Serve, ServeFactory, jpeg, probe
+from waiting import eventually
 
 from zoomreel.frontends.rest.signing import SECRET_FILE, URLSigner, load_or_create_secret
 
@@ -51,20 +51,18 @@ def test_secret_is_made_once_private_and_kept(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def done(tmp_path_factory: pytest.TempPathFactory,
-         image_server: LoopbackServer) -> Iterator[tuple[Serve, dict]]:
+def done(module_serve_factory: ServeFactory,
+         image_server: LoopbackServer) -> tuple[Serve, dict]:
     """A service with one finished video (uploaded), its webhook sent to image_server."""
     image_server.routes["/signing/hook"] = lambda h: send(h, 204)
-    serve = Serve(tmp_path_factory.mktemp("signing"), workers=1)
-    serve.start()
+    serve = module_serve_factory(workers=1)
     r = serve.post("/v1/image/convert/video", files={"image": ("p.jpg", jpeg(320, 180))},
                    data={**{k: str(v) for k, v in SMALL.items()},
                          "webhook_url": image_server.base + "/signing/hook"})
     assert r.status_code == 202, r.text
     answer = serve.wait(r.json()["job_id"], timeout=240)
     assert answer["response"]["job_status"] == "done", answer
-    yield serve, answer["response"]["response"]
-    serve.kill9()  # shutting down cleanly is test_serve.py's subject
+    return serve, answer["response"]["response"]
 
 
 def test_signed_link_works_without_the_key_with_range(done: tuple[Serve, dict]) -> None:
@@ -91,11 +89,9 @@ def test_signed_link_works_without_the_key_with_range(done: tuple[Serve, dict]) 
 
 def test_webhook_body_carries_a_working_signed_link(done: tuple[Serve, dict],
                                                    image_server: LoopbackServer) -> None:
-    deadline = time.monotonic() + 60
-    while not image_server.received("/signing/hook", "POST"):
-        assert time.monotonic() < deadline, "no webhook"
-        time.sleep(0.1)
-    body = json.loads(image_server.received("/signing/hook", "POST")[0].body)
+    posts = eventually(lambda: image_server.received("/signing/hook", "POST"), timeout=60,
+                       interval=0.1, what="the webhook")
+    body = json.loads(posts[0].body)
     url = body["response"]["response"]["download_url"]
     assert "signature=" in url
     assert requests.get(url, headers={"Range": "bytes=0-9"}, timeout=30).status_code == 206
