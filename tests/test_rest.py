@@ -4,8 +4,6 @@ downloads byte by byte, documents, CORS) are tested in process: test_rest_app.py
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,7 +11,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from loopback import LoopbackServer
-from service_helpers import API_KEY, SMALL, Serve, jpeg, probe
+from service_helpers import API_KEY, SMALL, Serve, ServeFactory, jpeg, probe
+from waiting import eventually
 
 import zoomreel
 
@@ -22,13 +21,9 @@ ENVELOPE = {"code", "id", "job_id", "response", "message", "run_time", "queue_ti
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+def api(module_serve_factory: ServeFactory) -> Serve:
     """One service for the module (two keys accepted)."""
-    serve = Serve(tmp_path_factory.mktemp("rest"), workers=2,
-                  api_key=f"{API_KEY},second-key")
-    serve.start()
-    yield serve
-    assert serve.stop() == 0
+    return module_serve_factory(workers=2, api_key=f"{API_KEY},second-key")
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +47,8 @@ def test_documented_workflow_end_to_end(api: Serve, photo_url: str) -> None:
     job_id = body["job_id"]
 
     seen: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def poll() -> requests.Response:
         r = api.post("/v1/toolkit/job/status", json={"job_id": job_id})
         assert r.status_code == 200
         answer = r.json()
@@ -65,9 +60,11 @@ def test_documented_workflow_end_to_end(api: Serve, photo_url: str) -> None:
             assert 1 <= int(r.headers["Retry-After"]) <= 30
             assert inner["response"] is None
             assert 0 <= inner["progress"]["frames_done"] <= inner["progress"]["frames_total"] == 120
-        if inner["job_status"] in ("done", "error"):
-            break
-        time.sleep(0.05)
+        return r
+
+    r = eventually(poll, until=lambda r: r.json()["response"]["job_status"] in ("done", "error"),
+                   timeout=60, what="the job to end")
+    answer = r.json()
     assert seen[0]["job_status"] in ("queued", "running")
     assert seen[-1]["job_status"] == "done", seen[-1]
     done = seen[-1]
