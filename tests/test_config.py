@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 from service_helpers import SMALL, jpeg, zoomreel_script
+from waiting import eventually
 
 from zoomreel.errors import SettingError
 from zoomreel.frontends.config import SETTINGS, Config, Setting, markdown_table
@@ -249,10 +250,9 @@ def test_retention_0_keeps_every_job_forever(redis_url: str, tmp_path: Path) -> 
     try:
         job, _ = service.submit(dict(SMALL), upload=jpeg())
         service.start_workers(1)
-        deadline = time.monotonic() + 60
-        while (done := service.get(job.id)).status not in ("done", "error"):
-            assert time.monotonic() < deadline, done
-            time.sleep(0.05)
+        done = eventually(lambda: service.get(job.id),
+                          until=lambda j: j.status in ("done", "error"), timeout=60,
+                          what="the job to end")
         assert done.status == "done" and done.filename
         video = settings.storage_dir / done.filename
         assert service.sweep_expired(now=time.time() + 100 * 365 * 86400) == 0

@@ -67,18 +67,6 @@ def test_the_sweep_removes_old_uploads_no_job_owns(service: JobService) -> None:
     assert owned.exists() and fresh.exists()
 
 
-def test_retention_zero_keeps_finished_jobs(redis_url: str, tmp_path: Path) -> None:
-    client = redis.Redis.from_url(redis_url)
-    forever = JobService(client, JobSettings(data_dir=tmp_path, retention_s=0,
-                                                     allow_private_urls=True),
-                         embedded=True, answer=Answers().status)
-    job, _ = forever.submit({**SMALL, "image_url": "http://127.0.0.1:9/a.jpg"})
-    assert forever.store.finish(job.id, "error", {"error": "for the test"})
-    assert forever.sweep_expired(now=time.time() + 1000 * DAY) == 0
-    assert forever.get(job.id).status == "error"
-    forever.close()
-
-
 def test_a_job_finishes_only_in_a_final_state(service: JobService) -> None:
     job, _ = service.submit({**SMALL, "image_url": "http://127.0.0.1:9/a.jpg"})
     with pytest.raises(ValueError, match="not 'running'"):
