@@ -327,7 +327,7 @@ JOB_FIELDS: dict[str, Field] = {
     f.name: f for f in (
         Field("url", name="image_url", max_length=2048, cli=False,
               help="http(s) URL of the image",
-              label="or paste an image URL", group="Image"),
+              label="Image URL", group="Image"),
         Field("url", name="webhook_url", max_length=2048, cli=False,
               help="POSTed the status answer when the job ends",
               label="Webhook URL", group="For automations", expert=True,
