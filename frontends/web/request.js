@@ -36,7 +36,10 @@ export function curlCommand(origin, image, fields) {
 export function showRequest(image, fields) {
   const body = image.file !== undefined ? {image: `(the file ${image.file})`, ...fields}
     : {image_url: image.url, ...fields};
-  $("request-json").textContent = JSON.stringify(body, null, 2);
+  // One field a line; a point's numbers stay on its line (JSON strings hold no newline).
+  $("request-json").textContent = JSON.stringify(body, null, 2)
+    .replace(/\[\n\s+([-\d.e+]+(?:,\n\s+[-\d.e+]+)*)\n\s*\]/g,
+             (_, inner) => `[${inner.split(/,\s+/).join(", ")}]`);
   $("request-how").textContent = image.file !== undefined
     ? "Sent as multipart/form-data: the file as the field image, and these fields beside it."
     : "Sent as JSON.";
