@@ -461,7 +461,10 @@ def test_an_alternative_is_one_choice(page: Any, web: Serve, photo: Path) -> Non
     assert page.console_errors == []
 
 
-def test_an_invalid_value_is_focused_and_in_view(page: Any, web: Serve, photo: Path) -> None:
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x800", "390x844"])
+def test_an_invalid_value_is_focused_and_in_view(page: Any, web: Serve, photo: Path,
+                                                 viewport: dict[str, int]) -> None:
+    page.set_viewport_size(viewport)
     _start(page, web, photo)
     assert page.console_errors == []
     _set(page, {"frame_rate": 100})
