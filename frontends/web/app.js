@@ -8,7 +8,7 @@ import {api, saveKey, session} from "./api.js";
 import {buildFields, clearErrors, controlOf, fieldNames, formValues, labelOf, pointFields,
         propertyOf, setValue, settleForms, showFieldError} from "./fields.js";
 import {addJob, follow, refreshRecent, renderRecent} from "./jobs.js";
-import {LOOK_FIELDS, LOOKS, lookById, lookOf, withLook} from "./looks.js";
+import {LOOK_FIELDS, LOOKS, lookOf, withLook} from "./looks.js";
 import {copyCurl, formText, showRequest} from "./request.js";
 import {drawPath, imageSize, pointAt, previewPlaying, showImage, togglePreview} from "./stage.js";
 

@@ -176,7 +176,7 @@ export function buildFields(schema, firstScreen, more) {
 
 // Make ``form`` the one that applies: the other forms' fields are disabled (hidden under
 // More options; greyed, with a note, on the first screen).
-export function chooseForm(alt, form, announce) {
+function chooseForm(alt, form, announce) {
   const entry = alternatives.get(alt);
   if (!entry || entry.chosen === form) return;
   entry.chosen = form;
@@ -282,11 +282,6 @@ export function setValue(name, value) {
 // The enabled point fields (what a click on the image can set), by name.
 export function pointFields() {
   return [...controls.keys()].filter((n) => controlOf(n) === "point" && enabled(n));
-}
-
-// The field an event happened in, if any.
-export function fieldOf(target) {
-  return target.closest?.("[data-field]")?.dataset.field || "";
 }
 
 // -- errors at the field ------------------------------------------------------------

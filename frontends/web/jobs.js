@@ -10,8 +10,6 @@ const MAX_RECENT = 20;
 // request in flight aborted, and an answer that still comes is dropped (``generation``).
 const followed = {id: "", generation: 0, timer: 0, controller: null};
 
-export function followedJob() { return followed.id; }
-
 export function follow(jobId) {
   followed.generation += 1;
   clearTimeout(followed.timer);
@@ -149,7 +147,7 @@ let watching = 0;
 
 // Keep the other unfinished jobs' states current (every few seconds while there are some):
 // the recent list shows every job, the page follows one.
-export function watchRecent() {
+function watchRecent() {
   if (watching) return;
   watching = setTimeout(async () => {
     watching = 0;

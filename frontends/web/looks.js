@@ -20,8 +20,6 @@ export const LOOKS = [
 // Every field some look sets: choosing a look sets all of these (to its value, or empty).
 export const LOOK_FIELDS = [...new Set(LOOKS.flatMap((look) => Object.keys(look.fields)))];
 
-export function lookById(id) { return LOOKS.find((look) => look.id === id); }
-
 // ``values`` with ``look`` chosen: its fields, the others of LOOK_FIELDS cleared, and the
 // point a click chose kept.
 export function withLook(values, look) {

@@ -14,7 +14,7 @@ export function formText(value) {
 }
 
 // ``image``: {file: name} or {url}; ``fields``: the request fields besides the image.
-export function curlCommand(origin, image, fields) {
+function curlCommand(origin, image, fields) {
   const lines = [`curl -X POST ${quoted(origin + "/v1/image/convert/video")}`,
                  `-H "X-API-Key: $ZOOMREEL_API_KEY"`];
   if (image.file !== undefined) {

@@ -16,7 +16,6 @@ const view = {
 };
 
 export function imageSize() { return view.size; }
-export function imageSrc() { return view.src; }
 
 // Show ``src``; resolves to its [width, height], or null when it cannot be shown.
 export function showImage(src) {
