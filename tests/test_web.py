@@ -198,11 +198,11 @@ def _job_request(web: Serve, redis_server: EmbeddedRedis, job_id: str) -> dict[s
         client.close()
 
 
-def _run_curl(command: str, cwd: Path, key: str) -> dict[str, Any]:
-    """Run the page's curl command in a shell, as a reader would (or, without curl,
-    replay what it says with requests)."""
+def _run_curl(command: str, cwd: Path, key: str, *, replay: bool = False) -> dict[str, Any]:
+    """Run the page's curl command in a shell, as a reader would (or, without curl or
+    with ``replay``, do what it says with requests)."""
     env = {**os.environ, "ZOOMREEL_API_KEY": key}
-    if shutil.which("curl"):
+    if shutil.which("curl") and not replay:
         done = subprocess.run(["bash", "-c", command + " --silent --show-error"], cwd=cwd,
                               env=env, capture_output=True, text=True, timeout=60, check=True)
         return dict(json.loads(done.stdout))
@@ -606,12 +606,15 @@ def test_show_the_request_is_a_curl_command_that_makes_the_same_job(
     render = {k: v for k, v in fields.items() if k != "id"}
     assert by_curl == RenderSpec.from_request(render).request_fields()
     assert web.status(answer["job_id"])["id"] == fields["id"]
+    # The replay a machine without curl makes reads the command the same way.
+    replayed = _run_curl(command, photo.parent, web.key, replay=True)
+    assert _job_request(web, redis_server, replayed["job_id"]) == by_curl
     # ... the same job the button makes.
     page.click("button[type=submit]")
     _wait(page, "document.querySelector('#recent li[data-job-id]')")
     by_page = page.get_attribute("#recent li[data-job-id]", "data-job-id")
     assert _job_request(web, redis_server, by_page) == by_curl
-    for job_id in (answer["job_id"], by_page):
+    for job_id in (answer["job_id"], replayed["job_id"], by_page):
         assert web.wait(job_id, timeout=240)["response"]["job_status"] == "done"
     assert page.console_errors == []
 
@@ -659,7 +662,8 @@ def test_two_jobs_back_to_back_show_the_second_ones_video(page: Any, web: Serve,
 
 
 def test_pasted_image_url_is_shown_and_submitted_as_json(page: Any, web: Serve,
-                                                         image_server: Any) -> None:
+                                                         image_server: Any,
+                                                         redis_server: EmbeddedRedis) -> None:
     url = image_server.add("/web/pasted.jpg", photo_bytes(480, 320))
     _enter_key(page, web.key)
     page.fill("input[name=image_url]", url)
@@ -669,10 +673,16 @@ def test_pasted_image_url_is_shown_and_submitted_as_json(page: Any, web: Serve,
     _set(page, {"length": 1, "frame_rate": 15, "width": 128, "height": 128})
     page.click("#request summary")
     assert json.loads(page.text_content("#request-json"))["image_url"] == url
-    assert "-H 'Content-Type: application/json'" in page.text_content("#request-curl")
+    command = page.text_content("#request-curl")
+    assert "-H 'Content-Type: application/json'" in command
+    by_curl = _run_curl(command, Path.cwd(), web.key)["job_id"]
     page.click("button[type=submit]")
     _wait(page, "document.querySelector('#recent li[data-job-id]') !== null")
     job_id = page.get_attribute("#recent li[data-job-id]", "data-job-id")
+    # The curl command's job is the page's, image_url included.
+    assert _job_request(web, redis_server, by_curl) == _job_request(web, redis_server, job_id)
+    assert _job_request(web, redis_server, job_id)["image_url"] == url
+    assert web.wait(by_curl, timeout=240)["response"]["job_status"] == "done"
     answer = web.wait(job_id, timeout=240)  # the job the page queued, by URL
     assert answer["response"]["job_status"] == "done", answer
     assert answer["response"]["response"]["width"] == 128
