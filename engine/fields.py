@@ -21,6 +21,11 @@ URL_PATTERN = r"^[hH][tT][tT][pP][sS]?://[^\s/?#]+"
 COLOUR_PATTERN = r"^#[0-9a-fA-F]{6}$"
 
 
+#: The web page's usual control for each kind of field.
+_CONTROLS = {"integer": "number", "number": "number", "string": "text", "choice": "select",
+             "url": "url", "colour": "colour", "point": "point", "id": "text"}
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -58,6 +63,17 @@ class Field:
         request: part of the REST request (and of a job's record).
         cli: an option of ``zoomreel render``.
         name: the field's name; filled in from the attribute it is declared on.
+        label: what the web page calls the field, in a person's words ("" : the name).
+        hint: the page's line under the control ("": ``help``).
+        group: the section of the page it is in ("Motion", "Framing", ...).
+        control: how the page shows it: ``number``, ``text``, ``url``, ``select``,
+            ``segmented`` (a row of buttons), ``switch`` (a choice of two: off is the
+            first), ``point`` or ``colour`` ("": the usual one for ``kind``).
+        choice_labels: the words the page shows for ``choices``, in their order.
+        alternative: the thing this field gives one form of, where the request takes
+            one form or another (``"Zoom"``: by speed, or from ... to ...).
+        form: the name of this field's form of ``alternative`` ("Zoom by speed").
+        expert: folded away on the page, under "More options".
     """
 
     kind: str
@@ -76,6 +92,19 @@ class Field:
     request: bool = True
     cli: bool = True
     name: str = ""
+    label: str = ""
+    hint: str = ""
+    group: str = ""
+    control: str = ""
+    choice_labels: tuple[str, ...] = ()
+    alternative: str = ""
+    form: str = ""
+    expert: bool = False
+
+    @property
+    def page_control(self) -> str:
+        """The control the web page shows: ``control``, else the usual one for ``kind``."""
+        return self.control or _CONTROLS[self.kind]
 
     def rule(self, maximum: float | None = None) -> str:
         """What a good value is, as the error message says it (``must be ...``)."""

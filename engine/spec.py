@@ -26,6 +26,7 @@ __all__ = [
     "JOB_FIELDS",
     "REQUEST_FIELDS",
     "CENTRE",
+    "PAGE_GROUPS",
     "ORIENTATIONS",
     "PRESETS",
     "MAX_SIDE",
@@ -43,6 +44,8 @@ PRESETS = (
 #: Output sizes by orientation (``auto`` picks one of these from the image).
 ORIENTATIONS = {"landscape": (1920, 1080), "portrait": (1080, 1920), "square": (1080, 1080)}
 CENTRE = (0.5, 0.5)
+#: The sections of the web page's "More options", in order (a new group goes last).
+PAGE_GROUPS = ("Motion", "Framing", "Video file", "For automations")
 
 # key=value pairs joined by ':' (x264's own syntax), nothing a shell or option parser
 # could read as something else.
@@ -76,69 +79,127 @@ class RenderSpec:
     """
 
     length: float = _field("number", 5.0, minimum=0, exclusive_minimum=True, unit="seconds",
-                           help="video length in seconds")
-    frame_rate: int = _field("integer", 30, minimum=15, maximum=60, help="frames per second")
+                           help="video length in seconds",
+                           label="Length (seconds)", group="Video file",
+                           hint="how long the video is")
+    frame_rate: int = _field("integer", 30, minimum=15, maximum=60, help="frames per second",
+                             label="Frames per second", group="Video file", expert=True,
+                             hint="30 suits most screens; 60 is smoother, twice the work")
     zoom_speed: float | None = _field(
         "number", 3.0, optional=True, minimum=0, maximum=100,
-        help="zoom growth in percent per second (z = 1 + zoom_speed/100 * t)")
+        help="zoom growth in percent per second (z = 1 + zoom_speed/100 * t)",
+        label="Zoom speed (% per second)", group="Motion", expert=True,
+        alternative="Zoom", form="Zoom by speed",
+        hint="how much closer the picture gets each second: 3 is gentle, 20 is fast")
     direction: str | None = _field(
         "choice", "in", optional=True, choices=("in", "out"),
-        help="with zoom_speed: zoom in (from 1 up) or out (the same path reversed)")
+        help="with zoom_speed: zoom in (from 1 up) or out (the same path reversed)",
+        label="Direction", control="segmented", choice_labels=("In", "Out"),
+        group="Motion", expert=True, alternative="Zoom", form="Zoom by speed",
+        hint="in: closer and closer; out: the same motion backwards")
     start_zoom: float | None = _field(
         "number", None, optional=True, minimum=1, maximum=1000,
-        help="zoom of the first frame (instead of zoom_speed; the other end defaults to 1)")
+        help="zoom of the first frame (instead of zoom_speed; the other end defaults to 1)",
+        label="Zoom at the start", group="Motion", expert=True,
+        alternative="Zoom", form="Zoom from … to …",
+        hint="1 shows the whole picture, 2 twice as close")
     end_zoom: float | None = _field(
         "number", None, optional=True, minimum=1, maximum=1000,
-        help="zoom of the last frame (instead of zoom_speed; the other end defaults to 1)")
+        help="zoom of the last frame (instead of zoom_speed; the other end defaults to 1)",
+        label="Zoom at the end", group="Motion", expert=True,
+        alternative="Zoom", form="Zoom from … to …",
+        hint="1 shows the whole picture, 2 twice as close")
     focus: tuple[float, float] | None = _field(
         "point", CENTRE, optional=True,
-        help="[x, y] the zoom closes in on, fractions of the image (0.5, 0.5: the centre)")
+        help="[x, y] the zoom closes in on, fractions of the image (0.5, 0.5: the centre)",
+        label="Zoom towards", group="Motion", expert=True,
+        alternative="Where it looks", form="One point",
+        hint="click the image, or x, y from 0 to 1 (0.5, 0.5 is the centre)")
     start_focus: tuple[float, float] | None = _field(
         "point", None, optional=True,
-        help="focus of the first frame, for a pan (the other end defaults to the centre)")
+        help="focus of the first frame, for a pan (the other end defaults to the centre)",
+        label="Pan from", group="Motion", expert=True,
+        alternative="Where it looks", form="Pan from … to …",
+        hint="where the video starts looking: x, y from 0 to 1")
     end_focus: tuple[float, float] | None = _field(
         "point", None, optional=True,
-        help="focus of the last frame, for a pan (the other end defaults to the centre)")
+        help="focus of the last frame, for a pan (the other end defaults to the centre)",
+        label="Pan to", group="Motion", expert=True,
+        alternative="Where it looks", form="Pan from … to …",
+        hint="where the video ends looking: x, y from 0 to 1")
     curve: str = _field(
         "choice", "linear", choices=("linear", "constant"),
-        help="linear: the zoom grows evenly; constant: its apparent speed stays the same")
+        help="linear: the zoom grows evenly; constant: its apparent speed stays the same",
+        label="Zoom growth", choice_labels=("Even", "Steady to the eye"),
+        group="Motion", expert=True,
+        hint="even: the zoom number grows by the same step each second; steady to the eye: "
+             "it looks as fast at the end as at the start")
     easing: str = _field(
         "choice", "linear", choices=("linear", "ease-in", "ease-out", "ease-in-out"),
-        help="how the motion starts and stops")
+        help="how the motion starts and stops",
+        label="Start and stop",
+        choice_labels=("Steady", "Slow start", "Slow stop", "Slow start and stop"),
+        group="Motion", expert=True)
     loop: str | None = _field(
         "choice", "none", optional=True, choices=("none", "ping-pong"),
-        help="ping-pong: there and back again, cycles times")
+        help="ping-pong: there and back again, cycles times",
+        label="Repeat", control="segmented", choice_labels=("Once", "There and back"),
+        group="Motion", expert=True,
+        hint="there and back: the motion plays forwards, then backwards")
     cycles: int | None = _field(
         "integer", 1, optional=True, minimum=1, maximum=100,
-        help="with loop ping-pong: how many times there and back")
+        help="with loop ping-pong: how many times there and back",
+        label="Times there and back", group="Motion", expert=True,
+        hint='with Repeat "There and back"')
     fit: str = _field(
         "choice", "cover", choices=("cover", "contain", "contain-blur"),
         help="cover: crop to fill; contain: the whole image on bars of background; "
-             "contain-blur: the whole image over a blurred, darkened copy of itself")
+             "contain-blur: the whole image over a blurred, darkened copy of itself",
+        label="Fit", group="Framing", expert=True,
+        choice_labels=("Fill the frame (crop)", "Whole image on bars", "Whole image on a blur"),
+        hint="fill crops the image to the video's shape; the other two show all of it")
     background: tuple[int, int, int] = _field(
         "colour", (0, 0, 0),
-        help="colour of the bars (fit contain) and under transparent pixels")
+        help="colour of the bars (fit contain) and under transparent pixels",
+        label="Bar colour", group="Framing", expert=True,
+        hint="the bars of \"Whole image on bars\", and under transparent pixels")
     orientation: str | None = _field(
         "choice", "landscape", optional=True,
         choices=("landscape", "portrait", "square", "auto"),
         help="landscape 1920x1080, portrait 1080x1920, square 1080x1080, "
-             "or auto (the one nearest the image's shape)")
+             "or auto (the one nearest the image's shape)",
+        label="Shape", control="segmented",
+        choice_labels=("Landscape", "Portrait", "Square", "As the image"),
+        group="Framing", alternative="Size", form="By shape",
+        hint="1920×1080, 1080×1920, 1080×1080, or the one nearest the image's shape")
     width: int | None = _field(
         "integer", 1920, optional=True, minimum=MIN_SIDE, maximum=MAX_SIDE, even=True,
-        help="output width in pixels (instead of orientation)")
+        help="output width in pixels (instead of orientation)",
+        label="Width (pixels)", group="Framing", expert=True,
+        alternative="Size", form="Exact size", hint="an even number")
     height: int | None = _field(
         "integer", 1080, optional=True, minimum=MIN_SIDE, maximum=MAX_SIDE, even=True,
-        help="output height in pixels (instead of orientation)")
+        help="output height in pixels (instead of orientation)",
+        label="Height (pixels)", group="Framing", expert=True,
+        alternative="Size", form="Exact size", hint="an even number")
     resampler: str = _field(
         "choice", "bilinear", choices=("bilinear", "catmull-rom"),
         help="bilinear: Pillow's bilinear resize; catmull-rom: its bicubic, sharper where "
-             "the zoom magnifies the image")
+             "the zoom magnifies the image",
+        label="Sharper resampling (slower)", control="switch", group="Video file",
+        expert=True, hint="bicubic instead of bilinear: crisper where the zoom magnifies")
     codec: str = _field(
         "choice", "h264", choices=("h264", "h265", "av1", "vp9"),
-        help="h264, h265 and av1 in MP4; vp9 in WebM")
+        help="h264, h265 and av1 in MP4; vp9 in WebM",
+        label="Format", group="Video file", expert=True,
+        choice_labels=("H.264 (MP4)", "H.265 (MP4)", "AV1 (MP4)", "VP9 (WebM)"),
+        hint="H.264 plays everywhere")
     speed: str = _field(
         "choice", "balanced", choices=("fastest", "balanced", "smallest"),
-        help="encoder trade-off: fastest render, balanced, or smallest file")
+        help="encoder trade-off: fastest render, balanced, or smallest file",
+        label="Encoding", group="Video file", expert=True,
+        choice_labels=("Fastest", "Balanced", "Smallest file"),
+        hint="the quickest render, the smallest file, or between the two")
     crf: int | None = _field(
         "integer", None, optional=True, minimum=0, maximum=63, request=False,
         help="encoder quality, lower is better and bigger (default: from speed)")
@@ -265,12 +326,17 @@ RENDER_FIELDS: dict[str, Field] = {
 JOB_FIELDS: dict[str, Field] = {
     f.name: f for f in (
         Field("url", name="image_url", max_length=2048, cli=False,
-              help="http(s) URL of the image"),
+              help="http(s) URL of the image",
+              label="Image URL", group="Image"),
         Field("url", name="webhook_url", max_length=2048, cli=False,
-              help="POSTed the status answer when the job ends"),
+              help="POSTed the status answer when the job ends",
+              label="Webhook URL", group="For automations", expert=True,
+              hint="gets the job's status (a POST) when the video is done or fails"),
         Field("id", name="id", max_length=256, cli=False,
               rule_text="must be a string (at most 256 characters), an integer or null",
-              help="your own id, echoed in answers"),
+              help="your own id, echoed in answers",
+              label="Your id", group="For automations", expert=True,
+              hint="any text or number of yours, echoed in every answer about the job"),
     )
 }
 

@@ -167,3 +167,74 @@ def test_length_is_bounded_by_the_configured_maximum_alike_in_api_and_jobs() -> 
     with pytest.raises(SpecError) as job:
         RENDER_FIELDS["length"].check(121, maximum=120.0)
     assert job.value.rule == rule
+
+
+# -- how the web page shows the fields (carried to it as OpenAPI x- keys) ---------------
+
+_CONTROLS = {"integer": {"number"}, "number": {"number"}, "string": {"text"}, "url": {"url"},
+             "id": {"text"}, "colour": {"colour"}, "point": {"point"},
+             "choice": {"select", "segmented", "switch"}}
+
+
+@pytest.mark.parametrize("name", list(REQUEST_FIELDS))
+def test_every_request_field_says_how_the_page_shows_it(name: str) -> None:
+    field = REQUEST_FIELDS[name]
+    assert field.label and field.group, "a label and a place on the page"
+    assert field.page_control in _CONTROLS[field.kind]
+    if field.page_control == "switch":
+        assert len(field.choices) == 2  # off is the first, on the second
+    assert len(field.choice_labels) in (0, len(field.choices))
+    assert bool(field.alternative) == bool(field.form)
+    # The page's words: no formula, no raw API name in the label.
+    assert "=" not in field.label and "_" not in field.label
+
+
+def _alternatives() -> dict[str, dict[str, list[str]]]:
+    forms: dict[str, dict[str, list[str]]] = {}
+    for name, field in REQUEST_FIELDS.items():
+        if field.alternative:
+            forms.setdefault(field.alternative, {}).setdefault(field.form, []).append(name)
+    return forms
+
+
+def test_the_pages_alternatives_are_the_forms_renderspec_takes_one_of() -> None:
+    """Each alternative of the table is a rule RenderSpec enforces: any field of one form
+    with any field of another is refused; each form alone is accepted; and the first
+    form listed is the one that applies when none is given (the page starts on it)."""
+    value = {"zoom_speed": 5, "direction": "out", "start_zoom": 2, "end_zoom": 3,
+             "focus": (0.2, 0.3), "start_focus": (0.1, 0.1), "end_focus": (0.9, 0.9),
+             "orientation": "square", "width": 640, "height": 480}
+    forms = _alternatives()
+    assert {a: list(f) for a, f in forms.items()} == {
+        "Zoom": ["Zoom by speed", "Zoom from … to …"],
+        "Where it looks": ["One point", "Pan from … to …"],
+        "Size": ["By shape", "Exact size"]}
+    for by_form in forms.values():
+        (first, first_fields), (_, second_fields) = by_form.items()
+        for a in first_fields:
+            for b in second_fields:
+                with pytest.raises(SpecError, match="cannot be given with"):
+                    RenderSpec(**{a: value[a], b: value[b]})
+        RenderSpec(**{n: value[n] for n in first_fields})
+        RenderSpec(**{n: value[n] for n in second_fields})
+        assert all(RENDER_FIELDS[n].default is not None for n in first_fields), first
+
+
+def test_the_openapi_document_carries_the_page_keys() -> None:
+    from zoomreel.frontends.rest.openapi import openapi_document
+
+    doc = openapi_document(600.0, "test")
+    props = doc["components"]["schemas"]["SubmitRequest"]["properties"]
+    assert list(props) == list(REQUEST_FIELDS)
+    for name, field in REQUEST_FIELDS.items():
+        prop = props[name]
+        assert prop["x-label"] == field.label and prop["x-group"] == field.group
+        assert prop["x-control"] == field.page_control and prop["x-expert"] == field.expert
+        assert prop.get("x-alternative", "") == field.alternative
+        assert prop.get("x-form", "") == field.form
+        assert prop.get("x-choice-labels", []) == list(field.choice_labels)
+    assert props["resampler"]["x-label"] == "Sharper resampling (slower)"
+    assert props["webhook_url"]["x-group"] == props["id"]["x-group"] == "For automations"
+    # The validating schema itself is left as it was (a copy carries the keys).
+    assert not any(k.startswith("x-") for p in submit_schema(600.0)["properties"].values()
+                   for k in p)

@@ -8,8 +8,11 @@ Without Chromium the browser tests skip on a developer machine and fail in CI (C
 from __future__ import annotations
 
 import io
+import json
 import os
+import shlex
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,13 +20,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+import redis
 import requests
 from imagegen import photo_like
 from service_helpers import Serve
 
 from zoomreel.camera import frame_rect
 from zoomreel.canvas import canvas_geometry, fit_canvas
-from zoomreel.spec import RenderSpec
+from zoomreel.jobs.redis_server import EmbeddedRedis
+from zoomreel.spec import REQUEST_FIELDS, RenderSpec
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
@@ -47,8 +52,10 @@ def _unavailable(reason: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+def web(tmp_path_factory: pytest.TempPathFactory, redis_server: EmbeddedRedis) -> Iterator[Serve]:
     serve = Serve(tmp_path_factory.mktemp("web"), workers=1)
+    # The session's Redis, so that a test can read the jobs the page (or its curl) made.
+    serve.env["ZOOMREEL_REDIS_URL"] = redis_server.url
     serve.start()
     yield serve
     serve.kill9()  # shutting down cleanly is test_serve.py's subject
@@ -82,9 +89,13 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+
+
 @pytest.fixture
 def page(browser: Any, web: Serve) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1360, "height": 1000})
+    context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
     page.set_default_timeout(60_000)
     page.console_errors = []
@@ -115,13 +126,106 @@ def _enter_key(page: Any, key: str) -> None:
 
 
 def _set(page: Any, options: dict[str, Any]) -> None:
+    """Set request fields as a person would: open More options where a field is folded
+    in it, choose the field's form of its alternative, then use its control."""
     for name, value in options.items():
-        selector = f"[name={name}]"
-        if page.eval_on_selector(selector, "e => e.tagName") == "SELECT":
-            page.select_option(selector, str(value))
+        wrap = f"[data-field={name}]"
+        if page.eval_on_selector(wrap, "e => Boolean(e.closest('details:not([open])'))"):
+            page.click("#more summary")
+        alternative = page.get_attribute(wrap, "data-alternative")
+        if alternative:
+            form = page.get_attribute(wrap, "data-form")
+            page.check(f'[data-switch="{alternative}"] input[value="{form}"]')
+        control = page.get_attribute(wrap, "data-control")
+        if control == "segmented":
+            page.check(f"{wrap} input[value={value}]")
+        elif control == "switch":
+            page.set_checked(f"{wrap} input", value == REQUEST_FIELDS[name].choices[1])
+        elif control == "select":
+            page.select_option(f"{wrap} select", str(value))
         else:
-            page.fill(selector, ", ".join(map(str, value)) if isinstance(value, list)
+            page.fill(f"{wrap} input", ", ".join(map(str, value)) if isinstance(value, list)
                       else str(value))
+
+
+def _request(page: Any) -> dict[str, Any]:
+    """The request fields "Show the request" shows (the file left out)."""
+    fields = json.loads(page.text_content("#request-json"))
+    fields.pop("image", None)
+    return dict(fields)
+
+
+def _drawn(page: Any) -> list[list[float]]:
+    """The first and last frames drawn over the image, as the elements hold them."""
+    return [[float(page.get_attribute(e, f"data-{k}")) for k in ("frame", "x0", "y0", "x1", "y1")]
+            for e in ("#rect-start", "#rect-end")]
+
+
+def _until(check: Any, timeout: float = 60.0) -> Any:
+    """Poll ``check()`` until it returns something true; return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {check}")
+        time.sleep(0.1)
+
+
+def _path_frames(web: Serve, fields: dict[str, Any], size: tuple[int, int]) -> list[list[float]]:
+    """First and last frames of /v1/image/path for ``fields``, checked against the
+    renderer's own frame_rect as well."""
+    r = web.post("/v1/image/path", json={**fields, "image_width": size[0],
+                                         "image_height": size[1], "samples": 2})
+    assert r.status_code == 200, r.text
+    samples = r.json()["response"]["samples"]
+    spec = RenderSpec.from_request(fields)
+    out = spec.size_for(*size)
+    geometry = canvas_geometry(*size, spec.fit, *out, max_zoom=max(spec.zoom_keyframes))
+    for sample in samples:
+        assert sample["rect"] == list(frame_rect(sample["frame"], spec, geometry.width,
+                                                 geometry.height, out))
+    return [[s["frame"], *s["rect"]] for s in (samples[0], samples[-1])]
+
+
+def _job_request(web: Serve, redis_server: EmbeddedRedis, job_id: str) -> dict[str, Any]:
+    """The request fields a job was stored with."""
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        return dict(json.loads(client.hget(f"zoomreel:job:{job_id}", "request")))
+    finally:
+        client.close()
+
+
+def _run_curl(command: str, cwd: Path, key: str, *, replay: bool = False) -> dict[str, Any]:
+    """Run the page's curl command in a shell, as a reader would (or, without curl or
+    with ``replay``, do what it says with requests)."""
+    env = {**os.environ, "ZOOMREEL_API_KEY": key}
+    if shutil.which("curl") and not replay:
+        done = subprocess.run(["bash", "-c", command + " --silent --show-error"], cwd=cwd,
+                              env=env, capture_output=True, text=True, timeout=60, check=True)
+        return dict(json.loads(done.stdout))
+    words = shlex.split(command.replace("\\\n", " "))
+    assert words[:3] == ["curl", "-X", "POST"]
+    url, headers, files, data, body = words[3], {}, {}, {}, None
+    options = iter(words[4:])
+    for option in options:
+        value = next(options)
+        if option == "-H":
+            name, text = value.split(": ", 1)
+            headers[name] = text.replace("$ZOOMREEL_API_KEY", key)
+        elif option in ("-F", "--form-string"):
+            name, text = value.split("=", 1)
+            if option == "-F" and text.startswith("@"):
+                files[name] = open(cwd / text[1:].strip('"'), "rb")  # noqa: SIM115
+            else:
+                data[name] = text
+        else:
+            assert option == "-d", option
+            body = value
+    r = requests.post(url, headers=headers, files=files or None, data=body or data, timeout=60)
+    return dict(r.json())
 
 
 # -- routes ---------------------------------------------------------------------------
@@ -131,7 +235,12 @@ def test_page_and_its_files_need_no_key(web: Serve) -> None:
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert 'name="image"' in page.text and 'name="api_key"' in page.text
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
-    for name, kind in (("app.js", "text/javascript"), ("style.css", "text/css")):
+    assert '<script type="module" src="/web/app.js">' in page.text
+    folder = Path(__file__).parent.parent / "frontends" / "web"
+    files = sorted(p.name for p in folder.iterdir() if p.suffix in (".js", ".css"))
+    assert {"app.js", "fields.js", "looks.js", "style.css"} <= set(files)
+    for name in files:
+        kind = "text/css" if name.endswith(".css") else "text/javascript"
         r = requests.get(f"{web.url}/web/{name}", timeout=30)
         assert r.status_code == 200 and r.headers["Content-Type"].startswith(kind)
         assert "http://" not in r.text and "https://" not in r.text.replace(
@@ -200,90 +309,361 @@ def test_canvas_geometry_matches_the_built_canvas_when_reduced() -> None:
 
 # -- in the browser -------------------------------------------------------------------
 
-def test_page_draws_the_renderers_start_and_end_frames(page: Any, web: Serve,
-                                                       photo: Path) -> None:
+def _start(page: Any, web: Serve, photo: Path) -> None:
     _enter_key(page, web.key)
     page.set_input_files("input[name=image]", str(photo))
-    _set(page, OPTIONS)
-    spec = RenderSpec.from_request(OPTIONS)
-    out = spec.size_for(640, 360)
-    geometry = canvas_geometry(640, 360, spec.fit, *out, max_zoom=max(spec.zoom_keyframes))
-    last = spec.total_frames - 1
-    _wait(page,
-        f"document.getElementById('rect-end').dataset.frame === '{last}'"
-        f" && document.getElementById('stage').dataset.canvasHeight === '{geometry.height}'")
-    stage = page.eval_on_selector("#stage", "e => e.getBoundingClientRect().toJSON()")
-    for element, n in (("#rect-start", 0), ("#rect-end", last)):
-        drawn = page.eval_on_selector(element, "e => ({...e.dataset, "
-                                               "box: e.getBoundingClientRect().toJSON()})")
-        expected = frame_rect(n, spec, geometry.width, geometry.height, out)
-        assert int(drawn["frame"]) == n
-        assert [float(drawn[k]) for k in ("x0", "y0", "x1", "y1")] == list(expected)
-        # ... and the element is drawn there (to within a pixel of the screen).
-        scale = stage["width"] / geometry.width
-        box = drawn["box"]
-        assert box["x"] - stage["x"] == pytest.approx(expected[0] * scale, abs=1.0)
-        assert box["y"] - stage["y"] == pytest.approx(expected[1] * scale, abs=1.0)
-        assert box["width"] == pytest.approx((expected[2] - expected[0]) * scale, abs=1.0)
-        assert box["height"] == pytest.approx((expected[3] - expected[1]) * scale, abs=1.0)
-    # A click on the image sets the focus field (in fractions of the image).
-    page.fill("[name=start_focus]", "")
-    page.fill("[name=end_focus]", "")
-    page.select_option("#click-sets", "focus")
-    image = page.eval_on_selector("#picture", "e => e.getBoundingClientRect().toJSON()")
-    page.mouse.click(image["x"] + image["width"] * 0.25, image["y"] + image["height"] * 0.75)
-    fx, fy = (float(v) for v in page.input_value("[name=focus]").split(","))
-    assert (fx, fy) == (pytest.approx(0.25, abs=0.01), pytest.approx(0.75, abs=0.01))
-    # ... and so do the arrow keys, for keyboard users.
-    page.focus("#stage")
-    page.keyboard.press("ArrowRight")
-    page.keyboard.press("Shift+ArrowUp")
-    fx2, fy2 = (float(v) for v in page.input_value("[name=focus]").split(","))
-    assert (fx2, fy2) == (pytest.approx(fx + 0.02, abs=0.002), pytest.approx(fy - 0.1, abs=0.002))
-    assert page.console_errors == []
-    # A bad value is named in plain words, the API's own message, before submitting.
-    page.fill("[name=frame_rate]", "100")
-    _wait(page, "document.getElementById('form-error').textContent.length > 0")
-    assert page.text_content("#form-error") == "frame_rate: must be an integer from 15 to 60"
-    assert page.get_attribute("[name=frame_rate]", "aria-invalid") == "true"
+    _wait(page, "document.getElementById('stage').dataset.ready")
 
 
-def test_whole_workflow_in_the_browser(page: Any, web: Serve, photo: Path,
-                                       tmp_path_factory: pytest.TempPathFactory) -> None:
-    _enter_key(page, "not-the-key")
-    assert "not accepted" in page.text_content("#key-status")
-    page.console_errors.clear()  # the 401 of the wrong key, logged by the browser
-    _enter_key(page, web.key)
-    assert page.text_content("#key-status") == "Key accepted."
-    page.set_input_files("input[name=image]", str(photo))
-    _set(page, {"length": 1, "frame_rate": 15, "width": 256, "height": 144})
-    _wait(page, "document.getElementById('path-status').textContent"
-                           ".startsWith('256×144, 15 frames')")
-    _wait(page, "document.getElementById('preview-box').hidden === false")
+def _done(page: Any, job_id: str) -> bool:
+    state = page.get_attribute(f"#recent li[data-job-id='{job_id}'] .state", "data-state")
+    assert state != "error", page.text_content("#recent")
+    return state == "done"
+
+
+def test_first_time_flow_a_look_and_the_button(page: Any, web: Serve, photo: Path,
+                                               redis_server: EmbeddedRedis,
+                                               tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A visitor picks a look, a length and a shape, and makes the video: More options
+    stays folded, and the job is the request the page showed. With ZOOMREEL_SCREENSHOTS
+    set, the page is photographed there at 1280x800 and 390x844 (the README's pictures,
+    of ZOOMREEL_SCREENSHOT_PHOTO if given)."""
+    _start(page, web, Path(os.environ.get("ZOOMREEL_SCREENSHOT_PHOTO") or photo))
+    assert page.is_checked("#look-zoom-in")  # a look is chosen from the start
+    assert not page.is_visible("[data-field=frame_rate]")  # the expert fields are folded
+    # Every request field is on the page, from the schema alone.
+    shown = page.eval_on_selector_all("[data-field]", "es => es.map(e => e.dataset.field)")
+    assert sorted(shown) == sorted(REQUEST_FIELDS)
+    page.check("#look-pan-right")
+    page.fill("[data-field=length] input", "1")
+    page.check("[data-field=orientation] input[value=square]")
+    fields = _request(page)
+    assert fields == {"length": 1, "orientation": "square", "start_zoom": 1.4, "end_zoom": 1.4,
+                      "start_focus": [0, 0.5], "end_focus": [1, 0.5]}
     page.click("button[type=submit]")
-    _wait(page, "document.querySelector('#recent li[data-job-id] .state')"
-                           "?.textContent === 'done'", timeout=240)
+    _wait(page, "document.querySelector('#recent li[data-job-id]')")
+    job_id = page.get_attribute("#recent li[data-job-id]", "data-job-id")
+    _until(lambda: _done(page, job_id), timeout=240)
     _wait(page, "document.querySelector('video').readyState >= 1", timeout=60)
     video = page.eval_on_selector("video", "v => ({w: v.videoWidth, h: v.videoHeight, "
                                            "d: v.duration, src: v.src})")
-    assert (video["w"], video["h"]) == (256, 144)
+    assert (video["w"], video["h"]) == (1080, 1080)
     assert video["d"] == pytest.approx(1.0, abs=0.07)
     assert "signature=" in video["src"]  # a <video> cannot send the key: a signed link
     assert page.get_attribute("#download", "href") == video["src"]
     assert page.eval_on_selector("progress", "p => p.value") == 100
+    assert not page.eval_on_selector("#more", "d => d.open")
+    assert _job_request(web, redis_server, job_id) == RenderSpec.from_request(
+        fields).request_fields()
     assert page.console_errors == []
     shots = Path(os.environ.get("ZOOMREEL_SCREENSHOTS") or tmp_path_factory.mktemp("screens"))
     shots.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(shots / "page.png"), full_page=True)
-    print(f"screenshot: {shots / 'page.png'}")
-    # Stays usable on a phone-sized screen: nothing wider than the viewport.
-    page.set_viewport_size({"width": 390, "height": 844})
-    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.mouse.move(0, 0)
+    page.eval_on_selector("video", "v => { v.currentTime = 0.5; }")  # a frame, not a spinner
+    _wait(page, "document.querySelector('video').readyState >= 3"
+                " && !document.querySelector('video').seeking")
+    page.wait_for_timeout(2500)  # the player's loading sign fades out
+    page.screenshot(path=str(shots / "page.png"))
+    page.set_viewport_size(PHONE)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     page.screenshot(path=str(shots / "page-phone.png"), full_page=True)
+    print(f"screenshots: {shots / 'page.png'}, {shots / 'page-phone.png'}")
+
+
+def test_each_look_draws_the_renderers_frames(page: Any, web: Serve, photo: Path) -> None:
+    """Each look, chosen or only hovered, draws the first and last frames of the path
+    /v1/image/path gives for the fields it sets (which are the renderer's frame_rect)."""
+    _start(page, web, photo)
+    looks = page.eval_on_selector_all("input[name=look]", "es => es.map(e => e.value)")
+    assert len(looks) >= 5
+    frames = {}
+    for look in looks:
+        page.check(f"#look-{look}")
+        fields = _request(page)
+        expected = _path_frames(web, fields, (640, 360))
+        _until(lambda expected=expected: _drawn(page) == expected)
+        assert page.get_attribute("#stage", "data-look") == look
+        frames[look] = expected
+        # ... drawn where it says, to within a pixel of the screen.
+        stage = page.eval_on_selector("#stage", "e => e.getBoundingClientRect().toJSON()")
+        scale = stage["width"] / float(page.get_attribute("#stage", "data-canvas-width"))
+        for element, (_, x0, y0, x1, y1) in zip(("#rect-start", "#rect-end"), expected,
+                                                strict=True):
+            box = page.eval_on_selector(element, "e => e.getBoundingClientRect().toJSON()")
+            assert box["x"] - stage["x"] == pytest.approx(x0 * scale, abs=1.0)
+            assert box["y"] - stage["y"] == pytest.approx(y0 * scale, abs=1.0)
+            assert box["width"] == pytest.approx((x1 - x0) * scale, abs=1.0)
+            assert box["height"] == pytest.approx((y1 - y0) * scale, abs=1.0)
+    assert len({json.dumps(f) for f in frames.values()}) == len(looks)  # all different
+    # Hovering another look previews it; leaving it goes back to the chosen one.
+    chosen = looks[-1]
+    page.hover(f"label[data-look={looks[2]}]")
+    _until(lambda: _drawn(page) == frames[looks[2]])
+    assert page.get_attribute("#stage", "data-look") == looks[2]
+    assert page.is_checked(f"#look-{chosen}")
+    page.mouse.move(0, 0)
+    _until(lambda: _drawn(page) == frames[chosen])
+    # "Zoom into a point you click": a click on the image chooses the point.
+    image = page.eval_on_selector("#picture", "e => e.getBoundingClientRect().toJSON()")
+    page.mouse.click(image["x"] + image["width"] * 0.25, image["y"] + image["height"] * 0.75)
+    fx, fy = _request(page)["focus"]
+    assert (fx, fy) == (pytest.approx(0.25, abs=0.01), pytest.approx(0.75, abs=0.01))
+    assert page.is_checked(f"#look-{chosen}")
+    expected = _path_frames(web, _request(page), (640, 360))
+    _until(lambda: _drawn(page) == expected)
+    # ... and so do the arrow keys, for keyboard users.
+    page.focus("#stage")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Shift+ArrowUp")
+    fx2, fy2 = _request(page)["focus"]
+    assert (fx2, fy2) == (pytest.approx(fx + 0.02, abs=0.002), pytest.approx(fy - 0.1, abs=0.002))
+    assert page.console_errors == []
+
+
+def test_expert_fields_draw_the_renderers_frames(page: Any, web: Serve, photo: Path) -> None:
+    _start(page, web, photo)
+    _set(page, OPTIONS)
+    assert _request(page) == OPTIONS
+    expected = _path_frames(web, OPTIONS, (640, 360))
+    _until(lambda: _drawn(page) == expected)
+    spec = RenderSpec.from_request(OPTIONS)
+    geometry = canvas_geometry(640, 360, spec.fit, *spec.size_for(640, 360),
+                               max_zoom=max(spec.zoom_keyframes))
+    assert page.get_attribute("#stage", "data-canvas-height") == str(geometry.height)
+    assert page.eval_on_selector_all("input[name=look]:checked", "es => es.length") == 0
+    assert page.console_errors == []
+
+
+def test_an_alternative_is_one_choice(page: Any, web: Serve, photo: Path) -> None:
+    """Zoom by speed, or from ... to ...: the form not chosen is hidden and never sent,
+    whatever its fields still hold."""
+    _start(page, web, photo)
+    _set(page, {"zoom_speed": 10, "direction": "out"})
+    assert _request(page) == {"zoom_speed": 10, "direction": "out"}
+    assert not page.is_visible("[data-field=start_zoom]")
+    _set(page, {"start_zoom": 2, "end_zoom": 3})
+    assert _request(page) == {"start_zoom": 2, "end_zoom": 3}
+    assert not page.is_visible("[data-field=zoom_speed]")
+    assert page.is_disabled("[data-field=zoom_speed] input")
+    page.check('[data-switch="Zoom"] input[value="Zoom by speed"]')
+    assert _request(page) == {"zoom_speed": 10, "direction": "out"}
+    # The size: by the shape on the first screen, or exact under More options.
+    _set(page, {"width": 640, "height": 480})
+    assert _request(page) == {"zoom_speed": 10, "direction": "out", "width": 640,
+                              "height": 480}
+    assert page.is_disabled("[data-field=orientation] input[value=portrait]")
+    assert "Not used" in page.text_content("[data-field=orientation]")
+    page.check('[data-switch="Size"] input[value="By shape"]')
+    page.check("[data-field=orientation] input[value=portrait]")
+    assert _request(page) == {"zoom_speed": 10, "direction": "out", "orientation": "portrait"}
+    _until(lambda: page.get_attribute("#stage", "data-canvas-height") == "360"
+           and page.text_content("#path-status").startswith("The video: 1080×1920"))
+    assert page.console_errors == []
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x800", "390x844"])
+def test_an_invalid_value_is_focused_and_in_view(page: Any, web: Serve, photo: Path,
+                                                 viewport: dict[str, int]) -> None:
+    page.set_viewport_size(viewport)
+    _start(page, web, photo)
+    assert page.console_errors == []
+    _set(page, {"frame_rate": 100})
+    page.click("#more summary")  # folded again: the error opens it
+    page.evaluate("window.scrollTo(0, 0)")
+    page.click("button[type=submit]")
+    _wait(page, "document.activeElement && document.activeElement.name === 'frame_rate'")
+    assert page.text_content("#form-error") == "Frames per second: must be an integer from 15 to 60"
+    assert page.text_content("#e-frame_rate") == "must be an integer from 15 to 60"
+    assert page.get_attribute("[name=frame_rate]", "aria-invalid") == "true"
+    for selector in ("[name=frame_rate]", "#e-frame_rate", "#form-error"):
+        assert _visible(page, selector), selector
+    assert page.eval_on_selector_all("#recent li[data-job-id]", "es => es.length") == 0
+    # Put right, the error goes.
+    page.fill("[name=frame_rate]", "24")
+    _wait(page, "document.getElementById('form-error').textContent === ''")
+    assert page.get_attribute("[name=frame_rate]", "aria-invalid") is None
+    # The browser logs the API's 400 answers (for the value, as it was typed): those only.
+    assert page.console_errors and all("status of 400" in e for e in page.console_errors)
+
+
+def _visible(page: Any, selector: str) -> bool:
+    """The element is on screen and not covered: what is at its centre is it."""
+    return bool(page.eval_on_selector(selector, """e => {
+        const r = e.getBoundingClientRect();
+        const x = r.left + r.width / 2, y = r.top + r.height / 2;
+        if (r.width === 0 || y < 0 || y > innerHeight || x < 0 || x > innerWidth) return false;
+        const hit = document.elementFromPoint(x, y);
+        return hit === e || e.contains(hit) || Boolean(hit && hit.closest('label') &&
+                                                       hit.closest('label').control === e);
+    }"""))
+
+
+# Every control and its text: none cut off (scrollWidth > clientWidth), and none under the
+# button, whatever the scroll position of the page and of the options.
+_LAYOUT = """() => {
+    const clipped = [];
+    for (const e of document.querySelectorAll(
+            'select, label, legend, summary, button, .segment span, .look')) {
+        if (e.checkVisibility() && !e.closest('.visually-hidden')
+                && e.scrollWidth > e.clientWidth + 0.5) {
+            clipped.push((e.id || e.textContent).trim().slice(0, 40));
+        }
+    }
+    // A <select> reports no overflow: its options' text is measured against its room.
+    const ctx = document.createElement('canvas').getContext('2d');
+    for (const e of document.querySelectorAll('select')) {
+        if (!e.checkVisibility()) continue;
+        const style = getComputedStyle(e);
+        ctx.font = style.font;
+        const room = e.clientWidth - parseFloat(style.paddingLeft)
+                     - parseFloat(style.paddingRight) - 20;  // the arrow
+        for (const option of e.options) {
+            if (ctx.measureText(option.text).width > room) clipped.push(option.text);
+        }
+    }
+    const covered = [];
+    const actions = document.querySelector('.actions');
+    const scroller = document.querySelector('.options-scroll');
+    const controls = [...document.querySelectorAll('input, select, .segment span, summary')]
+        .filter((e) => e.checkVisibility());  // shown (folded ones are not)
+    // Where an element can be seen at all: inside every ancestor that clips its overflow.
+    const inside = (r, x, y) => x >= r.left && x <= r.right && y >= r.top && y <= r.bottom;
+    const shown = (e, x, y) => {
+        for (let a = e.parentElement; a; a = a.parentElement) {
+            if (getComputedStyle(a).overflow !== 'visible'
+                    && !inside(a.getBoundingClientRect(), x, y)) return false;
+        }
+        return x >= 0 && y >= 0 && x <= innerWidth && y <= innerHeight;
+    };
+    const check = () => {
+        const bar = actions.getBoundingClientRect();
+        for (const e of controls) {
+            const r = e.getBoundingClientRect();
+            if (r.width === 0) continue;
+            for (const [x, y] of [[r.left + 2, r.top + 2], [r.right - 2, r.bottom - 2],
+                                  [(r.left + r.right) / 2, (r.top + r.bottom) / 2]]) {
+                if (!inside(bar, x, y) || !shown(e, x, y)) continue;
+                const hit = document.elementFromPoint(x, y);
+                if (hit && actions.contains(hit)) covered.push(e.name || e.textContent);
+            }
+        }
+    };
+    const page = document.documentElement.scrollHeight;
+    for (let y = 0; y <= page; y += 120) {
+        window.scrollTo(0, y);
+        for (let s = 0; s <= scroller.scrollHeight; s += 120) {
+            scroller.scrollTop = s;
+            check();
+        }
+    }
+    window.scrollTo(0, 0);
+    scroller.scrollTop = 0;
+    return {clipped, covered: [...new Set(covered)]};
+}"""
+
+
+MY_ID = 'it\'s mine; "quoted" & <odd>'
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x800", "390x844"])
+def test_no_clipped_text_and_nothing_under_the_button(page: Any, web: Serve, photo: Path,
+                                                      viewport: dict[str, int]) -> None:
+    page.set_viewport_size(viewport)
+    _start(page, web, photo)
+    first = page.evaluate(_LAYOUT)
+    assert first == {"clipped": [], "covered": []}
+    page.click("#more summary")
+    page.click("#request summary")
+    _set(page, {"start_zoom": 1.5, "start_focus": [0.2, 0.2], "width": 640, "height": 360})
+    assert page.evaluate(_LAYOUT) == {"clipped": [], "covered": []}
+    # The first screen holds the looks, the length, the shape and the button.
+    page.click("#more summary")
+    page.click("#request summary")
+    page.evaluate("window.scrollTo(0, 0)")
+    if viewport == DESKTOP:
+        for selector in ("#stage", "label[data-look=zoom-in]", "[data-field=length] input",
+                         "[data-field=orientation] input[value=square]", "#submit"):
+            assert _visible(page, selector), selector
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    assert page.console_errors == []
+
+
+def test_show_the_request_is_a_curl_command_that_makes_the_same_job(
+        page: Any, web: Serve, photo: Path, redis_server: EmbeddedRedis) -> None:
+    _start(page, web, photo)
+    page.check("#look-pan-left")
+    _set(page, {"length": 1, "width": 256, "height": 144, "curve": "constant",
+                "resampler": "catmull-rom", "id": MY_ID})
+    page.click("#request summary")
+    fields = _request(page)
+    assert fields["id"] == MY_ID and fields["resampler"] == "catmull-rom"
+    command = page.text_content("#request-curl")
+    assert command.startswith("curl -X POST") and web.key not in command
+    assert '"X-API-Key: $ZOOMREEL_API_KEY"' in command
+    answer = _run_curl(command, photo.parent, web.key)
+    assert answer["code"] == 202, answer
+    by_curl = _job_request(web, redis_server, answer["job_id"])
+    render = {k: v for k, v in fields.items() if k != "id"}
+    assert by_curl == RenderSpec.from_request(render).request_fields()
+    assert web.status(answer["job_id"])["id"] == fields["id"]
+    # The replay a machine without curl makes reads the command the same way.
+    replayed = _run_curl(command, photo.parent, web.key, replay=True)
+    assert _job_request(web, redis_server, replayed["job_id"]) == by_curl
+    # ... the same job the button makes.
+    page.click("button[type=submit]")
+    _wait(page, "document.querySelector('#recent li[data-job-id]')")
+    by_page = page.get_attribute("#recent li[data-job-id]", "data-job-id")
+    assert _job_request(web, redis_server, by_page) == by_curl
+    for job_id in (answer["job_id"], replayed["job_id"], by_page):
+        assert web.wait(job_id, timeout=240)["response"]["job_status"] == "done"
+    assert page.console_errors == []
+
+
+def test_two_jobs_back_to_back_show_the_second_ones_video(page: Any, web: Serve,
+                                                          photo: Path) -> None:
+    """The first job's status request is still on its way when the second job starts;
+    its answer, let through once the second video shows, must not replace it."""
+    held: list[Any] = []
+    hold: list[str] = []
+
+    def status(route: Any) -> None:
+        if hold and (route.request.post_data_json or {}).get("job_id") == hold[0]:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/v1/toolkit/job/status", status)
+    _start(page, web, photo)
+    _set(page, {"length": 2, "frame_rate": 15, "width": 256, "height": 144})
+    page.click("button[type=submit]")
+    _wait(page, "document.querySelectorAll('#recent li[data-job-id]').length === 1")
+    first = page.get_attribute("#recent li[data-job-id]", "data-job-id")
+    hold.append(first)
+    _until(lambda: page.wait_for_timeout(50) or held)  # a status request of the first job
+    page.fill("[name=length]", "1")
+    page.click("button[type=submit]")
+    _wait(page, "document.querySelectorAll('#recent li[data-job-id]').length === 2")
+    second = page.get_attribute("#recent li[data-job-id]", "data-job-id")
+    assert second != first
+    _until(lambda: page.get_attribute("#result", "data-job-id") == second, timeout=240)
+    assert web.wait(first, timeout=240)["response"]["job_status"] == "done"
+    hold.clear()
+    for route in held:  # the first job's answers come at last: "done", with its video
+        try:
+            route.continue_()
+        except Exception:  # noqa: BLE001 - the page aborted it: what it should do
+            pass
+    _until(lambda: _done(page, first) and _done(page, second), timeout=60)
+    page.wait_for_timeout(2000)  # a late answer for the first job would have been shown
+    assert page.get_attribute("#result", "data-job-id") == second
+    _wait(page, "document.querySelector('video').readyState >= 1", timeout=60)
+    assert page.eval_on_selector("video", "v => v.duration") == pytest.approx(1.0, abs=0.07)
+    assert page.console_errors == []
 
 
 def test_pasted_image_url_is_shown_and_submitted_as_json(page: Any, web: Serve,
-                                                         image_server: Any) -> None:
+                                                         image_server: Any,
+                                                         redis_server: EmbeddedRedis) -> None:
     url = image_server.add("/web/pasted.jpg", photo_bytes(480, 320))
     _enter_key(page, web.key)
     page.fill("input[name=image_url]", url)
@@ -291,9 +671,18 @@ def test_pasted_image_url_is_shown_and_submitted_as_json(page: Any, web: Serve,
     _wait(page, "document.getElementById('rect-end').dataset.frame === '149'")  # 5 s, 30 fps
     assert page.evaluate("() => document.getElementById('picture').naturalWidth") == 480
     _set(page, {"length": 1, "frame_rate": 15, "width": 128, "height": 128})
+    page.click("#request summary")
+    assert json.loads(page.text_content("#request-json"))["image_url"] == url
+    command = page.text_content("#request-curl")
+    assert "-H 'Content-Type: application/json'" in command
+    by_curl = _run_curl(command, Path.cwd(), web.key)["job_id"]
     page.click("button[type=submit]")
     _wait(page, "document.querySelector('#recent li[data-job-id]') !== null")
     job_id = page.get_attribute("#recent li[data-job-id]", "data-job-id")
+    # The curl command's job is the page's, image_url included.
+    assert _job_request(web, redis_server, by_curl) == _job_request(web, redis_server, job_id)
+    assert _job_request(web, redis_server, job_id)["image_url"] == url
+    assert web.wait(by_curl, timeout=240)["response"]["job_status"] == "done"
     answer = web.wait(job_id, timeout=240)  # the job the page queued, by URL
     assert answer["response"]["job_status"] == "done", answer
     assert answer["response"]["response"]["width"] == 128

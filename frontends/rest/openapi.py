@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from zoomreel.codecs import CONTENT_TYPES
+from zoomreel.spec import PAGE_GROUPS, REQUEST_FIELDS, Field
 
 from .envelope import DOWNLOAD_PATH
 from .schema import JOBS_STATUS_SCHEMA, STATUS_SCHEMA, path_schema, submit_schema
 
-__all__ = ["openapi_document"]
+__all__ = ["openapi_document", "page_keys"]
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
@@ -26,6 +27,30 @@ def _answer(description: str, ref: str, headers: dict[str, Any] | None = None) -
     if headers:
         out["headers"] = headers
     return out
+
+
+def page_keys(field: Field) -> dict[str, Any]:
+    """How the web page shows ``field``: the ``x-`` keys it builds its form from."""
+    keys: dict[str, Any] = {
+        "x-label": field.label or field.name.replace("_", " ").capitalize(),
+        "x-control": field.page_control, "x-group": field.group, "x-expert": field.expert}
+    if field.hint:
+        keys["x-hint"] = field.hint
+    if field.choice_labels:
+        keys["x-choice-labels"] = list(field.choice_labels)
+    if field.alternative:
+        keys["x-alternative"] = field.alternative
+        keys["x-form"] = field.form
+    return keys
+
+
+def _submit_request(max_length: float) -> dict[str, Any]:
+    """The submit body's schema with each field's page keys, and the page's sections."""
+    schema = dict(submit_schema(max_length))  # a copy: the original is shared
+    schema["properties"] = {name: {**prop, **page_keys(REQUEST_FIELDS[name])}
+                            for name, prop in schema["properties"].items()}
+    schema["x-groups"] = list(PAGE_GROUPS)
+    return schema
 
 
 def openapi_document(max_length: float, version: str) -> dict[str, Any]:
@@ -136,7 +161,7 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
         "components": {
             "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
             "schemas": {"Envelope": envelope, "JobStatus": job_status,
-                        "SubmitRequest": submit_schema(max_length), "SubmitUpload": upload,
+                        "SubmitRequest": _submit_request(max_length), "SubmitUpload": upload,
                         "PathRequest": path_schema(max_length), "Path": path,
                         "StatusRequest": STATUS_SCHEMA,
                         "JobsStatusRequest": JOBS_STATUS_SCHEMA},
