@@ -205,23 +205,11 @@ class Field:
         """This field as JSON Schema (2020-12), with its default and help."""
         schema: dict[str, Any]
         if self.kind in ("integer", "number"):
-            schema = {"type": self.kind}
-            if self.minimum is not None:
-                schema["exclusiveMinimum" if self.exclusive_minimum else "minimum"] = self.minimum
-            high = self.maximum if maximum is None else maximum
-            if high is not None:
-                schema["maximum"] = high
-            if self.even:
-                schema["multipleOf"] = 2
+            schema = self._number_schema(maximum)
         elif self.kind == "choice":
             schema = {"type": "string", "enum": list(self.choices)}
         elif self.kind in ("string", "url"):
-            schema = {"type": "string"}
-            pattern = URL_PATTERN if self.kind == "url" else self.pattern
-            if pattern:
-                schema["pattern"] = f"(^$)|({pattern})" if self.kind == "string" else pattern
-            if self.max_length is not None:
-                schema["maxLength"] = self.max_length
+            schema = self._string_schema()
         elif self.kind == "colour":
             schema = {"anyOf": [
                 {"type": "string", "pattern": COLOUR_PATTERN},
@@ -236,4 +224,24 @@ class Field:
             schema["default"] = self.to_json(self.default)
         if self.help:
             schema["description"] = self.help
+        return schema
+
+    def _number_schema(self, maximum: float | None) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": self.kind}
+        if self.minimum is not None:
+            schema["exclusiveMinimum" if self.exclusive_minimum else "minimum"] = self.minimum
+        high = self.maximum if maximum is None else maximum
+        if high is not None:
+            schema["maximum"] = high
+        if self.even:
+            schema["multipleOf"] = 2
+        return schema
+
+    def _string_schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "string"}
+        pattern = URL_PATTERN if self.kind == "url" else self.pattern
+        if pattern:
+            schema["pattern"] = f"(^$)|({pattern})" if self.kind == "string" else pattern
+        if self.max_length is not None:
+            schema["maxLength"] = self.max_length
         return schema

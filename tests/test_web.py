@@ -218,7 +218,7 @@ def _run_curl(command: str, cwd: Path, key: str, *, replay: bool = False) -> dic
         elif option in ("-F", "--form-string"):
             name, text = value.split("=", 1)
             if option == "-F" and text.startswith("@"):
-                files[name] = open(cwd / text[1:].strip('"'), "rb")  # noqa: SIM115
+                files[name] = open(cwd / text[1:].strip('"'), "rb")
             else:
                 data[name] = text
         else:
@@ -651,7 +651,7 @@ def test_two_jobs_back_to_back_show_the_second_ones_video(page: Any, web: Serve,
     for route in held:  # the first job's answers come at last: "done", with its video
         try:
             route.continue_()
-        except Exception:  # noqa: BLE001 - the page aborted it: what it should do
+        except Exception:
             pass
     _until(lambda: _done(page, first) and _done(page, second), timeout=60)
     page.wait_for_timeout(2000)  # a late answer for the first job would have been shown
