@@ -64,7 +64,8 @@ class RenderSpec:
     """The parameters of one render, validated when it is built.
 
     Defaults follow the documented service (length 5 s, 30 fps, zoom speed 3, a linear
-    zoom into the centre) with a 1920x1080 H.264 output. Building a spec with a bad or
+    zoom into the centre) with an H.264 output of 1920x1080 for a wide image and
+    1080x1920 for any other. Building a spec with a bad or
     conflicting value raises SpecError naming the field and the rule. Each attribute's
     range and help is its Field (``RENDER_FIELDS[name]``).
 
@@ -164,14 +165,16 @@ class RenderSpec:
         label="Bar colour", group="Framing", expert=True,
         hint="the bars of \"Whole image on bars\", and under transparent pixels")
     orientation: str | None = _field(
-        "choice", "landscape", optional=True,
+        "choice", None, optional=True,
         choices=("landscape", "portrait", "square", "auto"),
         help="landscape 1920x1080, portrait 1080x1920, square 1080x1080, "
-             "or auto (the one nearest the image's shape)",
+             "or auto (the one nearest the image's shape); not given (and no width and "
+             "height): landscape when the image is wider than tall, else portrait",
         label="Shape", control="segmented",
         choice_labels=("Landscape", "Portrait", "Square", "As the image"),
         group="Framing", alternative="Size", form="By shape",
-        hint="1920×1080, 1080×1920, 1080×1080, or the one nearest the image's shape")
+        hint="1920×1080, 1080×1920, 1080×1080, or the one nearest the image's shape; "
+             "none chosen: landscape for a wide image, else portrait")
     width: int | None = _field(
         "integer", 1920, optional=True, minimum=MIN_SIDE, maximum=MAX_SIDE, even=True,
         help="output width in pixels (instead of orientation)",
@@ -221,7 +224,7 @@ class RenderSpec:
                        {"zoom_speed": 3.0, "direction": "in"})
         self._one_form("start_focus", "end_focus", ("focus",), CENTRE, {"focus": CENTRE})
         self._one_form("width", "height", ("orientation",), None, {})
-        if self.orientation is None:  # width and height, given or by default
+        if self.width is not None or self.height is not None:  # the other by default
             width, height = self.width or 1920, self.height or 1080
             self._set(width=width, height=height)
             if min(width, height) > MAX_SHORT_SIDE:
@@ -294,10 +297,13 @@ class RenderSpec:
         return self.start_focus, self.end_focus
 
     def size_for(self, image_width: int, image_height: int) -> tuple[int, int]:
-        """The output (width, height) for an image of this size."""
+        """The output (width, height) for an image of this size (as shown: after its EXIF
+        rotation). Neither an orientation nor a size given: landscape for an image wider
+        than tall, else portrait (as the documented service)."""
         if self.width is not None and self.height is not None:
             return self.width, self.height
-        orientation = self.orientation or "landscape"
+        orientation = self.orientation or (
+            "landscape" if image_width > image_height else "portrait")
         if orientation == "auto":  # the nearest shape, judged on the log of aspect ratios
             ratio = image_width / image_height
             orientation = ("landscape" if ratio >= 4 / 3 else

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import subprocess
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -20,8 +21,23 @@ from zoomreel.spec import CENTRE, RENDER_FIELDS, REQUEST_FIELDS, Field, RenderSp
 def test_defaults_follow_the_documented_service():
     spec = RenderSpec()
     assert (spec.length, spec.frame_rate, spec.zoom_speed) == (5.0, 30, 3.0)
-    assert (spec.width, spec.height) == (1920, 1080)
+    assert (spec.width, spec.height) == (None, None)  # the image decides, as upstream
+    assert spec.size_for(4000, 3000) == (1920, 1080)   # wider than tall
+    assert spec.size_for(3000, 4000) == (1080, 1920)   # taller
+    assert spec.size_for(2000, 2000) == (1080, 1920)   # square: not wider than tall
     assert spec.total_frames == 150
+
+
+@pytest.mark.parametrize("given, image, size", [
+    ({"orientation": "landscape"}, (300, 400), (1920, 1080)),
+    ({"orientation": "square"}, (400, 300), (1080, 1080)),
+    ({"orientation": "auto"}, (1000, 1000), (1080, 1080)),
+    ({"width": 640, "height": 360}, (300, 400), (640, 360)),
+    ({"width": 1280}, (300, 400), (1280, 1080)),
+])
+def test_orientation_and_size_still_override_the_image(
+        given: dict[str, Any], image: tuple[int, int], size: tuple[int, int]) -> None:
+    assert RenderSpec(**given).size_for(*image) == size
 
 
 @pytest.mark.parametrize(
@@ -103,7 +119,7 @@ def test_the_field_table_is_renderspecs_fields_and_defaults() -> None:
         # a field's default applies unless another form of the same thing is used
         assert value == field.default or value is None and field.optional, name
     assert (spec.zoom_keyframes, spec.focus_keyframes) == ((1.0, 1.15), (CENTRE, CENTRE))
-    assert spec.size_for(100, 100) == (1920, 1080) and spec.loop == "none"
+    assert spec.size_for(100, 100) == (1080, 1920) and spec.loop == "none"
     assert {"image_url", "webhook_url", "id", "length", "frame_rate", "zoom_speed", "width",
             "height", "direction", "start_zoom", "end_zoom", "focus", "start_focus",
             "end_focus", "curve", "easing", "loop", "cycles", "fit", "background",
@@ -217,7 +233,7 @@ def test_the_pages_alternatives_are_the_forms_renderspec_takes_one_of() -> None:
                     RenderSpec(**{a: value[a], b: value[b]})
         RenderSpec(**{n: value[n] for n in first_fields})
         RenderSpec(**{n: value[n] for n in second_fields})
-        assert all(RENDER_FIELDS[n].default is not None for n in first_fields), first
+        assert all(getattr(RenderSpec(), n) is None for n in second_fields), first
 
 
 def test_the_openapi_document_carries_the_page_keys() -> None:
