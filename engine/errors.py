@@ -21,6 +21,8 @@ __all__ = [
     "JobError",
     "JobNotFound",
     "QueueFullError",
+    "TooManyWaiting",
+    "ServiceStopping",
 ]
 
 
@@ -138,3 +140,34 @@ class QueueFullError(JobError):
         else:
             message = f"The queue is full ({queue_length} jobs waiting); retry in {retry_after} s"
         super().__init__(message)
+
+
+class TooManyWaiting(JobError):
+    """As many requests as this process allows already wait for their jobs to finish;
+    the request created nothing.
+
+    Attributes:
+        retry_after: seconds after which a retry is likely to be accepted.
+    """
+
+    def __init__(self, waiting: int, retry_after: int = 10) -> None:
+        self.waiting = waiting
+        self.retry_after = retry_after
+        super().__init__(
+            f"{waiting} requests already wait for their video here, the most this server "
+            f"holds; nothing was queued: retry in {retry_after} s, or send a webhook_url "
+            "to be told when the video is done")
+
+
+class ServiceStopping(JobError):
+    """The service stops while a request waits for its job; the job is kept and goes on
+    when the service is back (poll it by its id).
+
+    Attributes:
+        job_id: the job waited for.
+    """
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"The service is restarting; job {job_id} is kept and will be done: "
+                         "poll /v1/toolkit/job/status with its job_id")

@@ -59,6 +59,7 @@ class Field:
         pattern: regular expression a ``string`` must match ("" always passes).
         max_length: longest string accepted.
         rule_text: the rule, where the generated one would not say it well.
+        empty: what an empty ``url`` means, where it is allowed ("": not allowed).
         optional: None is a value ("not given": another field, or a rule, decides).
         request: part of the REST request (and of a job's record).
         cli: an option of ``zoomreel render``.
@@ -88,6 +89,7 @@ class Field:
     pattern: str | None = None
     max_length: int | None = None
     rule_text: str = ""
+    empty: str = ""
     optional: bool = False
     request: bool = True
     cli: bool = True
@@ -113,7 +115,8 @@ class Field:
         if self.kind == "choice":
             return "must be one of " + ", ".join(self.choices)
         if self.kind == "url":
-            return "must be an http or https URL"
+            return "must be an http or https URL" + (f" (or empty: {self.empty})"
+                                                     if self.empty else "")
         if self.kind == "colour":
             return 'must be a colour written "#rrggbb" (or three integers from 0 to 255)'
         if self.kind == "point":
@@ -176,7 +179,7 @@ class Field:
             pattern = URL_PATTERN if kind == "url" else self.pattern
             return (isinstance(value, str)
                     and (self.max_length is None or len(value) <= self.max_length)
-                    and (not value and kind == "string" or not pattern
+                    and (not value and (kind == "string" or bool(self.empty)) or not pattern
                          or re.match(pattern, value) is not None))
         if kind == "colour":
             if isinstance(value, str):
@@ -241,7 +244,8 @@ class Field:
         schema: dict[str, Any] = {"type": "string"}
         pattern = URL_PATTERN if self.kind == "url" else self.pattern
         if pattern:
-            schema["pattern"] = f"(^$)|({pattern})" if self.kind == "string" else pattern
+            empty_ok = self.kind == "string" or bool(self.empty)
+            schema["pattern"] = f"(^$)|({pattern})" if empty_ok else pattern
         if self.max_length is not None:
             schema["maxLength"] = self.max_length
         return schema

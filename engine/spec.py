@@ -334,7 +334,7 @@ JOB_FIELDS: dict[str, Field] = {
         Field("url", name="image_url", max_length=2048, cli=False,
               help="http(s) URL of the image",
               label="Image URL", group="Image"),
-        Field("url", name="webhook_url", max_length=2048, cli=False,
+        Field("url", name="webhook_url", max_length=2048, cli=False, empty="no webhook",
               help="POSTed the status answer when the job ends",
               label="Webhook URL", group="For automations", expert=True,
               hint="gets the job's status (a POST) when the video is done or fails"),

@@ -285,6 +285,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_format", "one line per event on stderr, with the job's id where there "
             "is one", "choice", "text", env="ZOOMREEL_LOG_FORMAT",
             choices=("text", "json")),
+    Setting("convert_route", "what POST /v1/image/convert/video does: documented (202 at "
+            "once, then polling) or upstream (the legacy route's semantics: waits for the "
+            "video unless the body has webhook_url)", "choice", "documented",
+            env="ZOOMREEL_CONVERT_ROUTE", commands=("serve",),
+            choices=("documented", "upstream")),
+    Setting("max_waiting", "requests each HTTP process lets wait for their video (the "
+            "upstream toolkit's synchronous calls); the next gets 503 + Retry-After",
+            "integer", JobSettings.max_waiting, env="ZOOMREEL_MAX_WAITING",
+            commands=("serve",), minimum=0, maximum=1000,
+            zero="synchronous calls refused"),
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -313,6 +323,8 @@ class Config:
     signed_url_ttl: float
     cors_origins: tuple[str, ...]
     log_format: str
+    convert_route: str
+    max_waiting: int
     deprecated: tuple[str, ...] = ()  # deprecated flags used, for a warning
 
     def job_settings(self) -> JobSettings:
@@ -322,7 +334,8 @@ class Config:
             max_jobs_per_key=self.max_jobs_per_key, max_length=self.max_length,
             retention_s=self.retention_days * 86400.0,
             allow_private_urls=self.allow_private_urls,
-            webhook_secret=self.webhook_secret, lease_s=self.lease_seconds)
+            webhook_secret=self.webhook_secret, lease_s=self.lease_seconds,
+            max_waiting=self.max_waiting)
 
 
 def _dest(flag: str) -> str:

@@ -93,7 +93,7 @@ def _answer_waitress_413_as_json(answers: Answers) -> None:
     def to_response(self: RequestEntityTooLarge, ident: str | None = None,
                     ) -> tuple[str, list[tuple[str, str]], bytes]:
         message = "body: the request is larger than this service accepts"
-        body = answers.envelope(413, message=message)
+        body = answers.envelope(413, message=message)  # the path is not known here
         body["error"] = message
         data = json.dumps(body).encode()
         return ("413 Request Entity Too Large",
@@ -113,7 +113,7 @@ def _open_service(settings: JobSettings, answers: Answers, redis_url: str | None
         embedded.supervise()  # a server that dies is back within a second or two
     try:
         service = JobService.connect(redis_url, settings, embedded=embedded is not None,
-                                     answer=answers.status, metrics=metrics,
+                                     answer=answers.webhook_body, metrics=metrics,
                                      middleware=[RenderThreads()] if renders else [])
         resent = service.recover()
         if resent:
@@ -139,18 +139,25 @@ def _metrics_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
 
 
-def _http_server(service: JobService, answers: Answers, keys: list[str],
-                 origins: tuple[str, ...], **listen: Any) -> Any:
+#: waitress threads that answer, besides those of requests waiting for their video.
+_ANSWER_THREADS = 8
+
+
+def _http_server(service: JobService, answers: Answers, keys: list[str], config: Config,
+                 **listen: Any) -> Any:
     """The waitress server of the REST API, listening as ``listen`` says (host and port,
-    or bound sockets)."""
+    or bound sockets). A synchronous call (the upstream toolkit's) holds one of its
+    threads while it waits: it has a thread for each of ``max_waiting`` of them on top
+    of those that answer, so that waiting never delays other answers."""
     import waitress
 
     from .rest import create_app
 
-    app = create_app(service, answers, api_keys=keys, cors_origins=origins)
+    app = create_app(service, answers, api_keys=keys, cors_origins=config.cors_origins,
+                     convert_route=config.convert_route)
     _answer_waitress_413_as_json(answers)
     return waitress.create_server(
-        app, threads=8, ident="zoomreel",
+        app, threads=_ANSWER_THREADS + config.max_waiting, ident="zoomreel",
         max_request_body_size=service.settings.max_image_bytes + 2 * 2**20, **listen)
 
 
@@ -222,7 +229,7 @@ class _Running:
         """Answer HTTP: serve itself (``count`` 1), or its API processes on the port it
         holds. Returns the port."""
         if count == 1:
-            self.server = _http_server(self.service, answer, keys, config.cors_origins,
+            self.server = _http_server(self.service, answer, keys, config,
                                        host=config.host, port=config.port)
             return int(self.server.effective_port)
         self.held = bind_shared(config.host, config.port, check_free=True)
@@ -236,6 +243,7 @@ class _Running:
     def stop(self) -> None:
         """Stop answering, let renders give their jobs back, stop Redis, clean up."""
         log.info("shutting down")
+        self.service.stop_waiting()  # waiting requests answer 503 (their jobs are kept)
         if self.server is not None:
             self.server.close()
         if self.others is not None:
@@ -273,13 +281,13 @@ def _serve_api_process(args: argparse.Namespace, config: Config) -> int:
     shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     assert config.redis_url, "serve gives its API processes ZOOMREEL_REDIS_URL"
     service = JobService.connect(
-        config.redis_url, settings, embedded=False, answer=answer.status,
+        config.redis_url, settings, embedded=False, answer=answer.webhook_body,
         metrics=JobMetrics(shared_dir=Path(shared)) if shared else None)
     server = None
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
-        server = _http_server(service, answer, keys, config.cors_origins,
+        server = _http_server(service, answer, keys, config,
                               sockets=bind_shared(config.host, config.port))
         report_ready(args.ready_fd)
         server.run()
@@ -288,6 +296,7 @@ def _serve_api_process(args: argparse.Namespace, config: Config) -> int:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        service.stop_waiting()
         if server is not None:
             server.close()
         service.close()

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 from loopback import LoopbackServer
-from service_helpers import API_KEY, SMALL, Serve, ServeFactory, jpeg, probe
+from service_helpers import API_KEY, SMALL, Serve, ServeFactory, jpeg
 from waiting import eventually
 
 ALLOWED = "https://studio.example.com"
@@ -24,24 +24,6 @@ def api(module_serve_factory: ServeFactory) -> Serve:
 @pytest.fixture(scope="module")
 def photo_url(image_server: LoopbackServer) -> str:
     return image_server.add("/dropin/photo.jpg", jpeg(480, 270, (200, 120, 30)))
-
-
-def test_legacy_transform_route_is_the_convert_route(api: Serve, photo_url: str) -> None:
-    # as the published browser client sends it: lower-case header name
-    r = requests.post(api.url + "/v1/image/transform/video", timeout=30,
-                      headers={"x-api-key": API_KEY},
-                      json={"image_url": photo_url, "id": "legacy-1", **SMALL})
-    assert r.status_code == 202, r.text
-    assert r.json()["message"] == "Job queued successfully" and r.json()["id"] == "legacy-1"
-    answer = api.wait(r.json()["job_id"])
-    assert answer["response"]["job_status"] == "done", answer
-    video = api.get(f"/v1/storage/download/{answer['response']['response']['filename']}")
-    assert probe(video.content)["frames"] == 15
-    # the same validation, field for field
-    bad = api.post("/v1/image/transform/video", json={"image_url": photo_url, "frame_rate": 99})
-    assert bad.status_code == 400 and bad.json()["field"] == "frame_rate"
-    assert requests.post(api.url + "/v1/image/transform/video", json={"image_url": photo_url},
-                         timeout=10).status_code == 401
 
 
 def test_authenticate_says_whether_a_key_is_good(api: Serve) -> None:

@@ -16,7 +16,7 @@ from waiting import eventually
 
 import zoomreel
 
-ENVELOPE = {"code", "id", "job_id", "response", "message", "run_time", "queue_time",
+ENVELOPE = {"endpoint", "code", "id", "job_id", "response", "message", "run_time", "queue_time",
             "total_time", "pid", "queue_id", "queue_length", "build_number"}
 
 

@@ -28,7 +28,7 @@ from zoomreel.frontends.rest import Answers, create_app
 from zoomreel.frontends.rest.signing import URLSigner
 from zoomreel.jobs import EmbeddedRedis, JobService, JobSettings
 
-ENVELOPE = {"code", "id", "job_id", "response", "message", "run_time", "queue_time",
+ENVELOPE = {"endpoint", "code", "id", "job_id", "response", "message", "run_time", "queue_time",
             "total_time", "pid", "queue_id", "queue_length", "build_number"}
 KEY = {"X-API-Key": API_KEY}
 PHOTO = "http://127.0.0.1:9/photo.jpg"  # never fetched: nothing renders here
@@ -72,7 +72,7 @@ def make_rest(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Rest]]:
         answers = Answers(signer=signer)
         client = redis.Redis.from_url(url, socket_timeout=redis_timeout)
         service = JobService(client, JobSettings(**options), embedded=False,
-                             answer=answers.status)
+                             answer=answers.webhook_body)
         made.append(service)
         app = create_app(service, answers, api_keys=[API_KEY, "second-key"],
                          cors_origins=cors_origins)

@@ -40,6 +40,11 @@ class Job:
         webhook: delivery state (state, attempts, last_error, msg_id) or None.
         lost_runs: renders that stopped without a word (their worker died or lost
             Redis for longer than the lease) and were taken up again.
+        endpoint: the route the job was submitted on.
+        upstream: the job follows the upstream toolkit's semantics (its answers and
+            webhook body are the upstream envelope; a failed one reads ``done``).
+        error_code: once ``error``: 400 when the input was at fault (an image that could
+            not be fetched or decoded, a bad field), 500 when zoomreel was.
     """
 
     id: str
@@ -63,6 +68,9 @@ class Job:
     attempts: int
     webhook: dict[str, Any] | None
     lost_runs: int = 0
+    endpoint: str = ""
+    upstream: bool = False
+    error_code: int | None = None
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> Job:
@@ -106,6 +114,9 @@ class Job:
             attempts=int(data.get("attempts") or 0),
             webhook=webhook,
             lost_runs=int(data.get("lost_runs") or 0),
+            endpoint=data.get("endpoint", ""),
+            upstream=data.get("upstream") == "1",
+            error_code=_int(data.get("error_code")),
         )
 
 

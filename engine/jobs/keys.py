@@ -18,6 +18,7 @@ passed in ARGV, built by :meth:`Keys.queued_by` here too).
 | ``<p>:queue_id`` | counter | the last queue id given |
 | ``<p>:hooklock:<id>`` | string, expires | the right to deliver the job's webhook now |
 | ``<p>:resent:<kind>:<id>`` | string, expires | a lost message was re-sent lately |
+| ``<p>:finishes`` | pub/sub channel | a job's id, published when it finishes |
 | ``dramatiq:<queue>[.DQ][.msgs]`` | list, hash | Dramatiq's queues and messages |
 | ``dramatiq:__acks__.<worker>.<queue>`` | set | messages a worker fetched, not acked |
 | ``dramatiq:__heartbeats__`` | sorted set | Dramatiq workers, by last heartbeat |
@@ -86,6 +87,11 @@ class Keys:
     def queue_id(self) -> str:
         """The counter that numbers jobs in submission order."""
         return f"{self.prefix}:queue_id"
+
+    @property
+    def finishes(self) -> str:
+        """The channel a finished job's id is published on (finishes.py listens)."""
+        return f"{self.prefix}:finishes"
 
     def hook_lock(self, job_id: str) -> str:
         """Held while one process delivers the job's webhook."""

@@ -42,13 +42,18 @@ from .settings import JobSettings
 from .states import DONE, ERROR
 from .store import JobStore
 
-__all__ = ["RenderTask", "BUSY_DELAY_MS"]
+__all__ = ["RenderTask", "BUSY_DELAY_MS", "INPUT_FAULT", "OUR_FAULT"]
 
 log = logging.getLogger(__name__)
 
 #: A job leased by another live worker is looked at again this much later.
 BUSY_DELAY_MS = 5_000
 _PROGRESS_EVERY_S = 0.5
+#: A failed job's ``error_code``: the input was at fault (an image that could not be
+#: fetched or decoded, a field out of range) ...
+INPUT_FAULT = 400
+#: ... or zoomreel was (the encoder, a crash, a worker that died each time).
+OUR_FAULT = 500
 
 
 class RenderTask:
@@ -104,13 +109,16 @@ class RenderTask:
                 self.messages.send_render(job_id, 0)
             except redis.RedisError:
                 raise  # not the render's fault: see __call__
-            except (TransientFetchError, RenderError) as exc:  # may pass: retry a few times
-                self._retry_or_fail(job_id, token, str(exc))
+            except TransientFetchError as exc:  # the image host may recover: retry a few times
+                self._retry_or_fail(job_id, token, str(exc), INPUT_FAULT)
+            except RenderError as exc:  # the encoder: ours, may pass
+                self._retry_or_fail(job_id, token, str(exc), OUR_FAULT)
             except ZoomreelError as exc:  # the user's input: retrying cannot help
-                self.fail(job_id, str(exc))
+                self.fail(job_id, str(exc), INPUT_FAULT)
             except Exception as exc:
                 log.exception("render failed unexpectedly", extra={"job_id": job_id})
-                self._retry_or_fail(job_id, token, f"Internal error while rendering: {exc}")
+                self._retry_or_fail(job_id, token, f"Internal error while rendering: {exc}",
+                                    OUR_FAULT)
 
     def _render(self, job_id: str, token: str, lease: Lease) -> None:
         from ..net import fetch_url
@@ -163,13 +171,13 @@ class RenderTask:
                      result.size_bytes, extra={"job_id": job_id})
             self._after_finish(job_id)
 
-    def _retry_or_fail(self, job_id: str, token: str, message: str) -> None:
+    def _retry_or_fail(self, job_id: str, token: str, message: str, code: int) -> None:
         attempts = persist(lambda: self.store.requeue(job_id, token, message), "requeue",
                            job_id, self.shutdown)
         if attempts < 0:
             return
         if attempts > self.settings.transient_retries:
-            self.fail(job_id, message)
+            self.fail(job_id, message, code)
             return
         delay = min(60_000, 2_000 * 2 ** (attempts - 1))
         log.warning("render will be retried (attempt %d): %s", attempts, message,
@@ -180,12 +188,18 @@ class RenderTask:
     def take_up(self, job_id: str) -> bool:
         """Take up a lapsed job (see lease.py); whether this call did."""
         return take_up(self.store, job_id, max_lost_runs=self.settings.max_lost_runs,
-                       resend=self.messages.send_render, give_up=self.fail,
+                       resend=self.messages.send_render,
+                       give_up=lambda job, why: self.fail(job, why, OUR_FAULT),
                        shutdown=self.shutdown)
 
-    def fail(self, job_id: str, message: str) -> None:
-        """End the job ``error`` with ``message`` (unless it has ended already)."""
-        if persist(lambda: self.store.finish(job_id, ERROR, {"error": message}), "finish",
+    def fail(self, job_id: str, message: str, code: int) -> None:
+        """End the job ``error`` with ``message`` (unless it has ended already).
+
+        Args:
+            code: :data:`INPUT_FAULT` or :data:`OUR_FAULT` (the job's ``error_code``).
+        """
+        fields = {"error": message, "error_code": code}
+        if persist(lambda: self.store.finish(job_id, ERROR, fields), "finish",
                    job_id, self.shutdown):
             self.metrics.finished.labels(ERROR).inc()
             log.warning("job failed: %s", message, extra={"job_id": job_id})

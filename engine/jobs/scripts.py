@@ -133,14 +133,14 @@ return 1
 
 FINISH = _PREAMBLE + """
 -- End an unfinished job (done or error) with the given fields; a job with a webhook URL
--- gets its webhook pending.
+-- gets its webhook pending; the job's id is published on the finishes channel.
 -- KEYS: job record, lease, active set, finished set, queued set, webhooks-pending set,
---       updated set
+--       updated set, finishes channel
 -- ARGV: job id, final state, now, webhook message id, owners' queue prefix, then the
 --       record's name, value pairs
 -- Returns 1, or 0 when the job was finished already (or is gone).
-local job, lease, active, finished, queued, hooks, updated =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local job, lease, active, finished, queued, hooks, updated, finishes =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local job_id, final, now, hook_msg_id, owners_prefix =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if not is_finished(final) then return redis.error_reply('not a final state: ' .. final) end
@@ -161,6 +161,7 @@ if hook and hook ~= '' then
              'webhook_msg_id', hook_msg_id)
   redis.call('sadd', hooks, job_id)
 end
+redis.call('publish', finishes, job_id)
 return 1
 """
 

@@ -32,6 +32,7 @@ from .broker import (
     Messages,
     create_broker,
 )
+from .finishes import Finishes
 from .job import Job
 from .maintenance import Maintenance
 from .metrics import JobMetrics, counting_connections
@@ -96,6 +97,7 @@ class JobService:
         self.messages.declare(render=self.render_task, webhook=self.webhook_task)
         self.maintenance = Maintenance(self.client, self.store, settings, self.messages,
                                        self.render_task, self.broker.heartbeat_timeout)
+        self.finishes = Finishes(self.client, self.store, max_waiting=settings.max_waiting)
         self._workers: list[dramatiq.Worker] = []
 
     @classmethod
@@ -121,14 +123,17 @@ class JobService:
                    metrics=metrics, middleware=middleware)
 
     def close(self) -> None:
-        """Close the Redis clients (after :meth:`stop_workers`)."""
+        """Close the Redis clients (after :meth:`stop_workers`); requests still waiting
+        for a job are woken (:meth:`stop_waiting`)."""
+        self.stop_waiting()
         self.client.close()
         if self.worker_client is not self.client:
             self.worker_client.close()
 
     # -- submitting and answering ---------------------------------------------
     def submit(self, request: dict[str, Any], *, upload: bytes | None = None,
-               base_url: str | None = None, owner: str | None = None) -> tuple[Job, int]:
+               base_url: str | None = None, owner: str | None = None, endpoint: str = "",
+               upstream: bool = False) -> tuple[Job, int]:
         """Queue a render; return its job and the queue's length after it.
 
         Either the job is stored, or this raises and nothing is stored (nor created
@@ -140,6 +145,8 @@ class JobService:
             upload: the image itself, for multipart uploads.
             base_url: the address the request came in on (for ``download_url``).
             owner: who submits (a hash of their API key), for the per-key queue limit.
+            endpoint: the route it came in on (echoed in its answers and webhook).
+            upstream: answer for it as the upstream toolkit does (see Job.upstream).
 
         Raises:
             SpecError: a render field is out of range.
@@ -171,7 +178,7 @@ class JobService:
             webhook_url=given.get("webhook_url"), owner=owner,
             max_queued=self.settings.max_queue_length,
             max_queued_per_owner=self.settings.max_jobs_per_key,
-            deadline=time.time() + _CREATE_WAIT_S)
+            deadline=time.time() + _CREATE_WAIT_S, endpoint=endpoint, upstream=upstream)
         if upload is not None and name is not None:
             self._store_upload(job.id, name, upload)
         self.metrics.submitted.inc()
@@ -197,6 +204,25 @@ class JobService:
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
             raise
+
+    def waiting_slot(self) -> contextlib.AbstractContextManager[None]:
+        """A place for one request that submits a job and waits for it (see
+        :meth:`wait`); raises TooManyWaiting when ``max_waiting`` are taken."""
+        return self.finishes.slot()
+
+    def wait(self, job_id: str, timeout: float) -> Job:
+        """The job once it has finished, or as it is after ``timeout`` seconds; woken by
+        a notification, holding no Redis connection while it waits (finishes.py).
+
+        Raises:
+            ServiceStopping: the service stops meanwhile (the job is kept).
+            JobNotFound: no such job.
+        """
+        return self.finishes.wait(job_id, timeout)
+
+    def stop_waiting(self) -> None:
+        """Wake every request waiting for a job (each raises ServiceStopping)."""
+        self.finishes.close()
 
     def get(self, job_id: str) -> Job:
         """The job's record. Raises JobNotFound."""

@@ -26,6 +26,8 @@ _RANGES = (
     ("transient_retries", 0, ">="),
     ("lease_s", 0, ">"),
     ("max_lost_runs", 1, ">="),
+    ("max_waiting", 0, ">="),
+    ("wait_timeout_s", 0, ">"),
 )
 _RULES = {">": "a finite number greater than {}", ">=": "a finite number of at least {}"}
 
@@ -48,6 +50,10 @@ class JobSettings:
             is taken up again this long after its last sign of life.
         max_lost_runs: renders of one job that may stop without a word (the worker
             process died each time) before the job ends ``error``.
+        max_waiting: requests one process lets wait for their job (the upstream
+            toolkit's synchronous calls); 0 = none (such calls are refused).
+        wait_timeout_s: how long such a request waits before it is answered that the
+            job is still running (its job goes on).
     """
 
     data_dir: Path = field(default_factory=lambda: Path("zoomreel-data"))
@@ -61,6 +67,8 @@ class JobSettings:
     transient_retries: int = 3
     lease_s: float = 15.0
     max_lost_runs: int = 3
+    max_waiting: int = 64
+    wait_timeout_s: float = 3600.0
 
     def __post_init__(self) -> None:
         """Refuse values that would destroy data or turn every request away.

@@ -48,7 +48,8 @@ class JobStore:
                base_url: str | None = None, upload: str | None = None,
                webhook_url: str | None = None, owner: str | None = None,
                max_queued: int = 0, max_queued_per_owner: int = 0,
-               deadline: float | None = None) -> tuple[Job, int]:
+               deadline: float | None = None, endpoint: str = "",
+               upstream: bool = False) -> tuple[Job, int]:
         """Store a new queued job, in one round trip; return it and the queue's length
         after it (the caller then sends its message).
 
@@ -76,7 +77,7 @@ class JobStore:
             "frames_done": 0, "frames_total": frames_total,
             "filename": f"{filename_prefix}_{stamp}_{job_id[:8]}{extension}",
             "base_url": base_url or "", "upload": upload or "", "webhook_url": webhook_url or "",
-            "owner": owner or "",
+            "owner": owner or "", "endpoint": endpoint, "upstream": "1" if upstream else "",
         }
         k = self.keys
         keys = [k.job(job_id), k.active, k.queued, k.updated, k.queued_by(owner or ""),
@@ -188,7 +189,7 @@ class JobStore:
             raise ValueError(f"a job can only finish as one of {FINISHED}, not {status!r}")
         k = self.keys
         keys = [k.job(job_id), k.lease(job_id), k.active, k.finished, k.queued,
-                k.webhooks_pending, k.updated]
+                k.webhooks_pending, k.updated, k.finishes]
         args: list[Any] = [job_id, status, repr(time.time()), "msg_" + uuid.uuid4().hex,
                            self._owners]
         for name, value in fields.items():

@@ -11,7 +11,7 @@ from zoomreel.jobs import JobService
 
 from .auth import APIKeyMiddleware
 from .cors import CORS
-from .envelope import DOWNLOAD_PATH, Answers
+from .envelope import DOWNLOAD_PATH, LEGACY_PATH, Answers
 from .errors import register_error_handlers
 from .openapi import openapi_document
 from .resources import (
@@ -34,7 +34,7 @@ JSON_LIMIT = 64 * 1024
 
 def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str],
                cors_origins: Iterable[str] = (), json_limit: int = JSON_LIMIT,
-               upload_limit: int | None = None,
+               upload_limit: int | None = None, convert_route: str = "documented",
                ) -> falcon.App[falcon.Request, falcon.Response]:
     """Build the REST application.
 
@@ -47,6 +47,8 @@ def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str]
         cors_origins: browser origins allowed to call the API (none: no CORS headers).
         json_limit: largest JSON body, in bytes (413 above).
         upload_limit: largest multipart body; default the image cap plus 1 MiB.
+        convert_route: ``documented`` (202 at once) or ``upstream`` (the legacy route's
+            semantics on the convert route too).
 
     Returns:
         A WSGI application.
@@ -62,9 +64,11 @@ def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str]
                          signed_prefix=DOWNLOAD_PATH + "/")]
     app = falcon.App(middleware=middleware)
     register_error_handlers(app, answers)
-    convert = ConvertResource(service, answers, json_limit=json_limit, upload_limit=upload_limit)
-    app.add_route("/v1/image/convert/video", convert)
-    app.add_route("/v1/image/transform/video", convert)  # the original service's name
+    app.add_route("/v1/image/convert/video", ConvertResource(
+        service, answers, json_limit=json_limit, upload_limit=upload_limit,
+        upstream=convert_route == "upstream"))
+    app.add_route(LEGACY_PATH, ConvertResource(  # the upstream toolkit's route, as it is
+        service, answers, json_limit=json_limit, upload_limit=upload_limit, upstream=True))
     app.add_route("/v1/toolkit/job/status", StatusResource(
         service, answers, json_limit=json_limit))
     app.add_route("/v1/toolkit/jobs/status", JobsStatusResource(

@@ -1,5 +1,6 @@
-"""The wire format of the documented API: the envelope every /v1 answer shares, the
-status answer (also a webhook's body), and the address of a finished video.
+"""The wire format: the envelope every /v1 answer shares, the status answer (also a
+documented job's webhook body), the upstream toolkit's answers for the jobs that follow
+its semantics (the legacy route's), and the address of a finished video.
 """
 
 from __future__ import annotations
@@ -11,24 +12,31 @@ from typing import Any
 from zoomreel import __version__
 from zoomreel.jobs import Job
 from zoomreel.jobs.progress import job_times, progress_of
+from zoomreel.jobs.states import DONE, ERROR
 
 from .signing import URLSigner
 
-__all__ = ["Answers", "DONE_MESSAGE", "DOWNLOAD_PATH", "envelope", "not_found"]
+__all__ = ["Answers", "DONE_MESSAGE", "DOWNLOAD_PATH", "LEGACY_PATH", "envelope",
+           "not_found"]
 
 DONE_MESSAGE = "Video conversion completed successfully"
 #: Where finished videos are served; ``{DOWNLOAD_PATH}/{filename}``.
 DOWNLOAD_PATH = "/v1/storage/download"
+#: The upstream toolkit's own route, with its semantics (see ConvertResource).
+LEGACY_PATH = "/v1/image/transform/video"
 
 
-def envelope(code: int, *, message: str, build_number: str, id: Any = None,
-             job_id: str | None = None, response: Any = None, run_time: float = 0.0,
-             queue_time: float = 0.0, total_time: float | None = None, pid: int | None = None,
-             queue_id: int | None = None, queue_length: int = 0) -> dict[str, Any]:
-    """The envelope every /v1 JSON answer shares (times in seconds, 3 decimals)."""
+def envelope(code: int, *, message: str, build_number: str, endpoint: str | None = None,
+             id: Any = None, job_id: str | None = None, response: Any = None,
+             run_time: float = 0.0, queue_time: float = 0.0, total_time: float | None = None,
+             pid: int | None = None, queue_id: int | None = None,
+             queue_length: int = 0) -> dict[str, Any]:
+    """The envelope every /v1 JSON answer shares (times in seconds, 3 decimals);
+    ``endpoint`` is the route's path, as upstream's answers carry it."""
     if total_time is None:
         total_time = run_time + queue_time
     return {
+        "endpoint": endpoint,
         "code": code,
         "id": id,
         "job_id": job_id,
@@ -92,13 +100,17 @@ class Answers:
             url += "?" + self.signer.query(job.filename)
         return url
 
-    def status(self, job: Job, queue_length: int,
-               request_base: str | None = None) -> dict[str, Any]:
-        """The whole 200 status answer for one job (also its webhook's body)."""
+    def status(self, job: Job, queue_length: int, request_base: str | None = None,
+               endpoint: str | None = None) -> dict[str, Any]:
+        """The whole 200 status answer for one job (also a documented job's webhook
+        body). A job of the upstream semantics reads ``done`` once finished, failed or
+        not, and its inner ``response`` is :meth:`upstream_result`."""
         now = time.time()
         queue_time, run_time, total_time = job_times(job, now)
         inner: Any = None
-        if job.status == "done" and job.result is not None:
+        if job.upstream and job.status in (DONE, ERROR):
+            inner = self.upstream_result(job, queue_length, request_base)
+        elif job.status == DONE and job.result is not None:
             inner = {
                 "download_url": self.download_url(job, request_base),
                 "filename": job.filename,
@@ -106,14 +118,14 @@ class Answers:
                 **job.result,
             }
         response: dict[str, Any] = {
-            "job_status": job.status,
+            "job_status": DONE if job.upstream and job.status == ERROR else job.status,
             "job_id": job.id,
             "queue_id": job.queue_id,
             "process_id": job.pid,
             "response": inner,
             "progress": progress_of(job, now),
         }
-        if job.status == "error":
+        if job.status == ERROR:
             response["error"] = job.error or "The job failed"
         if job.webhook is not None:
             response["webhook"] = {
@@ -122,8 +134,50 @@ class Answers:
                 "last_error": job.webhook["last_error"],
             }
         return self.envelope(
-            200, message="success", id=job.client_id, job_id=job.id, response=response,
+            200, message="success", endpoint=endpoint or job.endpoint or None,
+            id=job.client_id, job_id=job.id, response=response,
             run_time=run_time, queue_time=queue_time, total_time=total_time,
             pid=job.pid if job.pid is not None else os.getpid(), queue_id=job.queue_id,
             queue_length=queue_length,
         )
+
+    def webhook_body(self, job: Job, queue_length: int) -> dict[str, Any]:
+        """What a finished job's webhook POSTs: :meth:`upstream_result` for a job of the
+        upstream semantics, the status answer for a documented one."""
+        if job.upstream:
+            return self.upstream_result(job, queue_length)
+        return self.status(job, queue_length)
+
+    def upstream_result(self, job: Job, queue_length: int,
+                        request_base: str | None = None) -> dict[str, Any]:
+        """The upstream toolkit's answer for a finished job: ``code`` 200 and
+        ``response`` the video's (signed) URL, or ``code`` the job's ``error_code``,
+        ``response`` None and ``message`` the cause. Also its webhook body, and the HTTP
+        answer of a synchronous call (whose status is ``code``)."""
+        queue_time, run_time, total_time = job_times(job, time.time())
+        if job.status == DONE:
+            code, url, message = 200, self.download_url(job, request_base), "success"
+        else:
+            code, url = job.error_code or 500, None
+            message = job.error or "The job failed"
+        return self.envelope(
+            code, message=message, endpoint=job.endpoint or LEGACY_PATH, id=job.client_id,
+            job_id=job.id, response=url, run_time=run_time, queue_time=queue_time,
+            total_time=total_time, pid=job.pid if job.pid is not None else os.getpid(),
+            queue_id=job.queue_id, queue_length=queue_length)
+
+    def upstream_accepted(self, job: Job, queue_length: int, max_queue_length: int,
+                          ) -> dict[str, Any]:
+        """The upstream toolkit's 202 for a job queued with a ``webhook_url`` key."""
+        return {
+            "endpoint": job.endpoint or LEGACY_PATH,
+            "code": 202,
+            "id": job.client_id,
+            "job_id": job.id,
+            "message": "processing",
+            "pid": os.getpid(),
+            "queue_id": job.queue_id,
+            "max_queue_length": max_queue_length or "unlimited",
+            "queue_length": queue_length,
+            "build_number": self.build_number,
+        }

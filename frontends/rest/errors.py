@@ -14,7 +14,9 @@ from zoomreel.errors import (
     InputError,
     JobNotFound,
     QueueFullError,
+    ServiceStopping,
     SpecError,
+    TooManyWaiting,
     ZoomreelError,
 )
 
@@ -50,9 +52,11 @@ def _answer(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:
     resp.media = body
 
 
-#: Domain errors that are the client's, and their HTTP status (first match wins).
+#: Domain errors and their HTTP status (first match wins; any other is a 500).
 _CLIENT_ERRORS: tuple[tuple[type[ZoomreelError], int], ...] = (
     (QueueFullError, 429),
+    (TooManyWaiting, 503),
+    (ServiceStopping, 503),
     (RequestTooLarge, 413),
     (ImageTooLargeError, 413),
     (InputError, 400),
@@ -65,8 +69,9 @@ class _Handlers:
     def __init__(self, answers: Answers) -> None:
         self.answers = answers
 
-    def failed(self, resp: falcon.Response, code: int, message: str, **extra: Any) -> None:
-        body = self.answers.envelope(code, message=message)
+    def failed(self, req: falcon.Request, resp: falcon.Response, code: int, message: str,
+               **extra: Any) -> None:
+        body = self.answers.envelope(code, message=message, endpoint=req.path)
         body.update(error=message, **extra)
         _answer(resp, code, body)
 
@@ -80,11 +85,16 @@ class _Handlers:
         if isinstance(ex, QueueFullError):
             extra["queue_length"] = ex.queue_length
             resp.set_header("Retry-After", str(ex.retry_after))
+        elif isinstance(ex, TooManyWaiting):
+            resp.set_header("Retry-After", str(ex.retry_after))
+        elif isinstance(ex, ServiceStopping):
+            extra["job_id"] = ex.job_id
+            resp.set_header("Retry-After", "5")
         elif isinstance(ex, SpecError):
             extra.update(field=ex.field, rule=ex.rule)
         elif code == 500:
             log.error("unexpected domain error: %s", ex)
-        self.failed(resp, code, str(ex), **extra)
+        self.failed(req, resp, code, str(ex), **extra)
 
     def on_http(self, req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError,
                 params: dict[str, Any]) -> None:
@@ -99,7 +109,7 @@ class _Handlers:
             message = "body: must be valid JSON (or multipart/form-data)"
         elif ex.description:
             message = f"{message}: {ex.description}"
-        self.failed(resp, ex.status_code, message)
+        self.failed(req, resp, ex.status_code, message)
         headers = ex.headers or {}
         for name, value in (headers.items() if isinstance(headers, Mapping) else headers):
             resp.set_header(name, value)
@@ -107,14 +117,14 @@ class _Handlers:
     def on_store_down(self, req: falcon.Request, resp: falcon.Response, ex: redis.RedisError,
                       params: dict[str, Any]) -> None:
         log.error("job store unreachable on %s %s: %s", req.method, req.path, ex)
-        self.failed(resp, 503, "The job store (Redis) is unreachable; nothing was changed, "
+        self.failed(req, resp, 503, "The job store (Redis) is unreachable; nothing was changed, "
                                "retry in a few seconds")
         resp.set_header("Retry-After", "5")
 
     def on_crash(self, req: falcon.Request, resp: falcon.Response, ex: Exception,
                  params: dict[str, Any]) -> None:
         log.exception("unhandled error on %s %s", req.method, req.path)
-        self.failed(resp, 500, "Internal server error")
+        self.failed(req, resp, 500, "Internal server error")
 
 
 def register_error_handlers(app: falcon.App[falcon.Request, falcon.Response],

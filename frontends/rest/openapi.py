@@ -61,9 +61,11 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
     nullable_int = {"type": ["integer", "null"]}
     envelope = {
         "type": "object",
-        "required": ["code", "id", "job_id", "response", "message", "run_time", "queue_time",
-                     "total_time", "pid", "queue_id", "queue_length", "build_number"],
+        "required": ["endpoint", "code", "id", "job_id", "response", "message", "run_time",
+                     "queue_time", "total_time", "pid", "queue_id", "queue_length",
+                     "build_number"],
         "properties": {
+            "endpoint": {"type": ["string", "null"], "description": "the route's path"},
             "code": {"type": "integer"}, "id": {}, "job_id": {"type": ["string", "null"]},
             "response": {}, "message": {"type": "string"}, "run_time": num,
             "queue_time": num, "total_time": num, "pid": {"type": "integer"},
@@ -136,7 +138,7 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
     no_range = {"description": "Range outside the file",
                 "headers": {"Content-Range": {"schema": {"type": "string"},
                                               "description": "bytes */<size>"}}}
-    errors = {
+    errors: dict[str, Any] = {
         "400": _answer("Invalid body: names the field and the rule", "Envelope"),
         "401": {"description": "Missing or wrong X-API-Key",
                 "content": _json({"type": "object",
@@ -154,6 +156,47 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
             "429": _answer("Queue full", "Envelope", retry_after),
         },
     }
+    upstream_result = {**envelope, "description": (
+        "The upstream toolkit's answer for a finished job: code 200 and response the "
+        "video's URL (a signed link: no key needed), or code >= 400 (400: the image could "
+        "not be fetched or decoded; 500: zoomreel's fault), response null, message the "
+        "cause. Also the webhook body of such jobs, and a status's inner response."),
+        "properties": {**envelope["properties"],  # type: ignore[dict-item]
+                       "response": {"type": ["string", "null"]}}}
+    upstream_accepted = {
+        "type": "object", "description": "The upstream toolkit's 202 (a webhook_url key "
+        "was sent; \"\" means no webhook): the job is queued",
+        "required": ["endpoint", "code", "id", "job_id", "message", "pid", "queue_id",
+                     "max_queue_length", "queue_length", "build_number"],
+        "properties": {
+            "endpoint": {"type": "string"}, "code": {"const": 202}, "id": {},
+            "job_id": {"type": "string"}, "message": {"const": "processing"},
+            "pid": {"type": "integer"}, "queue_id": {"type": "integer"},
+            "max_queue_length": {"oneOf": [{"type": "integer"}, {"const": "unlimited"}]},
+            "queue_length": {"type": "integer"}, "build_number": {"type": "string"}},
+    }
+    legacy_answers: dict[str, Any] = {
+        "200": _answer("success: response is the video's URL", "UpstreamResult"),
+        "202": _answer("processing (a webhook_url key was sent)", "UpstreamAccepted"),
+        **errors,
+        "413": _answer("Body over the size limit", "Envelope"),
+        "429": _answer("Queue full", "Envelope", retry_after),
+        "500": _answer("The render failed by zoomreel's fault", "UpstreamResult"),
+        "503": _answer("As many requests as this server holds wait already (nothing "
+                       "was queued), or the service is restarting (the job is kept)",
+                       "Envelope", retry_after),
+        "504": _answer("Not done within the wait's limit; the job goes on", "Envelope"),
+    }
+    legacy = {
+        **convert,
+        "summary": "The upstream toolkit's route, with its semantics",
+        "description": (
+            "Without a webhook_url key the request waits for the video (the job is queued "
+            "like any other) and answers UpstreamResult with HTTP status = its code. With "
+            "webhook_url: 202 UpstreamAccepted, and the webhook body is UpstreamResult. "
+            "ZOOMREEL_CONVERT_ROUTE=upstream gives /v1/image/convert/video these semantics."),
+        "responses": legacy_answers,
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "zoomreel", "version": version,
@@ -161,6 +204,8 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
         "components": {
             "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
             "schemas": {"Envelope": envelope, "JobStatus": job_status,
+                        "UpstreamResult": upstream_result,
+                        "UpstreamAccepted": upstream_accepted,
                         "SubmitRequest": _submit_request(max_length), "SubmitUpload": upload,
                         "PathRequest": path_schema(max_length), "Path": path,
                         "StatusRequest": STATUS_SCHEMA,
@@ -168,9 +213,7 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
         },
         "paths": {
             "/v1/image/convert/video": {"post": convert},
-            "/v1/image/transform/video": {"post": {
-                **convert,
-                "summary": "The same as /v1/image/convert/video (its original name)"}},
+            "/v1/image/transform/video": {"post": legacy},
             "/v1/toolkit/job/status": {"post": {
                 "summary": "A job's status, progress and result", "security": key,
                 "requestBody": {"required": True, "content": _json(

@@ -18,7 +18,8 @@ from zoomreel.camera import frame_rect
 from zoomreel.canvas import canvas_geometry
 from zoomreel.codecs import content_type_of
 from zoomreel.errors import SpecError
-from zoomreel.jobs import JobService, poll_after
+from zoomreel.jobs import Job, JobService, poll_after
+from zoomreel.jobs.states import FINISHED
 from zoomreel.spec import RenderSpec
 
 from .envelope import Answers
@@ -54,49 +55,97 @@ def _read_json(req: falcon.Request, limit: int) -> Any:
 
 
 class ConvertResource:
-    """POST /v1/image/convert/video: queue a render, answer 202 at once."""
+    """POST /v1/image/convert/video and /v1/image/transform/video: queue a render.
+
+    The documented semantics: 202 at once, then polling. The upstream toolkit's (its
+    legacy route; the convert route too with ``ZOOMREEL_CONVERT_ROUTE=upstream``): a body
+    without a ``webhook_url`` key waits for the video and answers it (HTTP status =
+    the answer's ``code``); with one (``""`` = no webhook), upstream's 202. Either way
+    the job is queued like any other: it counts in the queue, survives a restart and
+    shows in the status route.
+
+    Args:
+        upstream: answer with the upstream toolkit's semantics.
+    """
 
     def __init__(self, service: JobService, answers: Answers, *, json_limit: int,
-                 upload_limit: int) -> None:
+                 upload_limit: int, upstream: bool = False) -> None:
         self.service = service
         self.answers = answers
         self.json_limit = json_limit
         self.upload_limit = upload_limit
+        self.upstream = upstream
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         started = time.perf_counter()
-        max_length = self.service.settings.max_length
-        upload: bytes | None = None
-        if req.content_type and req.content_type.startswith("multipart/form-data"):
-            if req.content_length is not None and req.content_length > self.upload_limit:
-                raise RequestTooLarge(f"body: must be at most {self.upload_limit} bytes")
-            fields: dict[str, str] = {}
-            for part in req.get_media():
-                if part.name == "image" and part.filename is not None:
-                    upload = part.stream.read(self.upload_limit + 1)
-                    if len(upload) > self.upload_limit:
-                        raise RequestTooLarge(f"image: must be at most {self.upload_limit} bytes")
-                elif part.name == "image":
-                    raise SpecError("image", "must be a file")
-                else:
-                    fields[part.name] = part.get_text() or ""
-            body = validate(coerce_form(fields), submit_schema(max_length, upload=True),
-                            max_length)
-            if upload is None and "image_url" not in body:
-                raise SpecError("image", "is required (a file field, or image_url)")
-            if upload is not None and "image_url" in body:
-                raise SpecError("image_url", "must not be given with an uploaded image")
-        else:
-            body = validate(_read_json(req, self.json_limit), submit_schema(max_length),
-                            max_length)
-        job, queue_length = self.service.submit(body, upload=upload, base_url=req.prefix,
-                                                owner=req.context.key_id)
+        body, upload = self._read(req)
+        if self.upstream and "webhook_url" not in body:
+            with self.service.waiting_slot():  # before the job: a refusal creates nothing
+                job, _ = self._submit(req, body, upload)
+                job = self.service.wait(job.id, self.service.settings.wait_timeout_s)
+            self._answer_finished(req, resp, job)
+            return
+        job, queue_length = self._submit(req, body, upload)
         resp.status = falcon.HTTP_202
+        if self.upstream:
+            resp.media = self.answers.upstream_accepted(
+                job, queue_length, self.service.settings.max_queue_length)
+            return
         resp.media = self.answers.envelope(
-            202, message="Job queued successfully",
+            202, message="Job queued successfully", endpoint=req.path,
             id=body.get("id"), job_id=job.id, run_time=time.perf_counter() - started,
             queue_id=job.queue_id, queue_length=queue_length,
         )
+
+    def _submit(self, req: falcon.Request, body: dict[str, Any],
+                upload: bytes | None) -> tuple[Job, int]:
+        return self.service.submit(body, upload=upload, base_url=req.prefix,
+                                   owner=req.context.key_id, endpoint=req.path,
+                                   upstream=self.upstream)
+
+    def _answer_finished(self, req: falcon.Request, resp: falcon.Response, job: Job) -> None:
+        """A synchronous call's answer: the upstream envelope of its finished job, with
+        its ``code`` as the HTTP status; a job still running after the wait's limit is a
+        504 naming the job, which goes on (poll it)."""
+        queue_length = self.service.queue_length()
+        if job.status in FINISHED:
+            answer = self.answers.upstream_result(job, queue_length, req.prefix)
+        else:
+            answer = self.answers.envelope(
+                504, message=f"The video is not done after "
+                f"{self.service.settings.wait_timeout_s:g} s; the job goes on: poll "
+                "/v1/toolkit/job/status with its job_id", endpoint=req.path,
+                id=job.client_id, job_id=job.id, queue_id=job.queue_id,
+                queue_length=queue_length)
+        resp.status = falcon.code_to_http_status(answer["code"])
+        resp.media = answer
+
+    def _read(self, req: falcon.Request) -> tuple[dict[str, Any], bytes | None]:
+        """The request's fields, validated, and its uploaded image (multipart)."""
+        max_length = self.service.settings.max_length
+        if not (req.content_type and req.content_type.startswith("multipart/form-data")):
+            return validate(_read_json(req, self.json_limit), submit_schema(max_length),
+                            max_length), None
+        if req.content_length is not None and req.content_length > self.upload_limit:
+            raise RequestTooLarge(f"body: must be at most {self.upload_limit} bytes")
+        upload: bytes | None = None
+        fields: dict[str, str] = {}
+        for part in req.get_media():
+            if part.name == "image" and part.filename is not None:
+                upload = part.stream.read(self.upload_limit + 1)
+                if len(upload) > self.upload_limit:
+                    raise RequestTooLarge(f"image: must be at most {self.upload_limit} bytes")
+            elif part.name == "image":
+                raise SpecError("image", "must be a file")
+            else:
+                fields[part.name] = part.get_text() or ""
+        body = validate(coerce_form(fields), submit_schema(max_length, upload=True),
+                        max_length)
+        if upload is None and "image_url" not in body:
+            raise SpecError("image", "is required (a file field, or image_url)")
+        if upload is not None and "image_url" in body:
+            raise SpecError("image_url", "must not be given with an uploaded image")
+        return body, upload
 
 
 class StatusResource:
@@ -110,7 +159,7 @@ class StatusResource:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = validate(_read_json(req, self.json_limit), STATUS_SCHEMA)
         job, queue_length = self.service.get_with_queue_length(body["job_id"])
-        resp.media = self.answers.status(job, queue_length, req.prefix)
+        resp.media = self.answers.status(job, queue_length, req.prefix, endpoint=req.path)
         hint = poll_after(job)
         if hint is not None:
             resp.set_header("Retry-After", str(hint))
@@ -130,7 +179,8 @@ class JobsStatusResource:
         body = validate({} if body is None else body, JOBS_STATUS_SCHEMA)
         since = body.get("since_seconds", ROUTE_FIELDS["since_seconds"].default)
         resp.media = self.answers.envelope(
-            200, message="success", response=self.service.states_since(since),
+            200, message="success", endpoint=req.path,
+            response=self.service.states_since(since),
             run_time=time.perf_counter() - started, queue_length=self.service.queue_length())
 
 
@@ -141,7 +191,8 @@ class AuthenticateResource:
         self.answers = answers
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = self.answers.envelope(200, message="success", response="Authorized")
+        resp.media = self.answers.envelope(200, message="success", endpoint=req.path,
+                                           response="Authorized")
 
 
 class PathResource:
@@ -168,7 +219,8 @@ class PathResource:
                                  max_zoom=max(spec.zoom_keyframes), max_pixels=spec.max_pixels)
         last = spec.total_frames - 1
         frames = sorted({round(i * last / (samples - 1)) for i in range(samples)})
-        resp.media = self.answers.envelope(200, message="success", id=body.get("id"),
+        resp.media = self.answers.envelope(200, message="success", endpoint=req.path,
+                                           id=body.get("id"),
                                            run_time=time.perf_counter() - started, response={
             "output": {"width": out_w, "height": out_h},
             "canvas": {"width": canvas.width, "height": canvas.height},
