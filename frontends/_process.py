@@ -19,13 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import dramatiq
-from dramatiq.middleware import Middleware
-
-from zoomreel.jobs.broker import RENDER_QUEUE
-
 __all__ = ["configure_logging", "count_metrics_in", "prefer_passive_openmp",
-           "prepare_rendering", "RenderThreads", "RENDER_NICENESS"]
+           "prepare_rendering", "render_threads", "RENDER_NICENESS"]
 
 
 @functools.cache
@@ -88,7 +83,7 @@ def _map_large_allocations() -> None:
 RENDER_NICENESS = 10
 
 
-class RenderThreads(Middleware):
+def render_threads() -> Any:
     """Dramatiq middleware for the threads that render (serve's and worker's broker).
 
     Before a render, its thread (and the threads it starts: the encoder's, Numba's pool
@@ -96,24 +91,32 @@ class RenderThreads(Middleware):
     value). After it, the memory the render freed goes back to the system: glibc keeps
     freed heap memory in per-thread arenas, and a worker thread's process stayed at
     395 MB after its second render of a 54 MP image and went down to 196 MB after
-    malloc_trim. Each is a no-op where the system lacks it.
+    malloc_trim. Each is a no-op where the system lacks it. (Built here, when a command
+    runs workers: importing Dramatiq costs the other commands 0.1 s.)
     """
+    import dramatiq
+    from dramatiq.middleware import Middleware
 
-    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
-        if message.queue_name != RENDER_QUEUE or not hasattr(os, "setpriority"):
-            return
-        tid = threading.get_native_id()
-        try:
-            if os.getpriority(os.PRIO_PROCESS, tid) < RENDER_NICENESS:
-                os.setpriority(os.PRIO_PROCESS, tid, RENDER_NICENESS)
-        except OSError:  # not allowed here: renders keep the process's priority
-            pass
+    from zoomreel.jobs.broker import RENDER_QUEUE
 
-    def after_process_message(self, broker: dramatiq.Broker, message: Any, *,
-                              result: Any = None, exception: Any = None) -> None:
-        libc = _libc()
-        if message.queue_name == RENDER_QUEUE and libc is not None:
-            libc.malloc_trim(0)
+    class RenderThreads(Middleware):
+        def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+            if message.queue_name != RENDER_QUEUE or not hasattr(os, "setpriority"):
+                return
+            tid = threading.get_native_id()
+            try:
+                if os.getpriority(os.PRIO_PROCESS, tid) < RENDER_NICENESS:
+                    os.setpriority(os.PRIO_PROCESS, tid, RENDER_NICENESS)
+            except OSError:  # not allowed here: renders keep the process's priority
+                pass
+
+        def after_process_message(self, broker: dramatiq.Broker, message: Any, *,
+                                  result: Any = None, exception: Any = None) -> None:
+            libc = _libc()
+            if message.queue_name == RENDER_QUEUE and libc is not None:
+                libc.malloc_trim(0)
+
+    return RenderThreads()
 
 
 def count_metrics_in(path: Path) -> None:

@@ -32,7 +32,7 @@ from ._api_processes import (
     exit_with_parent,
     report_ready,
 )
-from ._process import RenderThreads, configure_logging, count_metrics_in, prepare_rendering
+from ._process import configure_logging, count_metrics_in, prepare_rendering, render_threads
 from .config import Config
 from .rest.envelope import Answers
 from .rest.signing import URLSigner, load_or_create_secret
@@ -114,7 +114,7 @@ def _open_service(settings: JobSettings, answers: Answers, redis_url: str | None
     try:
         service = JobService.connect(redis_url, settings, embedded=embedded is not None,
                                      answer=answers.webhook_body, metrics=metrics,
-                                     middleware=[RenderThreads()] if renders else [])
+                                     middleware=[render_threads()] if renders else [])
         resent = service.recover()
         if resent:
             log.info("re-sent %d lost message(s)", resent)

@@ -26,14 +26,17 @@ Where each rule lives:
 
 from __future__ import annotations
 
-from .job import Job
-from .metrics import JobMetrics
-from .progress import job_times, poll_after, progress_of
-from .redis_server import EmbeddedRedis, find_redis_server
-from .service import JobService
-from .settings import JobSettings
-from .store import JobStore
-from .webhook_task import StatusAnswer
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .job import Job
+    from .metrics import JobMetrics
+    from .progress import job_times, poll_after, progress_of
+    from .redis_server import EmbeddedRedis, find_redis_server
+    from .service import JobService
+    from .settings import JobSettings
+    from .store import JobStore
+    from .webhook_task import StatusAnswer
 
 __all__ = [
     "EmbeddedRedis",
@@ -48,3 +51,26 @@ __all__ = [
     "poll_after",
     "progress_of",
 ]
+
+# Loaded when first used: importing zoomreel.jobs (its settings, say) stays cheap.
+_LAZY = {
+    "EmbeddedRedis": "redis_server", "find_redis_server": "redis_server",
+    "Job": "job", "JobMetrics": "metrics", "JobService": "service",
+    "JobSettings": "settings", "JobStore": "store", "StatusAnswer": "webhook_task",
+    "job_times": "progress", "poll_after": "progress", "progress_of": "progress",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zoomreel.jobs' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
