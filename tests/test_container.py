@@ -1,5 +1,5 @@
 """The container image (Containerfile), built and run as the README shows: ``tox -e
-container`` (skipped elsewhere: it builds an image, about a minute the first time).
+container`` (skipped elsewhere: it builds an image, a few minutes the first time).
 
 Built on a Debian base made here with debootstrap (no registry is reached), run with a
 volume; the documented workflow against it (submit by URL from a loopback server, poll,
@@ -44,6 +44,10 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
 def image(podman: Podman) -> str:
     """The Containerfile built on the local base; prints what it adds to that base."""
     base = base_image(podman)
+    probe_run = podman("run", "--rm", "--network", "host", base, "true", check=False)
+    if probe_run.returncode != 0:
+        pytest.skip("no container test: podman cannot run a container here: "
+                    + (probe_run.stderr.strip().splitlines() or ["?"])[-1])
     build(podman, ROOT, IMAGE, base)
     added = (podman.size(IMAGE) - podman.size(base)) / 1e6
     print(f"\ncontainer image: {added:.0f} MB on top of its base")
