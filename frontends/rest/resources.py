@@ -271,16 +271,19 @@ class PageResource:
 class DownloadResource:
     """GET/HEAD /v1/storage/download/{filename}: the video (its codec's media type, from
     zoomreel.codecs by extension), with Falcon's Range support and cache validators.
+    A video in a bucket is streamed through (only the range asked for is fetched), so
+    every answer is the same wherever the video is kept.
 
     Reached with the ``X-API-Key`` header or a signed link (the middleware checks it).
 
     A video is written beside its final name and renamed into place (see
     ``zoomreel.encoder``), so the bytes under one name change only when the file is
     replaced (a job rendered again after a lost worker), and a replacement has another
-    size or modification time. The ETag is therefore strong and costs one ``stat``,
-    never a read of the file: a digest of the name, size and modification time in
-    nanoseconds. It answers ``If-None-Match`` (304) and ``If-Range`` (a Range whose
-    condition names another copy gets the whole file).
+    size or modification time (or, in a bucket, another ETag). The ETag is therefore
+    strong and costs one ``stat`` (or HEAD), never a read of the file: a digest of the
+    name, size and version (modification time in nanoseconds, or the bucket's ETag).
+    It answers ``If-None-Match`` (304) and ``If-Range`` (a Range whose condition names
+    another copy gets the whole file).
     """
 
     accepts_signed_links = True
@@ -296,37 +299,37 @@ class DownloadResource:
 
     def _serve(self, req: falcon.Request, resp: falcon.Response, filename: str,
                body: bool) -> None:
-        path = self.service.video_path(filename)
-        if path is None:
+        video = self.service.find_video(filename)
+        if video is None:
             raise NotFound("File", filename=filename)
-        st = path.stat()
-        etag = _etag(path.name, st)
+        size = video.info.size
+        etag = _etag(filename, size, video.info.version)
         # HTTP dates have whole seconds: a finer time would look newer than its own date.
-        modified = datetime.fromtimestamp(st.st_mtime, UTC).replace(microsecond=0)
+        modified = datetime.fromtimestamp(video.info.modified, UTC).replace(microsecond=0)
         resp.etag = etag
         resp.last_modified = modified
         if _not_modified(req, etag, modified):
             resp.status = falcon.HTTP_304  # validators only: no content, no Content-Type
             return
-        resp.content_type = content_type_of(path.name)
+        resp.content_type = content_type_of(filename)
         resp.accept_ranges = "bytes"
-        start, length = 0, st.st_size
-        span = _byte_range(req, st.st_size) if _range_holds(req, etag, modified) else None
+        start, length = 0, size
+        span = _byte_range(req, size) if _range_holds(req, etag, modified) else None
         if span is not None:
             start, end = span
             length = end - start + 1
             resp.status = falcon.HTTP_206
-            resp.content_range = (start, end, st.st_size)
+            resp.content_range = (start, end, size)
         if not body:
             resp.content_length = length
             return
-        stream = open(path, "rb")  # closed by the WSGI server (_FilePart)
-        stream.seek(start)
+        # a file, or a bucket's answer streamed through; closed by the WSGI server
+        stream = video.storage.open(video.key, start, length)
         resp.set_stream(_FilePart(stream, length), length)
 
 
-def _etag(name: str, st: os.stat_result) -> str:
-    identity = f"{name}\0{st.st_size}\0{st.st_mtime_ns}".encode()
+def _etag(name: str, size: int, version: str) -> str:
+    identity = f"{name}\0{size}\0{version}".encode()
     return hashlib.blake2b(identity, digest_size=12).hexdigest()
 
 
