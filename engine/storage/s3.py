@@ -71,6 +71,9 @@ class S3Storage(Storage):
             s3={"addressing_style": "path" if endpoint_url else "auto"},
             max_pool_connections=32)
         self.client: Any = session.client("s3", endpoint_url=endpoint_url, config=config)
+        # check() answers /health: one quick try, so a bucket that hangs cannot hold it
+        self._probe: Any = session.client("s3", endpoint_url=endpoint_url, config=config.merge(
+            Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 1})))
         self.transfer = TransferConfig(multipart_threshold=part_size,
                                        multipart_chunksize=part_size, max_concurrency=4)
 
@@ -160,7 +163,7 @@ class S3Storage(Storage):
 
     def check(self) -> None:
         with self._errors("checking the bucket"):
-            self.client.head_bucket(Bucket=self.bucket)
+            self._probe.head_bucket(Bucket=self.bucket)
 
     def link(self, key: str, ttl: float) -> str | None:
         if self.public_url:
