@@ -49,6 +49,9 @@ def test_videos_by_url_and_by_upload_are_stored_in_the_bucket(
     api = serve_factory(env={**NO_PROFILES, **s3.env(bucket, ZOOMREEL_S3_PREFIX="zr/")},
                         workers=1)
     assert api.get("/health").json()["storage"] == {"backend": "s3", "ok": True}
+    # the page's <video> may play the bucket's links (its policy names their origin)
+    policy = requests.get(api.url + "/", timeout=30).headers["Content-Security-Policy"]
+    assert f"media-src 'self' blob: {s3.endpoint};" in policy
     jobs = [api.submit(image_url=image_url(image_server), **SMALL), upload(api)]
     names = []
     for job_id in jobs:

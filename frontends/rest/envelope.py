@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from zoomreel import __version__
 from zoomreel.jobs import Job
@@ -114,6 +115,15 @@ class Answers:
         if self.signer is not None and job.filename:
             url += "?" + self.signer.query(job.filename)
         return url
+
+    def media_origin(self) -> str | None:
+        """The origin of the bucket's links (``scheme://host[:port]``), where videos are
+        linked there; None when they are served here."""
+        link = None if self.storage is None else self.storage.link(video_key("x.mp4"), 60)
+        if not link:
+            return None
+        parts = urlsplit(link)
+        return f"{parts.scheme}://{parts.netloc}"
 
     def status(self, job: Job, queue_length: int, request_base: str | None = None,
                endpoint: str | None = None) -> dict[str, Any]:

@@ -237,7 +237,12 @@ class PathResource:
 
 
 class PageResource:
-    """GET / and GET /web/{name}: the web page, plain files shipped in the package."""
+    """GET / and GET /web/{name}: the web page, plain files shipped in the package.
+
+    Args:
+        media_origin: where else the page's ``<video>`` may load from: the bucket's
+            origin when videos are linked there (see Answers.media_origin).
+    """
 
     _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
               ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
@@ -247,7 +252,11 @@ class PageResource:
                "connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; "
                "base-uri 'none'; frame-ancestors 'none'")
 
-    def __init__(self) -> None:
+    def __init__(self, media_origin: str | None = None) -> None:
+        self.policy = self._POLICY
+        if media_origin:
+            self.policy = self.policy.replace("media-src 'self' blob:",
+                                              f"media-src 'self' blob: {media_origin}")
         folder = resources.files("zoomreel.frontends").joinpath("web")
         self.files = {item.name: item.read_bytes() for item in folder.iterdir()
                       if item.is_file() and os.path.splitext(item.name)[1] in self._TYPES}
@@ -261,7 +270,7 @@ class PageResource:
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Content-Type-Options", "nosniff")
         resp.set_header("Referrer-Policy", "no-referrer")
-        resp.set_header("Content-Security-Policy", self._POLICY)
+        resp.set_header("Content-Security-Policy", self.policy)
         resp.data = data
 
     def on_get_file(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
