@@ -75,7 +75,7 @@ def test_a_file_is_stored_whole_and_read_by_range(storage: Storage, tmp_path: Pa
 
 
 def test_s3_objects_carry_their_content_type_and_prefix(s3: MotoS3, tmp_path: Path) -> None:
-    storage = _s3(s3, tmp_path, prefix="deploy-a/")
+    storage = _s3(s3, tmp_path, prefix="deploy-a")
     path = tmp_path / "v.webm"
     path.write_bytes(b"webm bytes")
     storage.save_file(video_key("v.webm"), path, "video/webm")

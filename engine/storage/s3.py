@@ -37,8 +37,8 @@ class S3Storage(Storage):
         scratch: the local folder where renders write before the upload.
         endpoint_url: the S3 API's address; None = AWS.
         region: the bucket's region; None = boto3's default.
-        prefix: put before every key (``zoomreel/`` puts videos at
-            ``zoomreel/videos/...``).
+        prefix: put before every key, as a folder (``zoomreel`` or ``zoomreel/`` puts
+            videos at ``zoomreel/videos/...``).
         public_url: where the bucket's objects are public (the bucket's own URL or a CDN
             in front of it): links are ``public_url/<key>`` instead of presigned.
         access_key, secret_key: credentials; None = boto3's own search.
@@ -59,7 +59,7 @@ class S3Storage(Storage):
         self.bucket = bucket
         self.scratch = Path(scratch)
         self.endpoint_url = endpoint_url
-        self.prefix = prefix
+        self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         self.public_url = (public_url or "").rstrip("/") or None
         session = boto3.session.Session(aws_access_key_id=access_key or None,
                                         aws_secret_access_key=secret_key or None,
