@@ -18,6 +18,7 @@ __all__ = [
     "TransientFetchError",
     "RenderError",
     "RenderCancelled",
+    "StorageError",
     "JobError",
     "JobNotFound",
     "QueueFullError",
@@ -102,6 +103,15 @@ class RenderError(ZoomreelError, RuntimeError):
 
 class RenderCancelled(RenderError):
     """The render was cancelled before it finished; nothing was written."""
+
+
+# -- storage ------------------------------------------------------------------
+
+
+class StorageError(ZoomreelError, RuntimeError):
+    """Object storage did not take or give a file: unreachable, or refusing (bad
+    credentials, no such bucket). The message names the storage and the cause; it may
+    pass, so steps that meet it retry for a while (see zoomreel.storage)."""
 
 
 # -- jobs ---------------------------------------------------------------------

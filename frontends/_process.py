@@ -178,3 +178,6 @@ def configure_logging(log_format: str = "text") -> None:
     # under load, a line per request (and the cost of writing it). The wait shows in
     # the latency; /metrics and /health tell the queue that matters.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    # boto3 says at INFO where it found credentials, once per client: noise, and a second
+    # line before the one that says what is wrong with a bucket at start.
+    logging.getLogger("botocore").setLevel(logging.WARNING)

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from zoomreel.errors import InputError, SettingError
 from zoomreel.jobs.settings import DEFAULT_MAX_QUEUE_LENGTH, DEFAULT_RETENTION_S, JobSettings
+from zoomreel.storage import Storage
 
 from ._api_processes import can_share_ports, default_count
 
@@ -46,6 +47,8 @@ class Setting:
         default: the value when neither the flag nor the variable is given.
         default_text: the default as the docs say it (where ``default`` does not).
         env: its ``ZOOMREEL_*`` variable ("" for none).
+        env_aliases: other variables read when ``env`` is unset (the upstream toolkit's
+            names, so that its deployments move over unchanged).
         flag: its flag ("" for none).
         flag_on: the commands that have the flag.
         aliases: deprecated spellings of the flag (still accepted).
@@ -66,6 +69,7 @@ class Setting:
     default: Any = None
     default_text: str = ""
     env: str = ""
+    env_aliases: tuple[str, ...] = ()
     flag: str = ""
     flag_on: tuple[str, ...] = ("serve",)
     aliases: tuple[str, ...] = ()
@@ -213,9 +217,18 @@ def _is_folder(text: str) -> bool:
     return bool(text.strip()) and not (Path(text).exists() and not Path(text).is_dir())
 
 
-_CHECKS = {"host": _is_host, "url": _is_http_url, "redis": _is_redis_url,
-           "secret": _is_secret, "keys": _are_keys, "origins": _are_origins,
-           "path": _is_folder}
+def _is_bucket(text: str) -> bool:
+    return re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", text.strip()) is not None
+
+
+def _is_prefix(text: str) -> bool:
+    return re.fullmatch(r"[A-Za-z0-9!_.*'()/-]{1,512}", text.strip()) is not None and not (
+        text.strip().startswith("/"))
+
+
+_CHECKS = {"bucket": _is_bucket, "prefix": _is_prefix, "host": _is_host,
+           "url": _is_http_url, "redis": _is_redis_url, "secret": _is_secret,
+           "keys": _are_keys, "origins": _are_origins, "path": _is_folder}
 
 _BOTH = ("serve", "worker")
 
@@ -295,6 +308,36 @@ SETTINGS: tuple[Setting, ...] = (
             "integer", JobSettings.max_waiting, env="ZOOMREEL_MAX_WAITING",
             commands=("serve",), minimum=0, maximum=1000,
             zero="synchronous calls refused"),
+    Setting("s3_bucket", "S3-compatible bucket for uploads and videos; set = S3 storage "
+            "(credentials: S3_ACCESS_KEY/S3_SECRET_KEY, else boto3's: the environment, a "
+            "profile, an instance role)", "bucket", None,
+            default_text="unset = the data dir", env="ZOOMREEL_S3_BUCKET",
+            env_aliases=("S3_BUCKET_NAME",),
+            rule_text="a bucket name (3 to 63 of a-z, 0-9, '.', '-')"),
+    Setting("s3_endpoint_url", "the S3 API's address (MinIO, R2, B2, Spaces...)", "url",
+            None, default_text="unset = AWS", env="ZOOMREEL_S3_ENDPOINT_URL",
+            env_aliases=("S3_ENDPOINT_URL",), rule_text="an http:// or https:// URL"),
+    Setting("s3_region", "the bucket's region", "text", None,
+            default_text="unset = boto3's default", env="ZOOMREEL_S3_REGION",
+            env_aliases=("S3_REGION",), rule_text="a region name such as us-east-1"),
+    Setting("s3_prefix", "put before every key in the bucket (videos/ and uploads/ go "
+            "under it)", "prefix", "", default_text="unset = none",
+            env="ZOOMREEL_S3_PREFIX", rule_text="key characters such as zoomreel/, not "
+            "starting with /"),
+    Setting("s3_public_url", "where the bucket's objects are public (the bucket's URL or "
+            "a CDN): download_url is this + '/' + key instead of a presigned link", "url",
+            None, default_text="unset = presigned links", env="ZOOMREEL_S3_PUBLIC_URL",
+            rule_text="an http:// or https:// URL"),
+    Setting("s3_access_key", "the bucket's access key (the upstream toolkit's name)",
+            "text", None, default_text="unset = boto3's own", env="S3_ACCESS_KEY",
+            rule_text="an access key id", hidden=True),
+    Setting("s3_secret_key", "the bucket's secret key (the upstream toolkit's name)",
+            "text", None, default_text="unset = boto3's own", env="S3_SECRET_KEY",
+            rule_text="a secret access key", hidden=True),
+    Setting("s3_retry_seconds", "how long storing a video (or reading an upload) is "
+            "retried while the bucket is unreachable or refusing, before the job ends "
+            "error", "number", JobSettings.storage_retry_s,
+            env="ZOOMREEL_S3_RETRY_SECONDS", unit="seconds", minimum=0),
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -325,6 +368,14 @@ class Config:
     log_format: str
     convert_route: str
     max_waiting: int
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_prefix: str = ""
+    s3_public_url: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_retry_seconds: float = JobSettings.storage_retry_s
     deprecated: tuple[str, ...] = ()  # deprecated flags used, for a warning
 
     def job_settings(self) -> JobSettings:
@@ -335,7 +386,19 @@ class Config:
             retention_s=self.retention_days * 86400.0,
             allow_private_urls=self.allow_private_urls,
             webhook_secret=self.webhook_secret, lease_s=self.lease_seconds,
-            max_waiting=self.max_waiting)
+            max_waiting=self.max_waiting, storage_retry_s=self.s3_retry_seconds)
+
+    def storage(self) -> Storage:
+        """Where uploads and videos are kept: the bucket when one is set, else the data
+        dir (nothing is contacted here: see Storage.check)."""
+        from zoomreel.storage import LocalStorage, S3Storage
+
+        if not self.s3_bucket:
+            return LocalStorage(self.data_dir)
+        return S3Storage(self.s3_bucket, scratch=self.data_dir / "work",
+                         endpoint_url=self.s3_endpoint_url, region=self.s3_region,
+                         prefix=self.s3_prefix, public_url=self.s3_public_url,
+                         access_key=self.s3_access_key, secret_key=self.s3_secret_key)
 
 
 def _dest(flag: str) -> str:
@@ -371,8 +434,9 @@ def load(command: str, args: argparse.Namespace,
                     if flag != setting.flag:
                         deprecated.append(flag)
                     break
-        if given is None and setting.env and env.get(setting.env, "").strip():
-            given = (env[setting.env], setting.env)
+        for name in (setting.env, *setting.env_aliases):
+            if given is None and name and env.get(name, "").strip():
+                given = (env[name], name)
         if given is not None:
             values[setting.name] = setting.parse(*given)
     if command == "worker" and not values["redis_url"]:
@@ -447,7 +511,8 @@ def markdown_table() -> str:
         if setting.flag and setting.flag_on != read_by:
             flag += f" ({', '.join(setting.flag_on)})"
         commands = "" if read_by == _BOTH else f" ({', '.join(read_by)})"
-        rows.append(f"| {f'`{setting.env}`' if setting.env else ''} | {flag} | "
+        names = ", ".join(f"`{name}`" for name in (setting.env, *setting.env_aliases) if name)
+        rows.append(f"| {names} | {flag} | "
                     f"{setting.help}{commands} | {setting.rule()} | "
                     f"{setting.default_words()} |")
     return "\n".join(rows)

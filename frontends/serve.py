@@ -23,6 +23,7 @@ from typing import Any
 
 from zoomreel import __version__
 from zoomreel.jobs import EmbeddedRedis, JobMetrics, JobService, JobSettings
+from zoomreel.storage import Storage
 
 from . import config as _config
 from ._api_processes import (
@@ -55,13 +56,16 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     raise _Stop(signal.Signals(signum).name)
 
 
-def answers(config: Config, data_dir: Path | None = None) -> Answers:
+def answers(config: Config, data_dir: Path | None = None,
+            storage: Storage | None = None) -> Answers:
     """The REST answers; with a data dir, download links are signed with its secret
-    (made there once) and live ``config.signed_url_ttl`` seconds."""
+    (made there once) and live ``config.signed_url_ttl`` seconds; with a bucket for
+    storage, they are its presigned (or public) links."""
     signer = None
     if data_dir is not None:
         signer = URLSigner(load_or_create_secret(data_dir), config.signed_url_ttl)
-    return Answers(config.public_url, signer=signer)
+    return Answers(config.public_url, signer=signer, storage=storage,
+                   link_ttl=config.signed_url_ttl)
 
 
 def api_keys(config: Config, data_dir: Path) -> list[str]:
@@ -105,6 +109,7 @@ def _answer_waitress_413_as_json(answers: Answers) -> None:
 
 def _open_service(settings: JobSettings, answers: Answers, redis_url: str | None,
                   metrics: JobMetrics | None = None, *, renders: bool = True,
+                  storage: Storage | None = None,
                   ) -> tuple[JobService, EmbeddedRedis | None, str]:
     embedded = None
     if not redis_url:
@@ -114,7 +119,8 @@ def _open_service(settings: JobSettings, answers: Answers, redis_url: str | None
     try:
         service = JobService.connect(redis_url, settings, embedded=embedded is not None,
                                      answer=answers.webhook_body, metrics=metrics,
-                                     middleware=[render_threads()] if renders else [])
+                                     middleware=[render_threads()] if renders else [],
+                                     storage=storage)
         resent = service.recover()
         if resent:
             log.info("re-sent %d lost message(s)", resent)
@@ -174,7 +180,9 @@ def serve(args: argparse.Namespace) -> int:
         prepare_rendering()
     settings = config.job_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    answer = answers(config, settings.data_dir)
+    storage = config.storage()
+    storage.check()  # a bucket that cannot be used: one line, exit 2, nothing started
+    answer = answers(config, settings.data_dir, storage)
     keys = api_keys(config, settings.data_dir)
     shared = _metrics_dir() if count > 1 else None
     if shared is not None:
@@ -183,7 +191,7 @@ def serve(args: argparse.Namespace) -> int:
         service, embedded, redis_url = _open_service(
             settings, answer, config.redis_url,
             JobMetrics(shared_dir=shared) if shared else None,
-            renders=config.render_threads > 0)
+            renders=config.render_threads > 0, storage=storage)
     except BaseException:
         if shared is not None:
             shutil.rmtree(shared, ignore_errors=True)
@@ -276,13 +284,14 @@ def _serve_api_process(args: argparse.Namespace, config: Config) -> int:
     configure_logging(config.log_format)
     exit_with_parent(args.parent_pid)
     settings = config.job_settings()
-    answer = answers(config, settings.data_dir)
+    storage = config.storage()  # serve checked it
+    answer = answers(config, settings.data_dir, storage)
     keys = api_keys(config, settings.data_dir)
     shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     assert config.redis_url, "serve gives its API processes ZOOMREEL_REDIS_URL"
     service = JobService.connect(
         config.redis_url, settings, embedded=False, answer=answer.webhook_body,
-        metrics=JobMetrics(shared_dir=Path(shared)) if shared else None)
+        metrics=JobMetrics(shared_dir=Path(shared)) if shared else None, storage=storage)
     server = None
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
@@ -309,9 +318,12 @@ def worker(args: argparse.Namespace) -> int:
     url = config.redis_url
     assert url, "config.load refuses a worker without a Redis URL"
     configure_logging(config.log_format)
-    prepare_rendering()
     settings = config.job_settings()
-    service, _, _ = _open_service(settings, answers(config, settings.data_dir), url)
+    storage = config.storage()
+    storage.check()  # a bucket that cannot be used: one line, exit 2, nothing started
+    prepare_rendering()
+    service, _, _ = _open_service(settings, answers(config, settings.data_dir, storage), url,
+                                  storage=storage)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Redis server, a loopback image server, ``zoomreel serve``.
+"""Shared fixtures: a real Redis server, a loopback image server, an S3 server,
+``zoomreel serve``.
 
 Everything is real: the Redis server is started here with the embedded launcher on a
 free port in a temporary folder (never the machine's 6379), images are served over
@@ -14,6 +15,7 @@ import pytest
 import redis
 from hypothesis import settings
 from loopback import LoopbackServer
+from s3server import CheckingS3, MotoS3
 from service_helpers import ServeFactory
 
 from zoomreel.jobs import EmbeddedRedis
@@ -69,3 +71,30 @@ def module_serve_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     factory = ServeFactory(tmp_path_factory.mktemp("serve"))
     yield factory
     factory.close()
+
+
+# -- S3-compatible storage ---------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[MotoS3]:
+    """A real S3 API on loopback for the whole session (moto's server, see s3server.py);
+    each test makes its own buckets (``s3.bucket()``)."""
+    server = MotoS3().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_outage() -> Iterator[MotoS3]:
+    """An S3 server of this test's own, to stop and start again."""
+    server = MotoS3().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_checking() -> Iterator[CheckingS3]:
+    """An S3 server that refuses every credential."""
+    server = CheckingS3()
+    yield server
+    server.close()

@@ -63,8 +63,9 @@ class Serve:
 
     def __init__(self, data_dir: Path, *, workers: int = 2, env: dict[str, str] | None = None,
                  api_key: str | None = API_KEY, workers_flag: str = "--render-threads",
-                 ) -> None:
+                 args: tuple[str, ...] = ()) -> None:
         self.data_dir = data_dir
+        self.args = args
         self.workers = workers
         self.workers_flag = workers_flag
         self.env = {**os.environ, "ZOOMREEL_ALLOW_PRIVATE_URLS": "1", **(env or {})}
@@ -82,7 +83,8 @@ class Serve:
         self.lines = []
         self.proc = subprocess.Popen(
             [zoomreel_script(), "serve", "--port", "0",
-             "--data-dir", str(self.data_dir), self.workers_flag, str(self.workers)],
+             "--data-dir", str(self.data_dir), self.workers_flag, str(self.workers),
+             *self.args],
             env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, start_new_session=True,
         )

@@ -18,10 +18,12 @@ from service_helpers import SMALL, jpeg, zoomreel_script
 from waiting import eventually
 
 from zoomreel.errors import SettingError
-from zoomreel.frontends.config import SETTINGS, Config, Setting, markdown_table
+from zoomreel.frontends.cli import build_parser
+from zoomreel.frontends.config import SETTINGS, Config, Setting, load, markdown_table
 from zoomreel.frontends.rest import Answers
 from zoomreel.frontends.rest.signing import DEFAULT_TTL
 from zoomreel.jobs import JobService, JobSettings
+from zoomreel.storage import LocalStorage, S3Storage
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 VIDEO = "video_20250101_000000_deadbeef.mp4"
@@ -30,7 +32,7 @@ VIDEO = "video_20250101_000000_deadbeef.mp4"
 def _setting(source: str) -> Setting:
     """The setting a variable or a flag sets."""
     for setting in SETTINGS:
-        if source in (setting.env, setting.flag, *setting.aliases):
+        if source in (setting.env, setting.flag, *setting.aliases, *setting.env_aliases):
             return setting
     raise AssertionError(f"no setting for {source}")
 
@@ -90,6 +92,15 @@ REFUSED = [
     ("worker", "ZOOMREEL_SIGNED_URL_TTL", "soon"),
     ("worker", "ZOOMREEL_LOG_FORMAT", "yaml"),
     ("worker", "ZOOMREEL_ALLOW_PRIVATE_URLS", "yes"),
+    ("serve", "ZOOMREEL_S3_BUCKET", "Not_A_Bucket"),
+    ("serve", "S3_BUCKET_NAME", "ab"),
+    ("serve", "ZOOMREEL_S3_ENDPOINT_URL", "minio:9000"),
+    ("serve", "S3_ENDPOINT_URL", "ftp://minio.internal"),
+    ("serve", "ZOOMREEL_S3_PUBLIC_URL", "cdn.example.com"),
+    ("serve", "ZOOMREEL_S3_PREFIX", "/zoomreel"),
+    ("serve", "ZOOMREEL_S3_RETRY_SECONDS", "-1"),
+    ("worker", "ZOOMREEL_S3_BUCKET", "UPPER"),
+    ("worker", "ZOOMREEL_S3_RETRY_SECONDS", "soon"),
 ]
 
 
@@ -284,3 +295,23 @@ def test_render_threads_0_renders_nothing_and_retention_0_is_accepted(
     time.sleep(3)  # long enough for a render thread to have taken it
     assert serve.status(r.json()["job_id"])["response"]["job_status"] == "queued"
     assert not any("deprecated" in line for line in serve.lines)
+
+
+def test_the_upstream_s3_names_are_read_and_ours_win() -> None:
+    args = build_parser().parse_args(["worker"])
+    env = {"ZOOMREEL_REDIS_URL": "redis://127.0.0.1:1/0", "S3_BUCKET_NAME": "theirs",
+           "S3_ENDPOINT_URL": "http://minio.internal:9000", "S3_REGION": "eu-west-1",
+           "S3_ACCESS_KEY": "AKIDEXAMPLE", "S3_SECRET_KEY": "secret"}
+    config = load("worker", args, env)
+    assert (config.s3_bucket, config.s3_endpoint_url, config.s3_region, config.s3_access_key,
+            config.s3_secret_key) == ("theirs", "http://minio.internal:9000", "eu-west-1",
+                                      "AKIDEXAMPLE", "secret")
+    storage = config.storage()
+    assert isinstance(storage, S3Storage)
+    assert storage.describe() == "S3 bucket 'theirs' at http://minio.internal:9000"
+    assert storage.scratch == config.data_dir / "work"
+    ours = load("worker", args, {**env, "ZOOMREEL_S3_BUCKET": "ours",
+                                 "ZOOMREEL_S3_ENDPOINT_URL": "https://s3.example.com"})
+    assert (ours.s3_bucket, ours.s3_endpoint_url) == ("ours", "https://s3.example.com")
+    plain = load("worker", args, {"ZOOMREEL_REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert isinstance(plain.storage(), LocalStorage)

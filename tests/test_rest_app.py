@@ -301,7 +301,8 @@ def test_store_outage_is_503_and_health_says_so(make_rest: Callable[..., Rest],
         health = rest.get("/health")
         assert health.status_code == 200
         assert health.json == {"status": "ok", "redis": True, "workers": 0,
-                               "queue_length": 0, "pid": os.getpid()}
+                               "queue_length": 0, "pid": os.getpid(),
+                               "storage": {"backend": "local", "ok": True}}
 
 
 # -- downloads -----------------------------------------------------------------------

@@ -22,6 +22,9 @@ Where each rule lives:
 | service.py | the façade the front ends call |
 | settings.py, metrics.py, progress.py, redis_server.py | configuration, Prometheus
   metrics, progress and ETA, the embedded Redis server |
+
+Uploads and videos are kept by a storage (:mod:`zoomreel.storage`: the data dir, or an
+S3-compatible bucket), given to :class:`JobService`.
 """
 
 from __future__ import annotations

@@ -45,6 +45,8 @@ class Job:
             webhook body are the upstream envelope; a failed one reads ``done``).
         error_code: once ``error``: 400 when the input was at fault (an image that could
             not be fetched or decoded, a bad field), 500 when zoomreel was.
+        storage: once ``done``: the kind of storage that holds its video (``s3``);
+            empty for the data dir (and for every job done before storage had kinds).
     """
 
     id: str
@@ -71,6 +73,7 @@ class Job:
     endpoint: str = ""
     upstream: bool = False
     error_code: int | None = None
+    storage: str = ""
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> Job:
@@ -117,6 +120,7 @@ class Job:
             endpoint=data.get("endpoint", ""),
             upstream=data.get("upstream") == "1",
             error_code=_int(data.get("error_code")),
+            storage=data.get("storage", ""),
         )
 
 

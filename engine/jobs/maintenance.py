@@ -10,7 +10,9 @@ Safe in any number of processes at once (every worker process runs it):
   that no message has carried for a while (lost to a Redis outage) is re-sent, by one
   process; messages fetched by workers silent for too long go back.
 * **sweep** (every minute): finished jobs older than the retention go, with their
-  videos; temporary files of killed renders and uploads that no job owns go too.
+  videos (from the storage, and from the data dir where a job done before the storage
+  changed left one); temporary files of killed renders and uploads that no job owns go
+  too. A storage that does not answer keeps the job for the next sweep.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from pathlib import Path
 
 import redis
 
+from ..errors import StorageError
+from ..storage import UPLOADS, LocalStorage, Storage, upload_key, video_key
 from .broker import RENDER_QUEUE, WEBHOOK_QUEUE, Messages, queued_job_ids, recover_unacked
 from .render_task import RenderTask
 from .settings import JobSettings
@@ -52,11 +56,13 @@ class Maintenance:
         messages: where re-sent messages go.
         render_task: takes lapsed jobs up (and ends those lost too often).
         heartbeat_timeout_ms: a Dramatiq worker silent this long is dead.
+        storage: where uploads and videos are kept; default the data dir.
     """
 
     def __init__(self, client: redis.Redis, store: JobStore, settings: JobSettings,
                  messages: Messages, render_task: RenderTask,
-                 heartbeat_timeout_ms: int) -> None:
+                 heartbeat_timeout_ms: int, storage: Storage | None = None) -> None:
+        self.storage = storage or LocalStorage(settings.data_dir)
         self.client = client
         self.store = store
         self.settings = settings
@@ -125,6 +131,12 @@ class Maintenance:
         if self.settings.retention_s > 0:
             for job in self.store.expired(now - self.settings.retention_s):
                 if job.filename:
+                    try:
+                        self.storage.delete(video_key(job.filename))
+                    except StorageError as exc:
+                        log.warning("retention: the video stays until the storage "
+                                    "answers: %s", exc, extra={"job_id": job.id})
+                        continue
                     (self.settings.storage_dir / job.filename).unlink(missing_ok=True)
                 self.store.delete(job.id)
                 removed += 1
@@ -135,11 +147,20 @@ class Maintenance:
         """Delete killed renders' temporary files and uploads no unfinished job owns,
         last changed before ``older_than``."""
         _remove_old(self.settings.storage_dir.glob(".*.part"), older_than)
-        if self.settings.upload_dir.is_dir():
-            owned = {job.upload for job in map(self.store.get, self.store.active_ids())
-                     if job.upload}
-            _remove_old((p for p in self.settings.upload_dir.iterdir() if p.name not in owned),
-                        older_than)
+        scratch = self.storage.scratch
+        if scratch != self.settings.storage_dir and scratch.is_dir():
+            _remove_old(scratch.iterdir(), older_than)  # renders not stored: all stale
+        if self.storage.kind != LocalStorage.kind:
+            # a bucket may be shared by several deployments: only its stale uploads go
+            older_than = min(older_than, time.time() - _STALE_FILE_S)
+        owned = {upload_key(job.upload) for job in map(self.store.get, self.store.active_ids())
+                 if job.upload}
+        try:
+            for key, modified in list(self.storage.list(UPLOADS)):
+                if key not in owned and modified < older_than:
+                    self.storage.delete(key)
+        except StorageError as exc:
+            log.warning("stale uploads stay until the storage answers: %s", exc)
 
     # -- threads ---------------------------------------------------------------
     def start(self, shutdown: threading.Event) -> None:

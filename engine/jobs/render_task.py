@@ -8,7 +8,11 @@ Delivery is at-least-once, so every step is idempotent:
 * the video is written under a temporary name and renamed when complete (render.py), so
   a half-written file is never served; ``finish`` only moves an unfinished job;
 * a failure the input caused ends the job ``error`` at once; one that may pass (the
-  image host, the encoder) is retried a few times with backoff, then ends it.
+  image host, the encoder) is retried a few times with backoff, then ends it;
+* the finished video is stored (zoomreel.storage: renamed into the data dir, or uploaded
+  to a bucket); a storage that fails is retried with backoff from the local file for
+  ``storage_retry_s`` (never rendered again), then the job ends ``error`` naming the
+  storage and the cause, and the local file is removed.
 
 Redis may stall or restart under a render. Each bookkeeping step is retried until Redis
 answers (_persist.py), a progress write that fails is skipped, and the task never raises
@@ -22,17 +26,23 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
 
 import redis
 
+from ..codecs import content_type_of
 from ..errors import (
     ImageError,
     RenderCancelled,
     RenderError,
+    StorageError,
     TransientFetchError,
     ZoomreelError,
 )
 from ..spec import RenderSpec
+from ..storage import LocalStorage, Storage, upload_key, video_key
 from . import scripts
 from ._persist import persist
 from .broker import Messages
@@ -45,6 +55,7 @@ from .store import JobStore
 __all__ = ["RenderTask", "BUSY_DELAY_MS", "INPUT_FAULT", "OUR_FAULT"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: A job leased by another live worker is looked at again this much later.
 BUSY_DELAY_MS = 5_000
@@ -65,11 +76,14 @@ class RenderTask:
         messages: where render and webhook messages are sent.
         shutdown: set when the process stops; running renders give their job back.
         metrics: where renders are counted.
+        storage: where uploads are read and videos stored; default the data dir.
     """
 
     def __init__(self, store: JobStore, settings: JobSettings, messages: Messages,
-                 shutdown: threading.Event, metrics: JobMetrics) -> None:
+                 shutdown: threading.Event, metrics: JobMetrics,
+                 storage: Storage | None = None) -> None:
         self.store = store
+        self.storage = storage or LocalStorage(settings.data_dir)
         self.settings = settings
         self.messages = messages
         self.shutdown = shutdown
@@ -109,6 +123,8 @@ class RenderTask:
                 self.messages.send_render(job_id, 0)
             except redis.RedisError:
                 raise  # not the render's fault: see __call__
+            except StorageError as exc:  # retried for storage_retry_s already
+                self.fail(job_id, str(exc), OUR_FAULT)
             except TransientFetchError as exc:  # the image host may recover: retry a few times
                 self._retry_or_fail(job_id, token, str(exc), INPUT_FAULT)
             except RenderError as exc:  # the encoder: ours, may pass
@@ -128,10 +144,12 @@ class RenderTask:
         spec = RenderSpec.from_request(job.request)
         source: bytes
         if job.upload:  # as bytes: no message may show the server's folders
-            try:
-                source = (self.settings.upload_dir / job.upload).read_bytes()
-            except FileNotFoundError:
-                raise ImageError("The uploaded image is gone (removed before its render)") from None
+            key = upload_key(job.upload)
+            found = self._with_storage(job_id, lease, "reading the upload",
+                                       lambda: self.storage.load_bytes(key))
+            if found is None:
+                raise ImageError("The uploaded image is gone (removed before its render)")
+            source = found
         else:
             source = fetch_url(job.request["image_url"], max_bytes=self.settings.max_image_bytes,
                                allow_private=self.settings.allow_private_urls)
@@ -150,16 +168,18 @@ class RenderTask:
         def cancel() -> bool:
             return self.shutdown.is_set() or lease.lost.is_set()
 
-        self.settings.storage_dir.mkdir(parents=True, exist_ok=True)
-        out = self.settings.storage_dir / job.filename
+        self.storage.scratch.mkdir(parents=True, exist_ok=True)
+        out = self.storage.scratch / job.filename
         log.info("render started", extra={"job_id": job_id})
         started = time.monotonic()
         result = render_video(source, out, spec, progress=progress, cancel=cancel)
         seconds = time.monotonic() - started
+        self._store_video(job_id, lease, out)
         fields = {
             "size": result.size_bytes, "duration": result.duration, "width": result.width,
             "height": result.height, "frame_rate": result.frame_rate,
             "frames_done": result.frames, "pid": os.getpid(),
+            "storage": "" if self.storage.kind == LocalStorage.kind else self.storage.kind,
         }
         # A finish retried after a stall may find the job done by its first try: the
         # webhook message is then re-sent by the healing pass (the job stays pending).
@@ -170,6 +190,41 @@ class RenderTask:
                      result.frames, seconds, result.frames / max(seconds, 1e-9),
                      result.size_bytes, extra={"job_id": job_id})
             self._after_finish(job_id)
+
+    def _store_video(self, job_id: str, lease: Lease, out: Path) -> None:
+        """Store the rendered file ``out`` (see Storage.save_file); a copy left in the
+        scratch folder by a failure is removed."""
+        key = video_key(out.name)
+        content_type = content_type_of(out.name) or "application/octet-stream"
+        try:
+            self._with_storage(job_id, lease, "storing the video",
+                               lambda: self.storage.save_file(key, out, content_type))
+        except BaseException:
+            out.unlink(missing_ok=True)
+            raise
+
+    def _with_storage(self, job_id: str, lease: Lease, what: str, step: Callable[[], T]) -> T:
+        """``step()``, tried again with backoff while storage fails, for
+        ``storage_retry_s`` in all.
+
+        Raises:
+            StorageError: it still failed then.
+            RenderCancelled: the process stops, or the job was taken from us, meanwhile.
+        """
+        deadline = time.monotonic() + self.settings.storage_retry_s
+        delay = 0.5
+        while True:
+            try:
+                return step()
+            except StorageError as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                log.warning("%s failed, tried again in %.1f s: %s", what, min(delay, left),
+                            exc, extra={"job_id": job_id})
+                if self.shutdown.wait(min(delay, left)) or lease.lost.is_set():
+                    raise RenderCancelled(f"{what}: stopped while storage failed") from exc
+                delay = min(delay * 2, 15.0)
 
     def _retry_or_fail(self, job_id: str, token: str, message: str, code: int) -> None:
         attempts = persist(lambda: self.store.requeue(job_id, token, message), "requeue",
@@ -208,7 +263,10 @@ class RenderTask:
     def _after_finish(self, job_id: str) -> None:
         job = persist(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
         if job.upload:
-            (self.settings.upload_dir / job.upload).unlink(missing_ok=True)
+            try:
+                self.storage.delete(upload_key(job.upload))
+            except StorageError as exc:  # the sweep removes it later (an upload no job owns)
+                log.warning("the upload stays for now: %s", exc, extra={"job_id": job_id})
         if job.webhook_url:
             persist(lambda: self.messages.send_webhook(job_id, 0), "webhook send", job_id,
                     self.shutdown)

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,9 @@ import redis
 from dramatiq.middleware import Middleware
 
 from ..codecs import CODECS, content_type_of
-from ..errors import ImageTooLargeError
+from ..errors import ImageTooLargeError, StorageError
 from ..spec import REQUEST_FIELDS, RenderSpec
+from ..storage import LocalStorage, ObjectInfo, Storage, upload_key, video_key
 from . import keys
 from .broker import (
     EXTERNAL_HEARTBEAT_TIMEOUT_MS,
@@ -41,7 +43,7 @@ from .settings import JobSettings
 from .store import JobStore
 from .webhook_task import StatusAnswer, WebhookTask
 
-__all__ = ["JobService"]
+__all__ = ["JobService", "Video"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,17 @@ API_REDIS_TIMEOUT_S = 2.0
 # How long after a submit Redis may still create its job: well inside the API's time-out,
 # so that a submit answered 503 (timed out) can never have created one.
 _CREATE_WAIT_S = API_REDIS_TIMEOUT_S - 0.5
+#: /health asks the storage whether it answers at most this often (per process).
+_STORAGE_CHECK_EVERY_S = 5.0
+
+
+@dataclass(frozen=True)
+class Video:
+    """A finished video found in storage (see :meth:`JobService.find_video`)."""
+
+    storage: Storage
+    key: str
+    info: ObjectInfo
 
 
 class JobService:
@@ -72,13 +85,21 @@ class JobService:
         metrics: where this process counts its jobs, renders and webhooks; new by default.
         middleware: more Dramatiq middleware for the broker (the entry point's policy
             for render threads, say).
+        storage: where uploads and videos are kept (zoomreel.storage); default the
+            data dir's folders.
     """
 
     def __init__(self, client: redis.Redis, settings: JobSettings, *, embedded: bool,
                  answer: StatusAnswer, worker_client: redis.Redis | None = None,
                  metrics: JobMetrics | None = None,
-                 middleware: Iterable[Middleware] = ()) -> None:
+                 middleware: Iterable[Middleware] = (),
+                 storage: Storage | None = None) -> None:
         self.client = client
+        #: The data dir's folders: the storage, or where videos of jobs done before
+        #: the storage changed may still be (the download route looks there too).
+        self.local = LocalStorage(settings.data_dir)
+        self.storage = storage or self.local
+        self._storage_state: tuple[float, dict[str, Any]] = (-_STORAGE_CHECK_EVERY_S, {})
         self.worker_client = worker_client or client
         self.settings = settings
         self.embedded = embedded
@@ -91,19 +112,21 @@ class JobService:
         self.messages = Messages(self.broker)
         worker_store = JobStore(self.worker_client)
         self.render_task = RenderTask(worker_store, settings, self.messages, self.shutdown,
-                                      self.metrics)
+                                      self.metrics, self.storage)
         self.webhook_task = WebhookTask(worker_store, settings, self.messages, answer,
                                         self.metrics)
         self.messages.declare(render=self.render_task, webhook=self.webhook_task)
         self.maintenance = Maintenance(self.client, self.store, settings, self.messages,
-                                       self.render_task, self.broker.heartbeat_timeout)
+                                       self.render_task, self.broker.heartbeat_timeout,
+                                       self.storage)
         self.finishes = Finishes(self.client, self.store, max_waiting=settings.max_waiting)
         self._workers: list[dramatiq.Worker] = []
 
     @classmethod
     def connect(cls, url: str, settings: JobSettings, *, embedded: bool,
                 answer: StatusAnswer, metrics: JobMetrics | None = None,
-                middleware: Iterable[Middleware] = ()) -> JobService:
+                middleware: Iterable[Middleware] = (),
+                storage: Storage | None = None) -> JobService:
         """A service on the Redis server at ``url``, with two clients.
 
         The front end's calls time out after ``API_REDIS_TIMEOUT_S`` (its answer is then a
@@ -120,7 +143,7 @@ class JobService:
         workers = redis.Redis.from_url(url, socket_timeout=None, socket_connect_timeout=5.0,
                                        socket_keepalive=True, connection_class=counting)
         return cls(api, settings, embedded=embedded, answer=answer, worker_client=workers,
-                   metrics=metrics, middleware=middleware)
+                   metrics=metrics, middleware=middleware, storage=storage)
 
     def close(self) -> None:
         """Close the Redis clients (after :meth:`stop_workers`); requests still waiting
@@ -191,18 +214,21 @@ class JobService:
         return job, queued
 
     def _store_upload(self, job_id: str, name: str, upload: bytes) -> None:
-        """Write a new job's uploaded image (its job exists already, so the file always
+        """Store a new job's uploaded image (its job exists already, so the file always
         has an owner: a process killed while writing leaves a job whose render fails,
         and the failure removes the file). No message is sent before it is written.
-        A write that fails takes the job away again."""
-        path = self.settings.upload_dir / name
+        A write that fails takes the job away again.
+
+        Raises:
+            StorageError: the storage did not take it (nothing is left stored).
+        """
+        key = upload_key(name)
         try:
-            self.settings.upload_dir.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(upload)
+            self.storage.save_bytes(key, upload, "application/octet-stream")
         except BaseException:
             self.store.delete(job_id)
-            with contextlib.suppress(OSError):
-                path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError, StorageError):
+                self.storage.delete(key)
             raise
 
     def waiting_slot(self) -> contextlib.AbstractContextManager[None]:
@@ -241,7 +267,8 @@ class JobService:
         return self.store.states_since(time.time() - seconds)
 
     def video_path(self, filename: str) -> Path | None:
-        """The finished video called ``filename``, or None; never a path outside storage."""
+        """The finished video called ``filename`` in the data dir, or None; never a path
+        outside it."""
         if not _FILE_NAME.match(filename):  # also no NUL, no path, no overlong name
             return None
         if content_type_of(filename) is None:  # only the extensions the codecs write
@@ -252,18 +279,52 @@ class JobService:
             return None
         return path
 
+    def find_video(self, filename: str) -> Video | None:
+        """The finished video called ``filename``: in the storage, else (a job done
+        before the storage became a bucket) in the data dir; None when neither has it.
+
+        Raises:
+            StorageError: the storage did not answer.
+        """
+        if not _FILE_NAME.match(filename) or content_type_of(filename) is None:
+            return None
+        key = video_key(filename)
+        for storage in dict.fromkeys((self.storage, self.local)):
+            if storage is self.local and self.video_path(filename) is None:
+                continue  # also refuses a link out of the folder
+            info = storage.info(key)
+            if info is not None:
+                return Video(storage, key, info)
+        return None
+
+    def storage_health(self) -> dict[str, Any]:
+        """Whether the storage answers (asked at most every few seconds)."""
+        checked, state = self._storage_state
+        if time.monotonic() - checked < _STORAGE_CHECK_EVERY_S:
+            return state
+        state = {"backend": self.storage.kind, "ok": True}
+        try:
+            self.storage.check()
+        except (StorageError, OSError) as exc:
+            state.update(ok=False, error=str(exc))
+        self._storage_state = (time.monotonic(), state)
+        return state
+
     def health(self) -> dict[str, Any]:
-        """Whether Redis answers and how many workers sent a heartbeat lately."""
+        """Whether Redis answers, how many workers sent a heartbeat lately, and whether
+        the storage answers (``degraded`` when it does not: jobs wait for it)."""
         since = int(time.time() * 1000) - EXTERNAL_HEARTBEAT_TIMEOUT_MS
         pipe = self.client.pipeline(transaction=False)  # one round trip
         pipe.zcount(keys.heartbeats(), since, "+inf")
         pipe.zcard(self.store.keys.queued)
+        storage = self.storage_health()
         try:
             workers, queued = pipe.execute()
         except redis.RedisError as exc:
-            return {"status": "error", "redis": False, "workers": 0, "error": str(exc)}
-        return {"status": "ok", "redis": True, "workers": int(workers),
-                "queue_length": int(queued)}
+            return {"status": "error", "redis": False, "workers": 0, "error": str(exc),
+                    "storage": storage}
+        return {"status": "ok" if storage["ok"] else "degraded", "redis": True,
+                "workers": int(workers), "queue_length": int(queued), "storage": storage}
 
     # -- workers and maintenance ---------------------------------------------------
     def recover(self) -> int:

@@ -28,6 +28,7 @@ _RANGES = (
     ("max_lost_runs", 1, ">="),
     ("max_waiting", 0, ">="),
     ("wait_timeout_s", 0, ">"),
+    ("storage_retry_s", 0, ">="),
 )
 _RULES = {">": "a finite number greater than {}", ">=": "a finite number of at least {}"}
 
@@ -54,6 +55,9 @@ class JobSettings:
             toolkit's synchronous calls); 0 = none (such calls are refused).
         wait_timeout_s: how long such a request waits before it is answered that the
             job is still running (its job goes on).
+        storage_retry_s: how long a storage step (a result's upload, an upload's read)
+            is retried while object storage is unreachable or refusing, before its job
+            ends ``error``.
     """
 
     data_dir: Path = field(default_factory=lambda: Path("zoomreel-data"))
@@ -69,6 +73,7 @@ class JobSettings:
     max_lost_runs: int = 3
     max_waiting: int = 64
     wait_timeout_s: float = 3600.0
+    storage_retry_s: float = 300.0
 
     def __post_init__(self) -> None:
         """Refuse values that would destroy data or turn every request away.

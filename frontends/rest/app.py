@@ -78,7 +78,7 @@ def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str]
     app.add_route(DOWNLOAD_PATH + "/{filename}", DownloadResource(service))
     app.add_route("/health", HealthResource(service))
     app.add_route("/metrics", MetricsResource(service.metrics.registry))
-    page = PageResource()
+    page = PageResource(media_origin=answers.media_origin())
     app.add_route("/", page)
     app.add_route("/web/{name}", page, suffix="file")
     app.add_route("/openapi.json", OpenAPIResource(

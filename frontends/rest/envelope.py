@@ -8,11 +8,13 @@ from __future__ import annotations
 import os
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from zoomreel import __version__
 from zoomreel.jobs import Job
 from zoomreel.jobs.progress import job_times, progress_of
 from zoomreel.jobs.states import DONE, ERROR
+from zoomreel.storage import Storage, video_key
 
 from .signing import URLSigner
 
@@ -75,13 +77,19 @@ class Answers:
         build_number: reported in every envelope.
         signer: signs each ``download_url`` (expiry and HMAC in its query), so that it
             works without the key; None = plain links.
+        storage: where videos are kept; a video stored in a bucket is linked there
+            directly (Storage.link: presigned, or the bucket's public URL).
+        link_ttl: lifetime of a presigned link, seconds.
     """
 
     def __init__(self, public_url: str | None = None, build_number: str = __version__,
-                 signer: URLSigner | None = None) -> None:
+                 signer: URLSigner | None = None, storage: Storage | None = None,
+                 link_ttl: float = 86400.0) -> None:
         self.public_url = (public_url or "").rstrip("/") or None
         self.build_number = build_number
         self.signer = signer
+        self.storage = storage
+        self.link_ttl = link_ttl
 
     def envelope(self, code: int, *, message: str, **fields: Any) -> dict[str, Any]:
         """:func:`envelope` with this service's build number."""
@@ -90,15 +98,32 @@ class Answers:
     def download_url(self, job: Job, request_base: str | None = None) -> str:
         """Absolute URL of a job's video.
 
-        The one rule for its base: the configured public URL, else the address this
-        request came in on, else the one the job was submitted on (webhooks). With a
-        signer, the link is signed: it works without ``X-API-Key`` until it expires.
+        A video stored in the service's bucket is linked there (presigned, or public).
+        Else the link is the download route, and the one rule for its base: the
+        configured public URL, else the address this request came in on, else the one
+        the job was submitted on (webhooks). With a signer, the link is signed: it works
+        without ``X-API-Key`` until it expires. (A job done before the storage changed
+        gets the route's link, which looks in both places.)
         """
+        if (self.storage is not None and job.filename and job.storage
+                and job.storage == self.storage.kind):
+            link = self.storage.link(video_key(job.filename), self.link_ttl)
+            if link is not None:
+                return link
         base = (self.public_url or request_base or job.base_url or "").rstrip("/")
         url = f"{base}{DOWNLOAD_PATH}/{job.filename}"
         if self.signer is not None and job.filename:
             url += "?" + self.signer.query(job.filename)
         return url
+
+    def media_origin(self) -> str | None:
+        """The origin of the bucket's links (``scheme://host[:port]``), where videos are
+        linked there; None when they are served here."""
+        link = None if self.storage is None else self.storage.link(video_key("x.mp4"), 60)
+        if not link:
+            return None
+        parts = urlsplit(link)
+        return f"{parts.scheme}://{parts.netloc}"
 
     def status(self, job: Job, queue_length: int, request_base: str | None = None,
                endpoint: str | None = None) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from zoomreel.errors import (
     QueueFullError,
     ServiceStopping,
     SpecError,
+    StorageError,
     TooManyWaiting,
     ZoomreelError,
 )
@@ -57,6 +58,7 @@ _CLIENT_ERRORS: tuple[tuple[type[ZoomreelError], int], ...] = (
     (QueueFullError, 429),
     (TooManyWaiting, 503),
     (ServiceStopping, 503),
+    (StorageError, 503),
     (RequestTooLarge, 413),
     (ImageTooLargeError, 413),
     (InputError, 400),
@@ -87,6 +89,8 @@ class _Handlers:
             resp.set_header("Retry-After", str(ex.retry_after))
         elif isinstance(ex, TooManyWaiting):
             resp.set_header("Retry-After", str(ex.retry_after))
+        elif isinstance(ex, StorageError):  # the bucket: unreachable or refusing, for now
+            resp.set_header("Retry-After", "5")
         elif isinstance(ex, ServiceStopping):
             extra["job_id"] = ex.job_id
             resp.set_header("Retry-After", "5")

@@ -284,7 +284,8 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
             "/": {"get": {"summary": "The web page (no key needed to load it)",
                           "responses": {"200": {"description": "HTML", "content": {
                               "text/html": {"schema": {"type": "string"}}}}}}},
-            "/health": {"get": {"summary": "Redis reachable, workers seen", "responses": {
+            "/health": {"get": {
+                "summary": "Redis reachable, workers seen, the storage answering", "responses": {
                 "200": {"description": "Healthy"}, "503": {"description": "Redis unreachable"}}}},
             "/openapi.json": {"get": {"summary": "This document",
                                       "responses": {"200": {"description": "OpenAPI 3"}}}},

@@ -237,7 +237,12 @@ class PathResource:
 
 
 class PageResource:
-    """GET / and GET /web/{name}: the web page, plain files shipped in the package."""
+    """GET / and GET /web/{name}: the web page, plain files shipped in the package.
+
+    Args:
+        media_origin: where else the page's ``<video>`` may load from: the bucket's
+            origin when videos are linked there (see Answers.media_origin).
+    """
 
     _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
               ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
@@ -247,7 +252,11 @@ class PageResource:
                "connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; "
                "base-uri 'none'; frame-ancestors 'none'")
 
-    def __init__(self) -> None:
+    def __init__(self, media_origin: str | None = None) -> None:
+        self.policy = self._POLICY
+        if media_origin:
+            self.policy = self.policy.replace("media-src 'self' blob:",
+                                              f"media-src 'self' blob: {media_origin}")
         folder = resources.files("zoomreel.frontends").joinpath("web")
         self.files = {item.name: item.read_bytes() for item in folder.iterdir()
                       if item.is_file() and os.path.splitext(item.name)[1] in self._TYPES}
@@ -261,7 +270,7 @@ class PageResource:
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Content-Type-Options", "nosniff")
         resp.set_header("Referrer-Policy", "no-referrer")
-        resp.set_header("Content-Security-Policy", self._POLICY)
+        resp.set_header("Content-Security-Policy", self.policy)
         resp.data = data
 
     def on_get_file(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
@@ -271,16 +280,19 @@ class PageResource:
 class DownloadResource:
     """GET/HEAD /v1/storage/download/{filename}: the video (its codec's media type, from
     zoomreel.codecs by extension), with Falcon's Range support and cache validators.
+    A video in a bucket is streamed through (only the range asked for is fetched), so
+    every answer is the same wherever the video is kept.
 
     Reached with the ``X-API-Key`` header or a signed link (the middleware checks it).
 
     A video is written beside its final name and renamed into place (see
     ``zoomreel.encoder``), so the bytes under one name change only when the file is
     replaced (a job rendered again after a lost worker), and a replacement has another
-    size or modification time. The ETag is therefore strong and costs one ``stat``,
-    never a read of the file: a digest of the name, size and modification time in
-    nanoseconds. It answers ``If-None-Match`` (304) and ``If-Range`` (a Range whose
-    condition names another copy gets the whole file).
+    size or modification time (or, in a bucket, another ETag). The ETag is therefore
+    strong and costs one ``stat`` (or HEAD), never a read of the file: a digest of the
+    name, size and version (modification time in nanoseconds, or the bucket's ETag).
+    It answers ``If-None-Match`` (304) and ``If-Range`` (a Range whose condition names
+    another copy gets the whole file).
     """
 
     accepts_signed_links = True
@@ -296,37 +308,37 @@ class DownloadResource:
 
     def _serve(self, req: falcon.Request, resp: falcon.Response, filename: str,
                body: bool) -> None:
-        path = self.service.video_path(filename)
-        if path is None:
+        video = self.service.find_video(filename)
+        if video is None:
             raise NotFound("File", filename=filename)
-        st = path.stat()
-        etag = _etag(path.name, st)
+        size = video.info.size
+        etag = _etag(filename, size, video.info.version)
         # HTTP dates have whole seconds: a finer time would look newer than its own date.
-        modified = datetime.fromtimestamp(st.st_mtime, UTC).replace(microsecond=0)
+        modified = datetime.fromtimestamp(video.info.modified, UTC).replace(microsecond=0)
         resp.etag = etag
         resp.last_modified = modified
         if _not_modified(req, etag, modified):
             resp.status = falcon.HTTP_304  # validators only: no content, no Content-Type
             return
-        resp.content_type = content_type_of(path.name)
+        resp.content_type = content_type_of(filename)
         resp.accept_ranges = "bytes"
-        start, length = 0, st.st_size
-        span = _byte_range(req, st.st_size) if _range_holds(req, etag, modified) else None
+        start, length = 0, size
+        span = _byte_range(req, size) if _range_holds(req, etag, modified) else None
         if span is not None:
             start, end = span
             length = end - start + 1
             resp.status = falcon.HTTP_206
-            resp.content_range = (start, end, st.st_size)
+            resp.content_range = (start, end, size)
         if not body:
             resp.content_length = length
             return
-        stream = open(path, "rb")  # closed by the WSGI server (_FilePart)
-        stream.seek(start)
+        # a file, or a bucket's answer streamed through; closed by the WSGI server
+        stream = video.storage.open(video.key, start, length)
         resp.set_stream(_FilePart(stream, length), length)
 
 
-def _etag(name: str, st: os.stat_result) -> str:
-    identity = f"{name}\0{st.st_size}\0{st.st_mtime_ns}".encode()
+def _etag(name: str, size: int, version: str) -> str:
+    identity = f"{name}\0{size}\0{version}".encode()
     return hashlib.blake2b(identity, digest_size=12).hexdigest()
 
 

@@ -1,0 +1,118 @@
+"""Many machines, no shared disk: one Redis, one ``zoomreel serve --render-threads 0`` and
+two ``zoomreel worker`` processes, each with its own data dir, sharing nothing but Redis
+and an S3 bucket (moto's server on loopback, s3server.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from loopback import LoopbackServer
+from s3server import DOWNLOAD, NO_PROFILES, MotoS3, done_result, files_in, upload
+from service_helpers import SMALL, Serve, ServeFactory, jpeg, probe, zoomreel_script
+from waiting import eventually
+
+
+class Worker:
+    """``zoomreel worker`` as a subprocess, its output collected."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.data_dir = data_dir
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [zoomreel_script(), "worker", "--threads", "1", "--data-dir", str(data_dir)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def started(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError("worker exited:\n" + "".join(self.lines))
+        return any(line.startswith("zoomreel worker: ") for line in self.lines)
+
+    def renders_of(self, job_id: str) -> int:
+        return sum(f"[job {job_id}] render started" in line for line in self.lines)
+
+    def kill9(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+
+@pytest.fixture
+def machines(tmp_path: Path, redis_url: str, s3: MotoS3, serve_factory: ServeFactory,
+             ) -> Iterator[tuple[Serve, list[Worker], str]]:
+    """(the API's serve, the two workers, the bucket): three "machines", each with its
+    own data dir."""
+    bucket = s3.bucket()
+    env = {**os.environ, **NO_PROFILES, **s3.env(bucket), "ZOOMREEL_REDIS_URL": redis_url,
+           "ZOOMREEL_ALLOW_PRIVATE_URLS": "1", "ZOOMREEL_LEASE_SECONDS": "3"}
+    workers = [Worker(tmp_path / f"worker{n}", env) for n in (1, 2)]
+    try:
+        api = serve_factory(tmp_path / "api", workers=0, env=env,
+                            args=("--redis-url", redis_url))
+        for worker in workers:
+            eventually(worker.started, timeout=60, what="a worker to start")
+        yield api, workers, bucket
+    finally:
+        for worker in workers:
+            worker.kill9()
+
+
+def test_jobs_run_on_workers_that_share_only_redis_and_the_bucket(
+        machines: tuple[Serve, list[Worker], str], s3: MotoS3,
+        image_server: LoopbackServer) -> None:
+    api, workers, bucket = machines
+    urls = [image_server.add(f"/far-{uuid.uuid4().hex}.jpg", jpeg(320, 180, (200, 40, 40)))
+            for _ in range(2)]
+    jobs = [api.submit(image_url=url, **SMALL) for url in urls] + [upload(api), upload(api)]
+    results: dict[str, dict[str, Any]] = {job_id: done_result(api, job_id) for job_id in jobs}
+    pids = {worker.pid for worker in workers}
+    for job_id, result in results.items():
+        assert api.status(job_id)["response"]["process_id"] in pids  # a worker rendered it
+        assert sum(worker.renders_of(job_id) for worker in workers) == 1  # exactly once
+        through_api = api.get(DOWNLOAD + result["filename"])
+        assert through_api.status_code == 200 and probe(through_api.content)["frames"] == 15
+        direct = requests.get(result["download_url"], timeout=30)
+        assert direct.status_code == 200 and direct.content == through_api.content
+    assert s3.keys(bucket, "videos/") == sorted(
+        f"videos/{result['filename']}" for result in results.values())
+    # nothing went through a disk: not the API's (uploads), not the workers' (videos)
+    for data_dir in (api.data_dir, *(worker.data_dir for worker in workers)):
+        assert [p for p in files_in(data_dir) if p.suffix in (".mp4", ".img")] == []
+
+
+def test_a_worker_killed_mid_render_leaves_its_job_to_the_other(
+        machines: tuple[Serve, list[Worker], str], image_server: LoopbackServer) -> None:
+    api, workers, _ = machines
+    url = image_server.add(f"/long-{uuid.uuid4().hex}.jpg", jpeg(1280, 720, (90, 90, 200)))
+    job_id = api.submit(image_url=url, length=30, frame_rate=30, width=1280, height=720)
+    running = eventually(lambda: api.status(job_id)["response"], timeout=120,
+                         until=lambda r: r["job_status"] == "running"
+                         and r["progress"]["frames_done"] > 0,
+                         what="the long job to be rendering")
+    first = next(w for w in workers if w.pid == running["process_id"])
+    other = next(w for w in workers if w is not first)
+    first.kill9()
+    result = done_result(api, job_id, timeout=300)
+    assert api.status(job_id)["response"]["process_id"] == other.pid
+    assert other.renders_of(job_id) == 1
+    video = requests.get(result["download_url"], timeout=60)
+    assert probe(video.content)["frames"] == 900
