@@ -79,30 +79,6 @@ def api_keys(config: Config, data_dir: Path) -> list[str]:
     return [key]
 
 
-def _answer_waitress_413_as_json(answers: Answers) -> None:
-    """Waitress turns away a body over its size limit before the app runs, with a text
-    answer; make that answer the API's JSON envelope, as every other error is.
-
-    Waitress offers no hook for its own error answers, so its error class's method is
-    replaced, for this process only (serve is the one entry point that runs waitress).
-    """
-    import json
-
-    from waitress.utilities import RequestEntityTooLarge
-
-    def to_response(self: RequestEntityTooLarge, ident: str | None = None,
-                    ) -> tuple[str, list[tuple[str, str]], bytes]:
-        message = "body: the request is larger than this service accepts"
-        body = answers.envelope(413, message=message)  # the path is not known here
-        body["error"] = message
-        data = json.dumps(body).encode()
-        return ("413 Request Entity Too Large",
-                [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
-                data)
-
-    RequestEntityTooLarge.to_response = to_response
-
-
 def _open_service(settings: JobSettings, answers: Answers, redis_url: str | None,
                   metrics: JobMetrics | None = None, *, renders: bool = True,
                   ) -> tuple[JobService, EmbeddedRedis | None, str]:
@@ -144,20 +120,20 @@ _ANSWER_THREADS = 8
 
 
 def _http_server(service: JobService, answers: Answers, keys: list[str], config: Config,
-                 **listen: Any) -> Any:
-    """The waitress server of the REST API, listening as ``listen`` says (host and port,
-    or bound sockets). A synchronous call (the upstream toolkit's) holds one of its
-    threads while it waits: it has a thread for each of ``max_waiting`` of them on top
-    of those that answer, so that waiting never delays other answers."""
-    import waitress
-
+                 socket_map: dict[int, Any] | None = None, **listen: Any) -> Any:
+    """The waitress server of the REST API (see _waitress.py), listening as ``listen``
+    says (host and port, or bound sockets), in the event loop of ``socket_map``. A
+    synchronous call (the upstream toolkit's) holds one of its threads while it waits:
+    it has a thread for each of ``max_waiting`` of them on top of those that answer, so
+    that waiting never delays other answers."""
+    from ._waitress import create_server
     from .rest import create_app
 
     app = create_app(service, answers, api_keys=keys, cors_origins=config.cors_origins,
                      convert_route=config.convert_route)
-    _answer_waitress_413_as_json(answers)
-    return waitress.create_server(
-        app, threads=_ANSWER_THREADS + config.max_waiting, ident="zoomreel",
+    return create_server(
+        app, answers, socket_map, threads=_ANSWER_THREADS + config.max_waiting,
+        ident="zoomreel",
         max_request_body_size=service.settings.max_image_bytes + 2 * 2**20, **listen)
 
 
