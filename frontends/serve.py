@@ -22,6 +22,7 @@ from types import FrameType
 from typing import Any
 
 from zoomreel import __version__
+from zoomreel.errors import InputError
 from zoomreel.jobs import EmbeddedRedis, JobMetrics, JobService, JobSettings
 
 from . import config as _config
@@ -37,7 +38,7 @@ from .config import Config
 from .rest.envelope import Answers
 from .rest.signing import URLSigner, load_or_create_secret
 
-__all__ = ["serve", "worker", "answers", "api_keys"]
+__all__ = ["serve", "worker", "answers", "api_keys", "LOCK_FILE"]
 
 log = logging.getLogger("zoomreel")
 
@@ -77,6 +78,40 @@ def api_keys(config: Config, data_dir: Path) -> list[str]:
     with os.fdopen(fd, "w") as f:
         f.write(key + "\n")
     return [key]
+
+
+#: The file in the data dir that a serve running its own Redis holds locked.
+LOCK_FILE = "serve.lock"
+
+
+def _hold_data_dir(data_dir: Path) -> int:
+    """Hold ``data_dir`` for this serve: an exclusive ``flock`` on its LOCK_FILE, kept
+    until this process ends. The kernel lets go of it when the process dies, however it
+    dies (a ``kill -9`` too), so a killed serve never keeps the next one out. Returns
+    the open file (close it to let go; not inherited by the processes serve starts).
+
+    Two serves with their own Redis on one folder would run two Redis servers on one
+    append-only file, each stopping the other's: the second is refused instead.
+
+    Raises:
+        InputError: another serve holds the folder.
+    """
+    import fcntl
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 16).decode("ascii", "replace").strip()
+        os.close(fd)
+        raise InputError(
+            f"the data dir {data_dir.resolve()} is in use by another zoomreel serve"
+            + (f" (pid {holder})" if holder.isascii() and holder.isdigit() else "")
+            + ": stop that one, or give this one another --data-dir") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
 
 
 def _open_service(settings: JobSettings, answers: Answers, redis_url: str | None,
@@ -142,6 +177,17 @@ def serve(args: argparse.Namespace) -> int:
     config = _config.load("serve", args)  # every setting checked before anything starts
     if args.parent_pid is not None:
         return _serve_api_process(args, config)
+    # before anything else touches the data dir: a second serve there stops here
+    held = None if config.redis_url else _hold_data_dir(config.data_dir)
+    try:
+        return _serve(config)
+    finally:
+        if held is not None:
+            os.close(held)  # after Redis has stopped: the next serve may start it
+
+
+def _serve(config: Config) -> int:
+    """serve itself, once it holds its data dir (when it runs its own Redis)."""
     configure_logging(config.log_format)
     for flag in config.deprecated:
         log.warning("%s is deprecated: use --render-threads", flag)
