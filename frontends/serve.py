@@ -28,10 +28,10 @@ from zoomreel.jobs import EmbeddedRedis, JobMetrics, JobService, JobSettings
 from . import config as _config
 from ._api_processes import (
     APIProcesses,
+    answer_checks,
     bind_shared,
     child_argv,
     exit_with_parent,
-    report_ready,
 )
 from ._process import RenderThreads, configure_logging, count_metrics_in, prepare_rendering
 from .config import Config
@@ -309,9 +309,10 @@ def _serve_api_process(args: argparse.Namespace, config: Config) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
-        server = _http_server(service, answer, keys, config,
+        socket_map: dict[int, Any] = {}
+        server = _http_server(service, answer, keys, config, socket_map,
                               sockets=bind_shared(config.host, config.port))
-        report_ready(args.ready_fd)
+        answer_checks(args.ready_fd, socket_map)  # from the loop that accepts connections
         server.run()
     except _Stop:
         pass
