@@ -275,7 +275,7 @@ def answer_checks(fd: int | None, socket_map: dict[int, Any]) -> None:
         return
     from waitress import wasyncore
 
-    class Answers(wasyncore.dispatcher):  # type: ignore[misc]  # waitress has no type hints
+    class CheckAnswers(wasyncore.dispatcher):  # type: ignore[misc]  # waitress: no type hints
         def handle_read(self) -> None:
             if self.recv(64):  # b"" once serve is gone: closed (exit_with_parent stops us)
                 self.send(_ANSWER)
@@ -292,7 +292,7 @@ def answer_checks(fd: int | None, socket_map: dict[int, Any]) -> None:
     except OSError:  # serve stopped waiting: nobody reads
         check.close()
         return
-    Answers(check, socket_map)
+    CheckAnswers(check, socket_map)
 
 
 def exit_with_parent(parent: int, every: float = 0.5) -> None:
