@@ -13,9 +13,17 @@ evenly between them (one shared listening socket would not: a burst of connectio
 all land in whichever process woke first). serve binds the port first, without listening,
 to hold it, after checking that nothing else has it.
 
-:class:`APIProcesses` starts them and waits until each listens, starts again any that dies,
-and stops them with serve; each watches its serve and stops by itself when serve is gone,
-even if serve was SIGKILLed.
+:class:`APIProcesses` starts them and waits until each listens, starts again any that dies
+or hangs, and stops them with serve; each watches its serve and stops by itself when serve
+is gone, even if serve was SIGKILLed.
+
+A process can also stop answering without dying (SIGSTOP, a deadlock, a loop stuck in a
+call): the kernel still hands it its share of the connections, which then time out. So
+each process and serve share a socket pair: the process says on it that it listens, then
+its event loop (waitress's, the one that accepts connections) answers each check serve
+sends, every half second. A process that has not answered for ``hang_after`` seconds is
+killed and replaced like a dead one. (A request aimed at it over TCP could not check
+one process: with ``SO_REUSEPORT`` the kernel picks which one answers.)
 """
 
 from __future__ import annotations
@@ -31,11 +39,12 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from zoomreel.errors import InputError
 
 __all__ = ["APIProcesses", "default_count", "bind_shared", "exit_with_parent", "child_argv",
-           "report_ready", "can_share_ports"]
+           "answer_checks", "can_share_ports"]
 
 log = logging.getLogger("zoomreel")
 
@@ -103,6 +112,11 @@ def child_argv() -> list[str]:
     return [sys.executable, "-m", "zoomreel.frontends.cli"]
 
 
+#: Seconds between serve's checks of its API processes.
+CHECK_EVERY = 0.5
+_CHECK, _READY, _ANSWER = b"?", b"1", b"!"
+
+
 class APIProcesses:
     """``count`` API processes running ``argv`` (plus ``--ready-fd N``) with ``env``.
 
@@ -110,69 +124,118 @@ class APIProcesses:
         count: how many to keep running.
         argv: their command line (``zoomreel serve ... --parent-pid PID``).
         env: their environment.
+        hang_after: seconds without an answer to serve's checks after which a process
+            that listens is taken for hung, killed and replaced.
+        start_timeout: seconds a process may take to start listening.
     """
 
-    def __init__(self, count: int, argv: Sequence[str], env: dict[str, str]) -> None:
+    def __init__(self, count: int, argv: Sequence[str], env: dict[str, str], *,
+                 hang_after: float = 5.0, start_timeout: float = 60.0) -> None:
         self.count = count
         self.argv = list(argv)
         self.env = env
+        self.hang_after = hang_after
+        self.start_timeout = start_timeout
         self.processes: list[subprocess.Popen[bytes] | None] = [None] * count
+        self._checks: list[socket.socket | None] = [None] * count
+        self._heard = [0.0] * count  # when each last answered (or was started)
+        self._ready = [False] * count
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self) -> None:
         """Start them, wait until each listens, and supervise them from a side thread.
 
         Raises:
-            InputError: one exited, or did not listen within ``timeout`` seconds.
+            InputError: one exited, or did not listen within ``start_timeout`` seconds.
         """
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + self.start_timeout
         with self._lock:
-            ready = [self._launch(slot) for slot in range(self.count)]
-        try:
-            for slot, fd in enumerate(ready):
-                left = max(0.0, deadline - time.monotonic())
-                if not select.select([fd], [], [], left)[0] or os.read(fd, 1) != b"1":
-                    proc = self.processes[slot]
-                    status = None if proc is None else proc.poll()
-                    raise InputError("an API process did not start" + (
-                        " in time" if status is None else f" (exit status {status})"))
-        finally:
-            for fd in ready:
-                os.close(fd)
+            for slot in range(self.count):
+                self._launch(slot)
+        for slot, check in enumerate(self._checks):
+            assert check is not None
+            left = max(0.0, deadline - time.monotonic())
+            if not select.select([check], [], [], left)[0] or check.recv(1) != _READY:
+                proc = self.processes[slot]
+                status = None if proc is None else proc.poll()
+                self._close_checks()
+                raise InputError("an API process did not start" + (
+                    " in time" if status is None else f" (exit status {status})"))
+            self._ready[slot] = True
+            self._heard[slot] = time.monotonic()
         self._watcher = threading.Thread(target=self._watch, daemon=True,
                                          name="api-supervisor")
         self._watcher.start()
 
-    def _launch(self, slot: int) -> int:
-        """Start the process of ``slot``; return the pipe it says it listens on."""
-        read_fd, write_fd = os.pipe()
+    def _launch(self, slot: int) -> None:
+        """Start the process of ``slot``, with its end of a new check socket pair."""
+        ours, theirs = socket.socketpair()
         try:
             # A session of their own: a terminal's Ctrl-C reaches serve alone, which
             # then stops them in order.
             self.processes[slot] = subprocess.Popen(
-                [*self.argv, "--ready-fd", str(write_fd)], env=self.env,
-                pass_fds=(write_fd,), stdin=subprocess.DEVNULL, start_new_session=True)
+                [*self.argv, "--ready-fd", str(theirs.fileno())], env=self.env,
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                start_new_session=True)
         except BaseException:
-            os.close(read_fd)
+            ours.close()
             raise
         finally:
-            os.close(write_fd)
-        return read_fd
+            theirs.close()
+        ours.setblocking(False)
+        old = self._checks[slot]
+        if old is not None:
+            old.close()
+        self._checks[slot] = ours
+        self._ready[slot] = False
+        self._heard[slot] = time.monotonic()
 
     def _watch(self) -> None:
-        while not self._stopping.wait(0.5):
+        while not self._stopping.wait(CHECK_EVERY):
             with self._lock:
                 for slot, proc in enumerate(self.processes):
-                    if self._stopping.is_set() or proc is None or proc.poll() is None:
-                        continue  # poll() reaps a dead child: no zombie is left
-                    log.error("API process %d exited (status %s); starting another",
-                              proc.pid, proc.returncode)
+                    if self._stopping.is_set() or proc is None:
+                        continue
+                    if proc.poll() is not None:  # poll() reaps a dead child: no zombie
+                        log.error("API process %d exited (status %s); starting another",
+                                  proc.pid, proc.returncode)
+                    elif not self._answers(slot):
+                        log.error("API process %d has not answered for %.0f s; killing it "
+                                  "and starting another", proc.pid,
+                                  time.monotonic() - self._heard[slot])
+                        proc.kill()  # SIGKILL ends a stopped process too
+                        proc.wait()
+                    else:
+                        continue
                     try:
-                        os.close(self._launch(slot))  # it answers once it has started
+                        self._launch(slot)  # it answers once it has started
                     except OSError as exc:
                         log.error("could not start an API process: %s", exc)
+
+    def _answers(self, slot: int) -> bool:
+        """Read what the process of ``slot`` said, send it the next check; False once it
+        has been silent too long (``hang_after``, or ``start_timeout`` while starting)."""
+        check = self._checks[slot]
+        now = time.monotonic()
+        assert check is not None
+        try:
+            said = check.recv(4096)
+        except BlockingIOError:
+            said = b""
+        except OSError:  # its end is closed: it is ending (poll() will see it)
+            said = b""
+        if said:
+            self._heard[slot] = now
+            self._ready[slot] = True
+        limit = self.hang_after if self._ready[slot] else self.start_timeout
+        if now - self._heard[slot] > limit:
+            return False
+        if self._ready[slot]:
+            with contextlib.suppress(OSError):  # full or closed: it is not reading
+                check.send(_CHECK)
+        return True
 
     def terminate(self) -> None:
         """Stop supervising and SIGTERM them all (:meth:`wait` for them to end)."""
@@ -195,16 +258,41 @@ class APIProcesses:
                     log.warning("API process %d did not stop in time; killing it", proc.pid)
                     proc.kill()
                     proc.wait()
+            self._close_checks()
+
+    def _close_checks(self) -> None:
+        for slot, check in enumerate(self._checks):
+            if check is not None:
+                check.close()
+                self._checks[slot] = None
 
 
-def report_ready(fd: int | None) -> None:
-    """In an API process: tell serve (on the pipe ``fd``) that it listens."""
+def answer_checks(fd: int | None, socket_map: dict[int, Any]) -> None:
+    """In an API process: tell serve, on its check socket ``fd``, that it listens; then
+    answer each of serve's checks from the event loop of ``socket_map`` (waitress's),
+    so that the answers stop when that loop stops turning."""
     if fd is None:
         return
-    with contextlib.suppress(OSError):  # serve stopped waiting: nobody reads
-        os.write(fd, b"1")
-    with contextlib.suppress(OSError):
-        os.close(fd)
+    from waitress import wasyncore
+
+    class CheckAnswers(wasyncore.dispatcher):  # type: ignore[misc]  # waitress: no type hints
+        def handle_read(self) -> None:
+            if self.recv(64):  # b"" once serve is gone: closed (exit_with_parent stops us)
+                self.send(_ANSWER)
+
+        def writable(self) -> bool:
+            return False
+
+        def handle_close(self) -> None:
+            self.close()
+
+    check = socket.socket(fileno=fd)
+    try:
+        check.sendall(_READY)
+    except OSError:  # serve stopped waiting: nobody reads
+        check.close()
+        return
+    CheckAnswers(check, socket_map)
 
 
 def exit_with_parent(parent: int, every: float = 0.5) -> None:

@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the REST API with in-process workers")
     add_options(serve, "serve")  # every flag with its range (config.py)
-    # an API process started by serve: serve's pid, the pipe that says it listens
+    # an API process started by serve: serve's pid, the socket it answers checks on
     serve.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     serve.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
 

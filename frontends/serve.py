@@ -22,23 +22,24 @@ from types import FrameType
 from typing import Any
 
 from zoomreel import __version__
+from zoomreel.errors import InputError
 from zoomreel.jobs import EmbeddedRedis, JobMetrics, JobService, JobSettings
 from zoomreel.storage import Storage
 
 from . import config as _config
 from ._api_processes import (
     APIProcesses,
+    answer_checks,
     bind_shared,
     child_argv,
     exit_with_parent,
-    report_ready,
 )
 from ._process import configure_logging, count_metrics_in, prepare_rendering, render_threads
 from .config import Config
 from .rest.envelope import Answers
 from .rest.signing import URLSigner, load_or_create_secret
 
-__all__ = ["serve", "worker", "answers", "api_keys"]
+__all__ = ["serve", "worker", "answers", "api_keys", "LOCK_FILE"]
 
 log = logging.getLogger("zoomreel")
 
@@ -83,28 +84,38 @@ def api_keys(config: Config, data_dir: Path) -> list[str]:
     return [key]
 
 
-def _answer_waitress_413_as_json(answers: Answers) -> None:
-    """Waitress turns away a body over its size limit before the app runs, with a text
-    answer; make that answer the API's JSON envelope, as every other error is.
+#: The file in the data dir that a serve running its own Redis holds locked.
+LOCK_FILE = "serve.lock"
 
-    Waitress offers no hook for its own error answers, so its error class's method is
-    replaced, for this process only (serve is the one entry point that runs waitress).
+
+def _hold_data_dir(data_dir: Path) -> int:
+    """Hold ``data_dir`` for this serve: an exclusive ``flock`` on its LOCK_FILE, kept
+    until this process ends. The kernel lets go of it when the process dies, however it
+    dies (a ``kill -9`` too), so a killed serve never keeps the next one out. Returns
+    the open file (close it to let go; not inherited by the processes serve starts).
+
+    Two serves with their own Redis on one folder would run two Redis servers on one
+    append-only file, each stopping the other's: the second is refused instead.
+
+    Raises:
+        InputError: another serve holds the folder.
     """
-    import json
+    import fcntl
 
-    from waitress.utilities import RequestEntityTooLarge
-
-    def to_response(self: RequestEntityTooLarge, ident: str | None = None,
-                    ) -> tuple[str, list[tuple[str, str]], bytes]:
-        message = "body: the request is larger than this service accepts"
-        body = answers.envelope(413, message=message)  # the path is not known here
-        body["error"] = message
-        data = json.dumps(body).encode()
-        return ("413 Request Entity Too Large",
-                [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
-                data)
-
-    RequestEntityTooLarge.to_response = to_response
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 16).decode("ascii", "replace").strip()
+        os.close(fd)
+        raise InputError(
+            f"the data dir {data_dir.resolve()} is in use by another zoomreel serve"
+            + (f" (pid {holder})" if holder.isascii() and holder.isdigit() else "")
+            + ": stop that one, or give this one another --data-dir") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
 
 
 def _open_service(settings: JobSettings, answers: Answers, redis_url: str | None,
@@ -150,20 +161,20 @@ _ANSWER_THREADS = 8
 
 
 def _http_server(service: JobService, answers: Answers, keys: list[str], config: Config,
-                 **listen: Any) -> Any:
-    """The waitress server of the REST API, listening as ``listen`` says (host and port,
-    or bound sockets). A synchronous call (the upstream toolkit's) holds one of its
-    threads while it waits: it has a thread for each of ``max_waiting`` of them on top
-    of those that answer, so that waiting never delays other answers."""
-    import waitress
-
+                 socket_map: dict[int, Any] | None = None, **listen: Any) -> Any:
+    """The waitress server of the REST API (see _waitress.py), listening as ``listen``
+    says (host and port, or bound sockets), in the event loop of ``socket_map``. A
+    synchronous call (the upstream toolkit's) holds one of its threads while it waits:
+    it has a thread for each of ``max_waiting`` of them on top of those that answer, so
+    that waiting never delays other answers."""
+    from ._waitress import create_server
     from .rest import create_app
 
     app = create_app(service, answers, api_keys=keys, cors_origins=config.cors_origins,
                      convert_route=config.convert_route)
-    _answer_waitress_413_as_json(answers)
-    return waitress.create_server(
-        app, threads=_ANSWER_THREADS + config.max_waiting, ident="zoomreel",
+    return create_server(
+        app, answers, socket_map, threads=_ANSWER_THREADS + config.max_waiting,
+        ident="zoomreel",
         max_request_body_size=service.settings.max_image_bytes + 2 * 2**20, **listen)
 
 
@@ -172,6 +183,17 @@ def serve(args: argparse.Namespace) -> int:
     config = _config.load("serve", args)  # every setting checked before anything starts
     if args.parent_pid is not None:
         return _serve_api_process(args, config)
+    # before anything else touches the data dir: a second serve there stops here
+    held = None if config.redis_url else _hold_data_dir(config.data_dir)
+    try:
+        return _serve(config)
+    finally:
+        if held is not None:
+            os.close(held)  # after Redis has stopped: the next serve may start it
+
+
+def _serve(config: Config) -> int:
+    """serve itself, once it holds its data dir (when it runs its own Redis)."""
     configure_logging(config.log_format)
     for flag in config.deprecated:
         log.warning("%s is deprecated: use --render-threads", flag)
@@ -296,9 +318,10 @@ def _serve_api_process(args: argparse.Namespace, config: Config) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
-        server = _http_server(service, answer, keys, config,
+        socket_map: dict[int, Any] = {}
+        server = _http_server(service, answer, keys, config, socket_map,
                               sockets=bind_shared(config.host, config.port))
-        report_ready(args.ready_fd)
+        answer_checks(args.ready_fd, socket_map)  # from the loop that accepts connections
         server.run()
     except _Stop:
         pass

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from loopback import LoopbackServer
 from service_helpers import API_KEY, SMALL, Serve, ServeFactory, jpeg, metric
 from waiting import eventually
@@ -110,6 +112,108 @@ def test_a_body_over_the_servers_limit_is_the_json_envelope(api: Serve) -> None:
     assert headers["content-type"] == "application/json"
     answer = json.loads(body)
     assert answer["code"] == 413 and "larger" in answer["message"]
+
+
+def answers(api: Serve, request: bytes) -> tuple[int, dict[str, Any], int]:
+    """Send ``request`` as is; the first answer's status and JSON body, and how many
+    answers came back before the connection closed."""
+    status, headers, data = raw(api, request)
+    length = int(headers["content-length"])
+    return status, json.loads(data[:length]), 1 + data[length:].count(b"HTTP/1.")
+
+
+SMUGGLED = (b"GET /v1/toolkit/authenticate HTTP/1.1\r\nHost: x\r\nX-API-Key: "
+            + API_KEY.encode() + b"\r\n\r\n")
+
+
+@pytest.mark.parametrize("framing", [
+    b"HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked",
+    b"HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5",
+    b"HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: x",
+    b"HTTP/1.0\r\nTransfer-Encoding: chunked",
+    b"HTTP/1.1\r\nTransfer-Encoding: gzip, chunked",
+    b"HTTP/1.1\r\nTransfer-Encoding: identity\r\nContent-Length: 5",
+])
+def test_ambiguous_framing_is_400_and_nothing_after_it_runs(api: Serve, framing: bytes,
+                                                            ) -> None:
+    # behind a proxy that goes by the other header, the chunked body's end would start a
+    # second request (smuggled): here the first is refused and the connection closed
+    status, answer, count = answers(api, (
+        b"POST /v1/toolkit/jobs/status " + framing + b"\r\nHost: x\r\nX-API-Key: "
+        + API_KEY.encode() + b"\r\nContent-Type: application/json\r\n\r\n0\r\n\r\n"
+        + SMUGGLED))
+    assert status == 400 and answer["code"] == 400, answer
+    assert "Transfer-Encoding" in answer["message"], answer
+    assert set(answer) >= {"endpoint", "code", "message", "error", "build_number"}
+    assert count == 1  # the smuggled request got no answer
+
+
+@pytest.mark.parametrize("head", [
+    b"G\x01T /health HTTP/1.1\r\nHost: x",  # not a method
+    b"GET /health HTTP/1.1\r\n Host: x",  # a continuation line first
+    b"GET /health HTTP/1.1\r\nHost: x\nX-Other: y",  # a bare LF
+    b"POST /v1/toolkit/jobs/status HTTP/1.1\r\nHost: x\r\nContent-Length: 1x",
+    b"POST /v1/toolkit/jobs/status HTTP/1.1\r\nHost: x\r\nContent-Length: -1",
+    b"GET /health HTTP/1.1\r\nHost: x\r\nHost" + b"\xff" * 3 + b": y",
+])
+def test_waitress_own_400s_are_the_json_envelope(api: Serve, head: bytes) -> None:
+    status, headers, body = raw(api, head + b"\r\n\r\n")
+    assert status == 400, body
+    assert headers["content-type"] == "application/json"
+    answer = json.loads(body)
+    assert answer["code"] == 400 and answer["message"].startswith("request: "), answer
+    assert answer["error"] == answer["message"] and answer["build_number"]
+
+
+@pytest.mark.parametrize("query, status, message", [
+    ("expires=%C2%B2&signature=a", 403, "Forbidden: the link is not signed"),
+    ("expires=%EF%BC%91&signature=%ff", 403, "Forbidden: the link is not signed"),
+    ("expires=²&signature=a", 400, "request: Bad URI"),  # raw UTF-8: waitress refuses it
+])
+def test_a_link_with_digits_that_are_not_ascii_is_4xx(api: Serve, query: str, status: int,
+                                                      message: str) -> None:
+    # "²".isdigit() is true, int("²") raises: this was a 500, without a key
+    answer, _, body = raw(api, b"GET /v1/storage/download/x.mp4?" + query.encode()
+                          + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert answer == status, body
+    assert json.loads(body)["message"] == message
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e999"])
+def test_a_window_that_is_not_a_number_is_400_not_503(api: Serve, number: bytes) -> None:
+    # NaN passed the schema's bounds and reached Redis: 503 with Retry-After, which a
+    # client following it retried for ever
+    status, answer = post_raw(api, "/v1/toolkit/jobs/status",
+                              b'{"since_seconds": ' + number + b"}")
+    assert status == 400 and answer["field"] == "since_seconds", answer
+
+
+#: Bytes a request target may hold as sent (anything but a space, CR or LF), and some
+#: that matter to the signed-link route.
+_TARGET_BYTES = st.one_of(
+    st.binary(max_size=16).map(lambda b: bytes(c for c in b if c not in b" \r\n")),
+    st.sampled_from([b"\xc2\xb2", b"%ED%A0%80", b"%ff", b"%", b"..", b"%2e%2e", b"9" * 13,
+                     b"-1", b"", b"?", b"#", b"&", b"="]),
+    st.integers().map(lambda n: str(n).encode()),
+)
+#: Digits that are not ASCII ("²", "٣", "１", "₁"), percent-encoded, alone or in a number.
+_DIGITS = st.lists(st.sampled_from([b"%C2%B2", b"%D9%A3", b"%EF%BC%91", b"%E2%82%81", b"7"]),
+                   min_size=1, max_size=3).map(b"".join)
+
+
+@settings(max_examples=100)
+@given(name=st.one_of(st.just(b"video_x.mp4"), _TARGET_BYTES),
+       expires=st.one_of(_DIGITS, _TARGET_BYTES),
+       signature=st.one_of(st.just(b"c2lnbmF0dXJl"), _TARGET_BYTES), extra=_TARGET_BYTES)
+def test_signed_link_targets_never_get_5xx(api: Serve, name: bytes, expires: bytes,
+                                           signature: bytes, extra: bytes) -> None:
+    # as sent on the wire, through waitress's own reading of the line (no key)
+    target = (b"/v1/storage/download/" + name + b"?expires=" + expires + b"&signature="
+              + signature + b"&" + extra)
+    status, headers, body = raw(api, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n"
+                                b"Connection: close\r\n\r\n")
+    assert status < 500, (target, body)
+    assert headers["content-type"].startswith("application/json"), (target, body)
 
 
 def test_error_messages_never_show_server_paths(api: Serve) -> None:

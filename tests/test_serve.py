@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -10,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 from loopback import LoopbackServer
-from service_helpers import SMALL, ended, jpeg, probe
+from service_helpers import API_KEY, SMALL, ended, jpeg, probe, zoomreel_script
 from waiting import eventually
 
 
@@ -105,3 +108,47 @@ def test_twenty_jobs_at_once_each_get_their_own_file(serve_factory: Any,
         assert all(abs(a - b) < 12 for a, b in zip(info["color"], color, strict=True)), (
             info["color"], color)
     assert len(filenames) == 20
+
+
+def test_a_second_serve_on_a_data_dir_in_use_is_refused(
+        serve_factory: Any, image_server: LoopbackServer, tmp_path: Path) -> None:
+    # it used to stop the first's Redis, which the first's supervisor started again: two
+    # Redis servers on one append-only file, and 404 for the first's jobs
+    data = tmp_path / "data"
+    first = serve_factory(data, workers=0, env={"ZOOMREEL_HTTP_PROCESSES": "2"})
+    url = image_server.add("/serve/locked.jpg", jpeg(320, 180))
+    jobs = [first.submit(image_url=url, **SMALL) for _ in range(3)]
+    tree = sorted(first.tree())
+    names = sorted(p.name for p in data.iterdir())
+    env = {k: v for k, v in os.environ.items() if k != "ZOOMREEL_REDIS_URL"}
+    done = subprocess.run(
+        [zoomreel_script(), "serve", "--port", "0", "--data-dir", str(data)],
+        env={**env, "ZOOMREEL_API_KEY": API_KEY}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert first.proc is not None
+    assert done.stderr.splitlines() == [
+        f"error: the data dir {data.resolve()} is in use by another zoomreel serve (pid "
+        f"{first.proc.pid}): stop that one, or give this one another --data-dir"]
+    # the first goes on as it was: the same processes (its Redis never stopped), the
+    # same files, every job it accepted
+    assert sorted(first.tree()) == tree
+    assert sorted(p.name for p in data.iterdir()) == names
+    assert [first.status(job)["response"]["job_status"] for job in jobs] == ["queued"] * 3
+    assert first.stop() == 0
+
+
+def test_a_kill_9ed_serve_never_keeps_its_data_dir(serve_factory: Any,
+                                                   image_server: LoopbackServer,
+                                                   tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = serve_factory(data, workers=0)
+    job = first.submit(image_url=image_server.add("/serve/kill9.jpg", jpeg(320, 180)),
+                       **SMALL)
+    assert first.proc is not None
+    first.proc.send_signal(signal.SIGKILL)  # serve alone, the lock's holder
+    first.proc.wait()
+    second = serve_factory(data, workers=0)  # at once: the kernel let go of the lock
+    assert second.status(job)["response"]["job_status"] == "queued"
+    assert second.proc is not None
+    assert (data / "serve.lock").read_text().strip() == str(second.proc.pid)

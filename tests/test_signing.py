@@ -41,6 +41,20 @@ def test_a_link_opens_its_file_until_it_expires() -> None:
         "video_a.mp4", expires, signature) is not None
 
 
+@pytest.mark.parametrize("expires", ["²", "١٢", "１２", " 12", "12 ", "+12", "1_000", "9" * 13])
+def test_an_expiry_that_is_not_ascii_digits_is_not_signed(expires: str) -> None:
+    # "²".isdigit() is true and int("²") raises: this was a 500
+    assert URLSigner(b"secret").check("video_a.mp4", expires, "abc") == "the link is not signed"
+
+
+@pytest.mark.parametrize("signature", ["é", "a\udc80", "a b", "a=", "A" * 129])
+def test_a_signature_that_is_not_base64url_does_not_match(signature: str) -> None:
+    assert URLSigner(b"secret").check("video_a.mp4", "12", signature) == (
+        "the link's signature does not match")
+    assert URLSigner(b"secret").check("v\udc80.mp4", "12", "abc") == (
+        "the link's signature does not match")
+
+
 def test_secret_is_made_once_private_and_kept(tmp_path: Path) -> None:
     first = load_or_create_secret(tmp_path / "data")
     path = tmp_path / "data" / SECRET_FILE

@@ -4,6 +4,7 @@ that names the field and the rule."""
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -102,9 +103,15 @@ def _is_text(value: str) -> bool:
     return True
 
 
-def _check_text(body: dict[str, Any]) -> None:
-    """Every name and string is text that can be stored and sent back, and nothing is
-    nested deeper than MAX_DEPTH: checked before anything else looks at the body."""
+def _check_values(body: dict[str, Any], max_length: float) -> None:
+    """Every name and string is text that can be stored and sent back, every number is
+    finite, and nothing is nested deeper than MAX_DEPTH: checked before anything else
+    looks at the body.
+
+    Python's JSON reader takes ``NaN``, ``Infinity`` and ``1e999`` (infinity), and a form
+    field ``nan`` reads as a float; JSON Schema lets NaN through every bound (each
+    comparison with it is false), so a NaN reached Redis and came back as a 503.
+    """
     for name in body:
         if not _is_text(name):
             raise SpecError("body", "field names must be valid text (no unpaired surrogates)")
@@ -114,6 +121,8 @@ def _check_text(body: dict[str, Any]) -> None:
             item, depth = stack.pop()
             if depth > MAX_DEPTH:
                 raise SpecError(name, f"must not be nested more than {MAX_DEPTH} levels deep")
+            if isinstance(item, float) and not math.isfinite(item):
+                raise SpecError(name, _rule(name, max_length) or "must be a finite number")
             if isinstance(item, str) and not _is_text(item):
                 raise SpecError(name, "must be valid text (it holds an unpaired surrogate)")
             if isinstance(item, dict):
@@ -143,7 +152,7 @@ def validate(body: Any, schema: dict[str, Any], max_length: float = 600.0) -> di
     """
     if not isinstance(body, dict):
         raise SpecError("body", "must be a JSON object")
-    _check_text(body)
+    _check_values(body, max_length)
     errors = sorted(_validator(schema).iter_errors(body),
                     key=lambda e: (list(e.path), e.validator))
     if errors:

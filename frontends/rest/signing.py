@@ -17,6 +17,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -30,6 +31,9 @@ DEFAULT_TTL = 86400
 #: The secret's file name in the data dir.
 SECRET_FILE = "url_secret"
 _PURPOSE = b"zoomreel download links v1"
+# ASCII only: str.isdigit() and \d also take "²" or "٣", which int() then refuses or reads
+_EXPIRES = re.compile(r"[0-9]{1,12}")
+_SIGNATURE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 def load_or_create_secret(data_dir: Path) -> bytes:
@@ -79,7 +83,10 @@ class URLSigner:
         self.clock = clock
 
     def _signature(self, filename: str, expires: int) -> str:
-        mac = hmac.new(self._key, f"{filename}\n{expires}".encode(), hashlib.sha256)
+        # surrogatepass: a name that is no text (an undecodable path) gets a signature
+        # no link has, rather than an exception
+        message = f"{filename}\n{expires}".encode("utf-8", "surrogatepass")
+        mac = hmac.new(self._key, message, hashlib.sha256)
         return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
 
     def query(self, filename: str) -> str:
@@ -92,10 +99,12 @@ class URLSigner:
 
         Args:
             filename: the file the request asks for.
-            expires, signature: the link's query parameters, as given.
+            expires, signature: the link's query parameters, as given (any text).
         """
-        if not expires or not signature or not expires.isdigit() or len(expires) > 12:
+        if not expires or not signature or not _EXPIRES.fullmatch(expires):
             return "the link is not signed"
+        if not _SIGNATURE.fullmatch(signature):
+            return "the link's signature does not match"
         good = self._signature(filename, int(expires))
         if not hmac.compare_digest(good.encode(), signature.encode()):
             return "the link's signature does not match"
