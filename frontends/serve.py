@@ -32,6 +32,7 @@ from ._api_processes import (
     exit_with_parent,
     report_ready,
 )
+from ._connections import MAX_CONNECTIONS, ConnectionGuard, open_files_for
 from ._process import RenderThreads, configure_logging, count_metrics_in, prepare_rendering
 from .config import Config
 from .rest.envelope import Answers
@@ -156,9 +157,15 @@ def _http_server(service: JobService, answers: Answers, keys: list[str], config:
     app = create_app(service, answers, api_keys=keys, cors_origins=config.cors_origins,
                      convert_route=config.convert_route)
     _answer_waitress_413_as_json(answers)
-    return waitress.create_server(
+    guard = ConnectionGuard(open_files_for(MAX_CONNECTIONS))
+    server = waitress.create_server(
         app, threads=_ANSWER_THREADS + config.max_waiting, ident="zoomreel",
-        max_request_body_size=service.settings.max_image_bytes + 2 * 2**20, **listen)
+        max_request_body_size=service.settings.max_image_bytes + 2 * 2**20,
+        # the guard closes idle connections to make room: waitress's limit (which stops
+        # accepting) is reached only when that many have a request in hand
+        connection_limit=guard.limit + 16, asyncore_use_poll=True, **listen)
+    guard.install(server)
+    return server
 
 
 def serve(args: argparse.Namespace) -> int:
