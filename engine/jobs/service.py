@@ -56,6 +56,12 @@ API_REDIS_TIMEOUT_S = 2.0
 _CREATE_WAIT_S = API_REDIS_TIMEOUT_S - 0.5
 
 
+#: Webhook delivery threads of a process. A delivery mostly waits for its receiver, so
+#: they are many: receivers that hang hold a few each (receivers.py), and the rest are
+#: free for those that answer.
+WEBHOOK_THREADS = 32
+
+
 class JobService:
     """The job system on one Redis server.
 
@@ -279,7 +285,8 @@ class JobService:
         """One retention sweep (maintenance.py); how many finished jobs it removed."""
         return self.maintenance.sweep(now)
 
-    def start_workers(self, render_threads: int = 2, webhook_threads: int = 4) -> None:
+    def start_workers(self, render_threads: int = 2,
+                      webhook_threads: int = WEBHOOK_THREADS) -> None:
         """Start in-process Dramatiq workers (renders and webhooks on separate threads)
         and the maintenance threads (healing pass, retention sweep).
 
@@ -287,6 +294,7 @@ class JobService:
             render_threads: render threads; 0 runs none (jobs wait for other workers).
             webhook_threads: webhook delivery threads; 0 runs none.
         """
+        self.webhook_task.receivers.threads = webhook_threads
         # Two workers in one process (Dramatiq warns that each adds its own middleware;
         # harmless here since every queue is declared already) so that a slow webhook
         # receiver can never occupy a render thread.
