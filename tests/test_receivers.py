@@ -20,11 +20,15 @@ from zoomreel.jobs.receivers import PER_RECEIVER, SLOW_S, Receivers, receiver_of
 
 def test_a_receiver_has_at_most_its_share_in_flight_and_others_are_not_held() -> None:
     receivers = Receivers(threads=32)
+    url = "http://hooks.example:8000/job/1"
+    assert receivers.take(url)
+    assert not receivers.take("http://hooks.example:8000/job/2")  # not seen yet: one
+    receivers.give_back(url, 0.1)  # answered at once
     taken = [receivers.take(f"http://hooks.example:8000/job/{n}") for n in range(PER_RECEIVER + 3)]
     assert taken == [True] * PER_RECEIVER + [False] * 3  # one receiver, whatever the path
     assert receivers.take("http://hooks.example:8001/job")  # another port: another receiver
     assert receivers.take("https://hooks.example:8000/job")  # another scheme, too
-    receivers.give_back("http://hooks.example:8000/job/0", 0.1)
+    receivers.give_back(url, 0.1)
     assert receivers.take("http://HOOKS.example.:8000/other")  # the same host, spelled so
 
 
@@ -39,6 +43,8 @@ def test_a_slow_receiver_gets_one_at_a_time_until_an_attempt_is_quick() -> None:
     assert receivers.busy_delay_ms(url) > receivers.busy_delay_ms("http://quick.example/")
     receivers.give_back(url, 0.05)  # it answered at once
     assert not receivers.is_slow(url)
+    assert receivers.take(url)
+    receivers.give_back(url, 0.05)
     assert [receivers.take(url) for _ in range(PER_RECEIVER + 1)] == [True] * PER_RECEIVER + [False]
 
 

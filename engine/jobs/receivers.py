@@ -4,12 +4,15 @@ A delivery holds a webhook thread until its receiver answers, for up to the deli
 time-out (15 s). With four threads, eight receivers that never answer held every thread
 and a healthy receiver's webhook waited 26 s, longer with each more. So each process
 counts its deliveries in flight per receiver (scheme, host and port: one server,
-whatever the path) and lets a receiver have at most :data:`PER_RECEIVER` of them; a
-receiver whose last attempt took :data:`SLOW_S` seconds or more (it hung, or answers
-that slowly) gets one at a time, and all such receivers together at most half the
-threads. A webhook whose receiver has no room is not attempted: its message comes back
-after :func:`Receivers.busy_delay_ms`, and no attempt is counted. The other threads
-stay free for the receivers that answer.
+whatever the path). A receiver whose last attempt was answered within :data:`SLOW_S`
+seconds may have :data:`PER_RECEIVER` of them; one not seen yet, one at a time; one
+whose last attempt took :data:`SLOW_S` seconds or more (it hung, or answers that
+slowly), one at a time, and all such receivers together at most half the threads. A
+webhook whose receiver has no room is not attempted: its message comes back after
+:func:`Receivers.busy_delay_ms`, and no attempt is counted. The other threads stay free
+for the receivers that answer: receivers hanging for the first time hold one thread
+each until their attempts time out, and receivers known to hang half of them at most,
+however many they are.
 
 The counts are this process's: each process (serve, each ``zoomreel worker``) keeps
 its own.
@@ -24,7 +27,7 @@ from urllib.parse import urlsplit
 
 __all__ = ["PER_RECEIVER", "SLOW_S", "Receivers", "receiver_of"]
 
-#: Deliveries in flight to one receiver at most (per process).
+#: Deliveries in flight to one receiver that answers at most (per process).
 PER_RECEIVER = 2
 #: An attempt that takes this long (seconds) marks its receiver slow until one does not.
 SLOW_S = 5.0
@@ -48,11 +51,12 @@ def receiver_of(url: str) -> str:
 @dataclass
 class _Receiver:
     in_flight: int = 0
-    slow: bool = False
+    answers: bool = False  # its last attempt was answered within SLOW_S
+    slow: bool = False  # its last attempt took SLOW_S or more
     slow_in_flight: int = 0  # of in_flight, those taken while it was slow
 
 
-#: Receivers remembered at most (slow ones with nothing in flight are forgotten first).
+#: Receivers remembered at most; past it, those with nothing in flight are forgotten.
 _REMEMBERED = 10_000
 
 
@@ -84,7 +88,7 @@ class Receivers:
                     return False
                 self._slow_in_flight += 1
                 receiver.slow_in_flight += 1
-            elif receiver.in_flight >= PER_RECEIVER:
+            elif receiver.in_flight >= (PER_RECEIVER if receiver.answers else 1):
                 return False
             receiver.in_flight += 1
             return True
@@ -99,8 +103,7 @@ class Receivers:
                 receiver.slow_in_flight -= 1
                 self._slow_in_flight -= 1
             receiver.slow = seconds >= SLOW_S  # the last attempt tells
-            if receiver.in_flight == 0 and not receiver.slow:
-                del self._receivers[key]  # nothing to remember about it
+            receiver.answers = not receiver.slow
 
     def _forget_idle(self) -> None:
         for key in [k for k, r in self._receivers.items() if not r.in_flight]:
