@@ -321,7 +321,7 @@ def test_a_receiver_that_never_answers_does_not_delay_other_jobs(
 
 def test_a_receiver_that_hangs_holds_only_its_share_of_the_webhook_threads(
         make_service: Callable[..., JobService], image_server: LoopbackServer) -> None:
-    hanging = LoopbackServer()  # a server of its own: a receiver is a host and port
+    hanging = LoopbackServer()
     hanging.routes["/hook"] = lambda h: hanging.release.wait(60)
     image_server.routes["/jobs/answering-hook"] = lambda h: send(h, 204)
     service = make_service()

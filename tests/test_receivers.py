@@ -20,16 +20,18 @@ from zoomreel.jobs.receivers import PER_RECEIVER, SLOW_S, Receivers, receiver_of
 
 def test_a_receiver_has_at_most_its_share_in_flight_and_others_are_not_held() -> None:
     receivers = Receivers(threads=32)
-    url = "http://hooks.example:8000/job/1"
+    url = "http://hooks.example:8000/job?id=1"
     assert receivers.take(url)
-    assert not receivers.take("http://hooks.example:8000/job/2")  # not seen yet: one
+    assert not receivers.take("http://hooks.example:8000/job?id=2")  # not seen yet: one
     receivers.give_back(url, 0.1)  # answered at once
-    taken = [receivers.take(f"http://hooks.example:8000/job/{n}") for n in range(PER_RECEIVER + 3)]
-    assert taken == [True] * PER_RECEIVER + [False] * 3  # one receiver, whatever the path
+    taken = [receivers.take(f"http://hooks.example:8000/job?id={n}")
+             for n in range(PER_RECEIVER + 3)]
+    assert taken == [True] * PER_RECEIVER + [False] * 3  # one receiver, whatever the query
     assert receivers.take("http://hooks.example:8001/job")  # another port: another receiver
     assert receivers.take("https://hooks.example:8000/job")  # another scheme, too
+    assert receivers.take("http://hooks.example:8000/other")  # and another path
     receivers.give_back(url, 0.1)
-    assert receivers.take("http://HOOKS.example.:8000/other")  # the same host, spelled so
+    assert receivers.take("http://HOOKS.example.:8000/job#x")  # the same one, spelled so
 
 
 def test_a_slow_receiver_gets_one_at_a_time_until_an_attempt_is_quick() -> None:
@@ -60,10 +62,10 @@ def test_slow_receivers_together_hold_at_most_half_the_threads() -> None:
     assert receivers.take(slow[5])
 
 
-def test_receiver_of_names_scheme_host_and_port() -> None:
-    assert receiver_of("https://Example.COM/a?b") == "https://example.com:443"
-    assert receiver_of("http://example.com/") == "http://example.com:80"
-    assert receiver_of("http://[::1]:9000/x") == "http://::1:9000"
+def test_receiver_of_names_scheme_host_port_and_path() -> None:
+    assert receiver_of("https://Example.COM/a?b") == "https://example.com:443/a"
+    assert receiver_of("http://example.com") == "http://example.com:80/"
+    assert receiver_of("http://[::1]:9000/x") == "http://::1:9000/x"
 
 
 # -- on a real serve -------------------------------------------------------------------

@@ -1,18 +1,22 @@
 """Webhook receivers that hang hold only their own deliveries.
 
 A delivery holds a webhook thread until its receiver answers, for up to the delivery
-time-out (15 s). With four threads, eight receivers that never answer held every thread
-and a healthy receiver's webhook waited 26 s, longer with each more. So each process
-counts its deliveries in flight per receiver (scheme, host and port: one server,
-whatever the path). A receiver whose last attempt was answered within :data:`SLOW_S`
-seconds may have :data:`PER_RECEIVER` of them; one not seen yet, one at a time; one
-whose last attempt took :data:`SLOW_S` seconds or more (it hung, or answers that
-slowly), one at a time, and all such receivers together at most half the threads. A
-webhook whose receiver has no room is not attempted: its message comes back after
-:func:`Receivers.busy_delay_ms`, and no attempt is counted. The other threads stay free
-for the receivers that answer: receivers hanging for the first time hold one thread
-each until their attempts time out, and receivers known to hang half of them at most,
-however many they are.
+time-out (15 s). With four threads, eight receivers that never answered held every
+thread and a healthy receiver's webhook waited 26 s, longer with each more. So there
+are many threads, and each process counts its deliveries in flight per receiver: the
+URL without its query (one endpoint, whatever it is told about the job; two paths of
+one server are two receivers, so that a path that hangs holds up no other).
+
+* a receiver whose last attempt was answered within :data:`SLOW_S` seconds may have
+  :data:`PER_RECEIVER` deliveries in flight; one not seen yet, one;
+* one whose last attempt took :data:`SLOW_S` seconds or more (it hung, or answers that
+  slowly), one, and all such receivers together at most half the threads.
+
+A webhook whose receiver has no room is not attempted: its message comes back after
+:func:`Receivers.busy_delay_ms`, and no attempt is counted. So receivers hanging for
+the first time hold one thread each until their attempts time out, receivers known to
+hang half of the threads at most however many they are, and the other threads stay
+free for the receivers that answer.
 
 The counts are this process's: each process (serve, each ``zoomreel worker``) keeps
 its own.
@@ -38,14 +42,15 @@ _SLOW_BUSY_MS = 5_000
 
 
 def receiver_of(url: str) -> str:
-    """The receiver of a webhook URL: its scheme, host and port."""
+    """The receiver of a webhook URL: its scheme, host, port and path."""
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
         return url
     host = (parts.hostname or "").rstrip(".").lower()
-    return f"{parts.scheme}://{host}:{port or (443 if parts.scheme == 'https' else 80)}"
+    port = port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{host}:{port}{parts.path or '/'}"
 
 
 @dataclass
