@@ -157,7 +157,8 @@ def _http_server(service: JobService, answers: Answers, keys: list[str], config:
     app = create_app(service, answers, api_keys=keys, cors_origins=config.cors_origins,
                      convert_route=config.convert_route)
     _answer_waitress_413_as_json(answers)
-    guard = ConnectionGuard(open_files_for(MAX_CONNECTIONS))
+    # each waiting call holds its connection as well as a thread: room for them on top
+    guard = ConnectionGuard(open_files_for(MAX_CONNECTIONS + config.max_waiting))
     server = waitress.create_server(
         app, threads=_ANSWER_THREADS + config.max_waiting, ident="zoomreel",
         max_request_body_size=service.settings.max_image_bytes + 2 * 2**20,
