@@ -114,10 +114,13 @@ class ConnectionGuard:
                 return result
 
             def readable(self) -> bool:
-                if (self.head_started is not None
-                        and time.monotonic() - self.head_started > guard.head_timeout):
-                    self.head_started = None
-                    self.will_close = True  # closed by the loop, as waitress's own timeout
+                if self.head_started is not None:
+                    now = time.monotonic()
+                    if self.requests:  # a head pipelined behind an answer: not read yet
+                        self.head_started = now
+                    elif now - self.head_started > guard.head_timeout:
+                        self.head_started = None
+                        self.will_close = True  # closed by the loop, as its own time-out
                 return bool(super().readable())
 
             def del_channel(self, map: Any = None) -> None:
