@@ -4,6 +4,7 @@ client is. The precise timings are measured by ``python -m benchmarks.hostile``.
 
 from __future__ import annotations
 
+import json
 import resource
 import socket
 import statistics
@@ -142,23 +143,31 @@ def test_a_request_head_not_complete_in_time_is_closed(
     assert not closed(quiet)
 
 
-def test_the_oldest_idle_connections_of_an_address_make_room_and_uploads_stay(
+def test_the_oldest_idle_connections_of_an_address_make_room_and_requests_stay(
         serve_factory: ServeFactory, sockets: list[Sockets]) -> None:
     api = serve_factory(workers=0, env=ONE_PROCESS)
     attack = Sockets(api)
     sockets.append(attack)
-    # an upload under way: head complete, body still coming; then more idle
-    # connections than one address may keep
+    # a call waiting for its video (nothing renders it), and an upload under way (head
+    # complete, body still coming); then more idle connections than one address may keep
+    (waiting,) = attack.idle(1)
+    call = json.dumps({"image_url": "http://127.0.0.1:9/x.jpg", **SMALL}).encode()
+    waiting.send(b"POST /v1/image/transform/video HTTP/1.1\r\nHost: x\r\n"
+                 b"X-API-Key: " + API_KEY.encode() + b"\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: " + str(len(call)).encode() + b"\r\n\r\n" + call)
+    eventually(lambda: any("job submitted" in line for line in api.lines),
+               what="the waiting call's job (in serve's log: no other connection is made)")
     (upload,) = attack.idle(1)
     body = b'{"image_url": 1}'
     upload.send(b"POST /v1/image/convert/video HTTP/1.1\r\nHost: x\r\n"
                 b"X-API-Key: " + API_KEY.encode() + b"\r\nContent-Type: application/json\r\n"
                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body[:5])
     idle = attack.idle(PER_ADDRESS + 10)
-    over = 1 + len(idle) - PER_ADDRESS  # the upload is never the one closed
+    over = 2 + len(idle) - PER_ADDRESS  # neither request is ever the one closed
     eventually(lambda: [closed(s) for s in idle[:over]], until=all, timeout=20,
                what=f"serve to close the {over} oldest idle connections")
     assert not any(closed(s) for s in idle[over:])
+    assert not closed(waiting)
     assert not closed(upload)
     upload.setblocking(True)
     upload.settimeout(30)
