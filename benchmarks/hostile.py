@@ -2,7 +2,7 @@
 
     python -m benchmarks.hostile [--idle 400] [--slow 200] [--fresh 20]
                                  [--hanging 8] [--per-hanging 2] [--http-processes N]
-                                 [--only flood|webhooks]
+                                 [--only flood|webhooks] [--reconnect]
 
 Two measurements, each on a serve of its own in a temporary folder (embedded Redis):
 
@@ -11,7 +11,8 @@ Two measurements, each on a serve of its own in a temporary folder (embedded Red
   fresh clients, one after another, each on a new connection, ask ``GET /health`` and
   the status route (a queued job's). Reports their latencies (median, worst) before
   and during the flood, how many of them failed, and how many attacking sockets serve
-  had closed by the end.
+  had closed by the end. ``--reconnect``: the attacker opens each socket serve closes
+  again at once.
 * **webhooks**: ``--hanging`` receivers that accept the connection and never answer get
   ``--per-hanging`` jobs' webhooks each; then one job whose receiver answers at once.
   Reports how long after its job was done the healthy receiver had its webhook (the
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-hanging", type=int, default=2)
     parser.add_argument("--http-processes", type=int, default=None)
     parser.add_argument("--only", choices=("flood", "webhooks"), default=None)
+    parser.add_argument("--reconnect", action="store_true",
+                        help="open each attacking socket serve closes again at once")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -69,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="zoomreel-hostile-") as tmp:
         if args.only in (None, "flood"):
             with _running(Path(tmp) / "flood", env, "--render-threads", "0") as base:
-                record["flood"] = flood(base, args.idle, args.slow, args.fresh)
+                record["flood"] = flood(base, args.idle, args.slow, args.fresh,
+                                        args.reconnect)
         if args.only in (None, "webhooks"):
             with _running(Path(tmp) / "hooks", env, "--render-threads", "2") as base:
                 record["webhooks"] = webhooks(base, args.hanging, args.per_hanging)
@@ -102,32 +106,53 @@ def _running(data: Path, env: dict[str, str], *flags: str) -> Iterator[str]:
 # -- flood -----------------------------------------------------------------------------
 
 class Attack:
-    """``idle`` sockets that send nothing and ``slow`` ones that drip a request head."""
+    """``idle`` sockets that send nothing and ``slow`` ones that drip a request head;
+    with ``reconnect``, each one serve closes is opened again at once (as slowloris
+    tools do)."""
 
-    def __init__(self, base: str, idle: int, slow: int, every: float = 5.0) -> None:
+    _HEAD = b"GET /health HTTP/1.1\r\nHost: x\r\n"
+
+    def __init__(self, base: str, idle: int, slow: int, every: float = 5.0,
+                 reconnect: bool = False) -> None:
         host, port = base.removeprefix("http://").split(":")
         self.address = (host, int(port))
         self.every = every
         self.stop = threading.Event()
+        self.reopened = 0
         self.idle = [self._connect() for _ in range(idle)]
-        self.slow = [self._connect() for _ in range(slow)]
-        for sock in self.slow:
-            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
-        self.thread = threading.Thread(target=self._drip, daemon=True)
-        self.thread.start()
+        self.slow = [self._connect(self._HEAD) for _ in range(slow)]
+        self.threads = [threading.Thread(target=self._drip, daemon=True)]
+        if reconnect:
+            self.threads.append(threading.Thread(target=self._reconnect, daemon=True))
+        for thread in self.threads:
+            thread.start()
 
-    def _connect(self) -> socket.socket:
+    def _connect(self, head: bytes = b"") -> socket.socket:
         sock = socket.create_connection(self.address, timeout=10)
+        if head:
+            sock.sendall(head)
         sock.setblocking(False)
         return sock
 
     def _drip(self) -> None:
         while not self.stop.wait(self.every):
-            for sock in self.slow:
+            for sock in list(self.slow):
                 try:
                     sock.send(b"X")
                 except OSError:
                     pass  # serve closed it
+
+    def _reconnect(self) -> None:
+        while not self.stop.wait(0.1):
+            for kind, head in ((self.idle, b""), (self.slow, self._HEAD)):
+                for n, sock in enumerate(kind):
+                    if _closed(sock):
+                        sock.close()
+                        try:
+                            kind[n] = self._connect(head)
+                        except OSError:
+                            continue
+                        self.reopened += 1
 
     def closed(self) -> dict[str, int]:
         """How many of each kind serve has closed."""
@@ -135,7 +160,8 @@ class Attack:
 
     def close(self) -> None:
         self.stop.set()
-        self.thread.join()
+        for thread in self.threads:
+            thread.join()
         for sock in self.idle + self.slow:
             sock.close()
 
@@ -176,15 +202,16 @@ def _summary(times: list[float | None]) -> dict[str, Any]:
             "worst_s": round(max(answered), 4) if answered else None}
 
 
-def flood(base: str, idle: int, slow: int, fresh: int) -> dict[str, Any]:
+def flood(base: str, idle: int, slow: int, fresh: int,
+          reconnect: bool = False) -> dict[str, Any]:
     job = requests.post(base + "/v1/image/convert/video", headers={"X-API-Key": KEY},
                         json={"image_url": "http://127.0.0.1:9/x.jpg", **SMALL}, timeout=30)
     job_id = job.json()["job_id"]  # --render-threads 0: it stays queued
-    result: dict[str, Any] = {"idle": idle, "slow": slow}
+    result: dict[str, Any] = {"idle": idle, "slow": slow, "reconnect": reconnect}
     before = fresh_requests(base, job_id, fresh)
     result["before"] = {k: _summary(v) for k, v in before.items()}
     started = time.monotonic()
-    attack = Attack(base, idle, slow)
+    attack = Attack(base, idle, slow, reconnect=reconnect)
     result["attack_open_s"] = round(time.monotonic() - started, 3)
     try:
         during = fresh_requests(base, job_id, fresh)
@@ -192,6 +219,7 @@ def flood(base: str, idle: int, slow: int, fresh: int) -> dict[str, Any]:
         result["during_all"] = during
         time.sleep(12)  # past the head deadline: the drippers are gone
         result["closed_by_serve_after_12_s"] = attack.closed()
+        result["reopened_after_12_s"] = attack.reopened
         after = fresh_requests(base, job_id, fresh)
         result["after_12_s"] = {k: _summary(v) for k, v in after.items()}
     finally:
@@ -321,7 +349,9 @@ def _print_flood(flood: dict[str, Any]) -> None:
         for route, s in flood[when].items():
             print(f"| {when} | {route} | {s['count'] - s['failed']}/{s['count']} "
                   f"| {s['median_s']} | {s['worst_s']} |")
-    print(f"closed by serve after 12 s: {flood['closed_by_serve_after_12_s']}")
+    print(f"closed by serve after 12 s: {flood['closed_by_serve_after_12_s']}"
+          + (f"; reopened by the attacker: {flood['reopened_after_12_s']}"
+             if flood["reconnect"] else ""))
 
 
 if __name__ == "__main__":
