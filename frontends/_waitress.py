@@ -28,6 +28,7 @@ from waitress.parser import HTTPRequestParser, ParsingError, TransferEncodingNot
 from waitress.server import BaseWSGIServer
 from waitress.task import ErrorTask
 
+from ._connections import ConnectionGuard
 from .rest.envelope import Answers
 
 __all__ = ["create_server", "waitress_messages"]
@@ -76,18 +77,21 @@ def _error_task(answers: Answers) -> type[Any]:
 
 
 def create_server(app: Any, answers: Answers, socket_map: dict[int, Any] | None = None,
-                  **adjustments: Any) -> Any:
+                  guard: ConnectionGuard | None = None, **adjustments: Any) -> Any:
     """``waitress.create_server(app, **adjustments)`` with the changes above.
 
     Args:
         answers: makes the envelope of waitress's own error answers.
         socket_map: the map of the server's event loop (waitress's ``map``), for other
             dispatchers to join it; default a new one.
+        guard: the connection rules (idle and slow connections, _connections.py).
     """
     socket_map = {} if socket_map is None else socket_map
     server = _create_server(app, map=socket_map, **adjustments)
     channel = type("Channel", (HTTPChannel,), {
         "parser_class": _Parser, "error_task_class": _error_task(answers)})
+    if guard is not None:
+        channel = guard.channel_class(channel)
     for dispatcher in socket_map.values():  # one listening server per address
         if isinstance(dispatcher, BaseWSGIServer):
             dispatcher.channel_class = channel

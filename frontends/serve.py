@@ -34,6 +34,7 @@ from ._api_processes import (
     child_argv,
     exit_with_parent,
 )
+from ._connections import MAX_CONNECTIONS, ConnectionGuard, open_files_for
 from ._process import configure_logging, count_metrics_in, prepare_rendering, render_threads
 from .config import Config
 from .rest.envelope import Answers
@@ -172,10 +173,15 @@ def _http_server(service: JobService, answers: Answers, keys: list[str], config:
 
     app = create_app(service, answers, api_keys=keys, cors_origins=config.cors_origins,
                      convert_route=config.convert_route)
+    # each waiting call holds its connection as well as a thread: room for them on top
+    guard = ConnectionGuard(open_files_for(MAX_CONNECTIONS + config.max_waiting))
     return create_server(
-        app, answers, socket_map, threads=_ANSWER_THREADS + config.max_waiting,
+        app, answers, socket_map, guard=guard, threads=_ANSWER_THREADS + config.max_waiting,
         ident="zoomreel",
-        max_request_body_size=service.settings.max_image_bytes + 2 * 2**20, **listen)
+        max_request_body_size=service.settings.max_image_bytes + 2 * 2**20,
+        # the guard closes idle connections to make room: waitress's limit (which stops
+        # accepting) is reached only when that many have a request in hand
+        connection_limit=guard.limit + 16, asyncore_use_poll=True, **listen)
 
 
 def serve(args: argparse.Namespace) -> int:

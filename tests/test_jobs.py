@@ -23,6 +23,7 @@ from zoomreel.errors import JobNotFound, QueueFullError
 from zoomreel.frontends.rest import Answers
 from zoomreel.jobs import EmbeddedRedis, Job, JobService, JobSettings, find_redis_server, poll_after
 from zoomreel.jobs.broker import NAMESPACE, queued_job_ids, recover_unacked
+from zoomreel.jobs.receivers import PER_RECEIVER
 
 SECRET = "whsec_" + base64.b64encode(b"zoomreel-test-secret-32-bytes!!!").decode()
 
@@ -316,6 +317,31 @@ def test_a_receiver_that_never_answers_does_not_delay_other_jobs(
         assert held.webhook["state"] == "pending" and held.webhook["attempts"] == 0
     finally:
         release.set()
+
+
+def test_a_receiver_that_hangs_holds_only_its_share_of_the_webhook_threads(
+        make_service: Callable[..., JobService], image_server: LoopbackServer) -> None:
+    hanging = LoopbackServer()
+    hanging.routes["/hook"] = lambda h: hanging.release.wait(60)
+    image_server.routes["/jobs/answering-hook"] = lambda h: send(h, 204)
+    service = make_service()
+    try:
+        held = [service.submit({**SMALL, "webhook_url": hanging.url("/hook")},
+                               upload=jpeg())[0] for _ in range(6)]
+        fast, _ = service.submit(
+            {**SMALL, "webhook_url": image_server.base + "/jobs/answering-hook"}, upload=jpeg())
+        # one render thread (the hanging receiver's jobs are done first) and four
+        # webhook threads: six webhooks that hang would hold them all
+        service.start_workers(1, webhook_threads=4)
+        wait(service, fast.id, timeout=30,
+             until=lambda j: j.webhook is not None and j.webhook["state"] == "delivered")
+        assert 1 <= len(hanging.received("/hook")) <= PER_RECEIVER
+        for job in held:  # put off, not attempted: no attempt counted
+            record = service.get(job.id)
+            assert record.webhook is not None
+            assert (record.webhook["state"], record.webhook["attempts"]) == ("pending", 0)
+    finally:
+        hanging.close()
 
 
 def test_a_gone_receiver_stops_the_retries(

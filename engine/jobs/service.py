@@ -69,6 +69,12 @@ class Video:
     info: ObjectInfo
 
 
+#: Webhook delivery threads of a process. A delivery mostly waits for its receiver, so
+#: they are many: receivers that hang hold a few each (receivers.py), and the rest are
+#: free for those that answer.
+WEBHOOK_THREADS = 32
+
+
 class JobService:
     """The job system on one Redis server.
 
@@ -340,7 +346,8 @@ class JobService:
         """One retention sweep (maintenance.py); how many finished jobs it removed."""
         return self.maintenance.sweep(now)
 
-    def start_workers(self, render_threads: int = 2, webhook_threads: int = 4) -> None:
+    def start_workers(self, render_threads: int = 2,
+                      webhook_threads: int = WEBHOOK_THREADS) -> None:
         """Start in-process Dramatiq workers (renders and webhooks on separate threads)
         and the maintenance threads (healing pass, retention sweep).
 
@@ -348,6 +355,7 @@ class JobService:
             render_threads: render threads; 0 runs none (jobs wait for other workers).
             webhook_threads: webhook delivery threads; 0 runs none.
         """
+        self.webhook_task.receivers.threads = webhook_threads
         # Two workers in one process (Dramatiq warns that each adds its own middleware;
         # harmless here since every queue is declared already) so that a slow webhook
         # receiver can never occupy a render thread.

@@ -4,12 +4,16 @@ A finished job whose request named a ``webhook_url`` has its webhook ``pending``
 (scripts.FINISH); each message tries one delivery. A webhook is sent only while its
 state is ``pending`` and under a lock (two messages for one job never send at once);
 once ``delivered`` or ``failed`` it stays so. A receiver that fails in a way that may
-pass gets the message again later (net.retry_delay: backoff, ``Retry-After``).
+pass gets the message again later (net.retry_delay: backoff, ``Retry-After``). A
+receiver with as many deliveries in flight as it may have (receivers.py) gets the
+message again a moment later, unattempted: a receiver that hangs holds its own
+deliveries, never the threads of the others.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +24,7 @@ from ..errors import ZoomreelError
 from .broker import Messages
 from .job import Job
 from .metrics import JobMetrics
+from .receivers import Receivers
 from .settings import JobSettings
 from .states import FINISHED, HOOK_DELIVERED, HOOK_FAILED, HOOK_PENDING
 from .store import JobStore
@@ -44,15 +49,18 @@ class WebhookTask:
         messages: where a retry's message is sent.
         answer: builds the webhook body of a finished job.
         metrics: where delivery attempts are counted.
+        receivers: deliveries in flight per receiver in this process.
     """
 
     def __init__(self, store: JobStore, settings: JobSettings, messages: Messages,
-                 answer: StatusAnswer, metrics: JobMetrics) -> None:
+                 answer: StatusAnswer, metrics: JobMetrics,
+                 receivers: Receivers | None = None) -> None:
         self.store = store
         self.settings = settings
         self.messages = messages
         self.answer = answer
         self.metrics = metrics
+        self.receivers = receivers or Receivers()
 
     def __call__(self, job_id: str) -> None:
         """Deliver ``job_id``'s webhook once, if it is due. Never raises because of
@@ -64,14 +72,25 @@ class WebhookTask:
                       "does", exc, extra={"job_id": job_id})
 
     def _deliver(self, job_id: str) -> None:
-        from ..net import deliver, retry_delay
-
         try:
             job = self.store.get(job_id)
         except ZoomreelError:
             return
-        if not _due(job):
+        if not _due(job) or not job.webhook_url:
             return
+        url = job.webhook_url
+        if not self.receivers.take(url):  # its receiver is busy: later, unattempted
+            self.messages.send_webhook(job_id, self.receivers.busy_delay_ms(url))
+            return
+        started = time.monotonic()
+        try:
+            self._deliver_locked(job_id)
+        finally:
+            self.receivers.give_back(url, time.monotonic() - started)
+
+    def _deliver_locked(self, job_id: str) -> None:
+        from ..net import deliver, retry_delay
+
         token = uuid.uuid4().hex
         if not self.store.lock_webhook(job_id, token):
             self.messages.send_webhook(job_id, _LOCKED_DELAY_MS)
