@@ -83,12 +83,15 @@ def test_a_dead_api_process_is_replaced(serve_factory: Any) -> None:
     ended([children[0]])
 
     def processes() -> list[int]:
-        # the others answer meanwhile
+        # the others answer meanwhile (a connection the kernel hands the newcomer while
+        # it starts may be reset on a loaded machine: clients retry those; once it runs,
+        # every one of 300 below must answer)
         assert requests.get(serve.url + "/health", timeout=10).status_code == 200
         return _api_processes(serve.tree())
 
     eventually(processes, until=lambda now: len(now) == 3 and children[0] not in now,
-               timeout=10, interval=0.1, what="another API process in the dead one's place")
+               timeout=20, interval=0.1, what="another API process in the dead one's place",
+               ignoring=(requests.ConnectionError,))
     assert set(_answering_pids(serve.url)) - {children[0]}
     assert any("API process" in line and "starting another" in line for line in serve.lines)
 
