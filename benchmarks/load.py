@@ -30,7 +30,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -157,14 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name, (url, script) in targets.items():
                     runs[name].append(wrk(url, script, args.seconds, args.connections))
         finally:
-            for proc in (serve, single, bare):
-                os.killpg(proc.pid, signal.SIGTERM)
-            for proc in (serve, single, bare):
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:  # never leave one behind
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            stop_all((serve, single, bare))
 
     summary = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
                for name, rs in runs.items()}
@@ -187,6 +180,20 @@ def main(argv: list[str] | None = None) -> int:
               f"{m.get('p90_ms', 0):.1f} | {m.get('p99_ms', 0):.1f} | {m['non_2xx']:.0f} | "
               f"{m['socket_errors']:.0f} |")
     return 0
+
+
+def stop_all(procs: Iterable[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each process group, then wait; one that does not stop is killed: a run
+    never leaves one behind."""
+    procs = list(procs)
+    for proc in procs:
+        os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def _serve(port: int, data: Path, env: dict[str, str], *flags: str) -> subprocess.Popen[bytes]:

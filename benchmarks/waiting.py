@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,7 +29,16 @@ from typing import Any
 
 import requests
 
-from benchmarks.load import KEY, ROOT, _free_port, _lua, _serve, _wait_processes, wrk
+from benchmarks.load import (
+    KEY,
+    ROOT,
+    _free_port,
+    _lua,
+    _serve,
+    _wait_processes,
+    stop_all,
+    wrk,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,14 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                     runs[name].append(result)
             still = sum(caller.is_alive() for caller in callers)
         finally:
-            for proc in serves.values():
-                os.killpg(proc.pid, signal.SIGTERM)
-            for proc in serves.values():
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:  # never leave one behind
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            stop_all(serves.values())
 
     summary = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
                for name, rs in runs.items()}
