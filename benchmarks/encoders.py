@@ -59,6 +59,7 @@ from benchmarks._measure import (
     pyramid_for,
 )
 from zoomreel.camera import frame_rect
+from zoomreel.codecs import CODECS
 from zoomreel.image import load_image
 from zoomreel.spec import RenderSpec
 
@@ -67,15 +68,17 @@ from zoomreel.spec import RenderSpec
 
 @dataclass(frozen=True)
 class Setting:
-    """One x264 configuration as RenderSpec takes it."""
+    """One x264 configuration: preset, crf (x264 takes fractions) and x264 params; a
+    named one (``speed``) is rendered as a user gets it, ``--speed NAME``."""
 
     preset: str
-    crf: int
+    crf: float
     params: str = ""
+    speed: str | None = None
 
     @property
     def label(self) -> str:
-        return f"{self.preset}/{self.crf}/{self.params}"
+        return f"{self.preset}/{self.crf:g}/{self.params}"
 
     @classmethod
     def parse(cls, text: str) -> Setting:
@@ -83,25 +86,35 @@ class Setting:
         if text in NAMED:
             return NAMED[text]
         preset, crf, *rest = text.split("/")
-        return cls(preset, int(crf), "/".join(rest))
+        return cls(preset, float(crf), "/".join(rest))
 
-    def spec(self, base: RenderSpec) -> RenderSpec:
-        return replace(base, preset=self.preset, crf=self.crf, x264_params=self.params)
+    def render_args(self) -> list[str]:
+        """``benchmarks._render_once``'s arguments for this setting."""
+        if self.speed is not None:
+            return ["--speed", self.speed]
+        options = {"x264-params": self.params} if self.params else {}
+        return ["--settings", json.dumps({"crf": self.crf, "preset": self.preset,
+                                          "options": options})]
 
 
-#: The named settings this benchmark proposes (see benchmarks/README.md, "Encoder
+def _shipped(speed: str) -> Setting:
+    s = CODECS["h264"].speeds[speed]
+    assert s.preset is not None
+    return Setting(s.preset, s.crf, s.options.get("x264-params", ""), speed)
+
+
+#: The h264 settings zoomreel ships (zoomreel.codecs; see benchmarks/README.md, "Encoder
 #: settings on real photos"), and RenderSpec's default before them.
 NAMED: dict[str, Setting] = {
     "current": Setting("ultrafast", 26, "cabac=1:deblock=0,0"),
-    "fastest": Setting("superfast", 25, "bframes=1"),
-    "balanced": Setting("superfast", 23, "bframes=1:subme=2:trellis=1:ref=2"),
-    "smallest": Setting("veryfast", 22, ""),
+    **{name: _shipped(name) for name in ("fastest", "balanced", "smallest")},
 }
 
-# Grids for ``sweep --grid``, as run for issue 8 (benchmarks/README.md): round1 on
-# castle, office and redpanda, round2 on office, redpanda and tree, 3 s jobs.
+# Grids for ``sweep --grid``, as run (benchmarks/README.md), 3 s jobs: for issue 8,
+# round1 on castle, office and redpanda, round2 on office, redpanda and tree.
 _V5 = "veryfast/20/bframes=0:rc-lookahead=5"
 _S1 = "superfast/24/bframes=1"
+_B22 = "superfast/23/bframes=1:subme=2:trellis=1"
 GRIDS: dict[str, list[str]] = {
     "round1": [
         "ultrafast/26/cabac=1:deblock=0,0",
@@ -148,6 +161,27 @@ GRIDS: dict[str, list[str]] = {
         "veryfast/22/bframes=2:rc-lookahead=4:sync-lookahead=0",
         "faster/23/bframes=1:mbtree=0:rc-lookahead=0",
     ],
+    # issue 22, on castle, office, redpanda (+ tree in round4) and the synthetic photo:
+    # what balanced's freed CPU buys within 300 MB, judged in PSNR and SSIM.
+    "round3": [
+        _B22 + ":ref=2",
+        "superfast/22/bframes=1:subme=2:trellis=1:ref=2",
+        _B22 + ":ref=2:partitions=i8x8,i4x4,p8x8",
+        _B22 + ":ref=3",
+        "superfast/23/bframes=2:subme=2:trellis=1:ref=2",
+        "superfast/23/bframes=1:subme=3:trellis=1:ref=2:me=hex",
+        _B22 + ":ref=2:aq-mode=2",
+        _B22 + ":ref=2:deblock=-1,-1",
+    ],
+    "round4": [
+        _B22 + ":ref=2",
+        _B22 + ":ref=2:deblock=-1,-1",
+        _B22 + ":ref=3:deblock=-1,-1",
+        _B22 + ":ref=3:deblock=-1,-1:aq-mode=2",
+        _B22 + ":ref=2:deblock=-1,-1:aq-mode=2",
+        "superfast/22/bframes=1:subme=2:trellis=1:ref=3:deblock=-1,-1",
+        _B22 + ":ref=3:deblock=-1,-1:threads=2",
+    ],
 }
 
 
@@ -179,12 +213,13 @@ def run_ffmpeg(source: Path, out: Path, spec: RenderSpec) -> Run:
     return replace(run, size_bytes=out.stat().st_size)
 
 
-def run_zoomreel(source: Path, out: Path, spec: RenderSpec, cache: Path) -> Run:
+def run_zoomreel(source: Path, out: Path, spec: RenderSpec, cache: Path,
+                 setting: Setting) -> Run:
+    """``setting`` rendered in a fresh process (the job: ``spec``'s length and zoom)."""
     cmd = [
         sys.executable, "-m", "benchmarks._render_once", str(source), str(out),
         "--length", f"{spec.length:g}", "--frame-rate", str(spec.frame_rate),
-        "--zoom-speed", f"{spec.zoom_speed:g}", "--crf", str(spec.crf),
-        "--preset", spec.preset, "--x264-params", spec.x264_params,
+        "--zoom-speed", f"{spec.zoom_speed:g}", *setting.render_args(),
     ]  # fmt: skip
     run, _ = measure(cmd, {**os.environ, "NUMBA_CACHE_DIR": str(cache)})
     return replace(run, size_bytes=out.stat().st_size)
@@ -289,8 +324,8 @@ def check_lossless(source: Path, spec: RenderSpec, tmp: Path) -> dict[str, Any]:
     cmd[-1:-1] = ["-qp", "0", "-preset", "ultrafast"]
     subprocess.run(cmd, check=True)
     (ff,) = encoder_fidelity(ffmpeg_luma(source, spec), [tmp / "ffmpeg-qp0.mp4"])
-    lossless = replace(spec, preset="ultrafast", crf=0, x264_params="qp=0")
-    run_zoomreel(source, tmp / "zoomreel-qp0.mp4", lossless, tmp / "numba-cache")
+    lossless = Setting("ultrafast", 0, "qp=0")
+    run_zoomreel(source, tmp / "zoomreel-qp0.mp4", spec, tmp / "numba-cache", lossless)
     (zr,) = encoder_fidelity(kernel_luma(source, spec), [tmp / "zoomreel-qp0.mp4"])
     return {"ffmpeg_qp0_vs_raw_pipe": ff, "zoomreel_qp0_vs_kernel": zr}
 
@@ -409,7 +444,7 @@ def compare_photo(
             else:
                 s = settings[k]
                 say(f"{photo.name}: zoomreel {s.label}, repeat {r + 1}")
-                zr_runs[k].append(run_zoomreel(photo, outs[k], s.spec(spec), cache))
+                zr_runs[k].append(run_zoomreel(photo, outs[k], spec, cache, s))
     say(f"{photo.name}: encoder fidelity (ffmpeg raw pipe, kernel frames)")
     (ff_enc,) = encoder_fidelity(ffmpeg_luma(photo, spec), [ff_out])
     zr_enc = encoder_fidelity(kernel_luma(photo, spec), outs)
@@ -484,8 +519,8 @@ def targets(wall: float, cpu: float, size: float, psnr_db: float, ssim_db: float
     }
 
 
-def _photos_and_a_warm_cache(args: argparse.Namespace, tmp: Path,
-                             spec: RenderSpec) -> tuple[list[Path], Path, Run]:
+def _photos_and_a_warm_cache(args: argparse.Namespace, tmp: Path, spec: RenderSpec,
+                             setting: Setting) -> tuple[list[Path], Path, Run]:
     """The photos to measure (corpus, and the synthetic one if asked), and a Numba cache
     in ``tmp`` filled by one (cold) render, whose run is returned."""
     cache = tmp / "numba-cache"
@@ -493,7 +528,7 @@ def _photos_and_a_warm_cache(args: argparse.Namespace, tmp: Path,
     if args.synthetic:
         photos.append(make_source(tmp, 3840, 2160))
     say("cold Numba cache: one zoomreel render to fill it")
-    cold = run_zoomreel(photos[0], tmp / "cold.mp4", spec, cache)
+    cold = run_zoomreel(photos[0], tmp / "cold.mp4", spec, cache, setting)
     return photos, cache, cold
 
 
@@ -511,7 +546,7 @@ def compare(args: argparse.Namespace) -> None:
     }
     with tempfile.TemporaryDirectory(prefix="zoomreel-enc-") as tmp_name:
         tmp = Path(tmp_name)
-        photos, cache, cold = _photos_and_a_warm_cache(args, tmp, settings[0].spec(spec))
+        photos, cache, cold = _photos_and_a_warm_cache(args, tmp, spec, settings[0])
         record["cold_run"] = {"photo": photos[0].name, **run_dict(cold)}
         if args.check_lossless:
             say("checking the lossless references")
@@ -594,7 +629,7 @@ def sweep(args: argparse.Namespace) -> None:
     }
     with tempfile.TemporaryDirectory(prefix="zoomreel-sweep-") as tmp_name:
         tmp = Path(tmp_name)
-        photos, cache, _ = _photos_and_a_warm_cache(args, tmp, settings[0].spec(spec))
+        photos, cache, _ = _photos_and_a_warm_cache(args, tmp, spec, settings[0])
         for photo in photos:
             ff_out = tmp / "ffmpeg.mp4"
             say(f"{photo.name}: ffmpeg command (before)")
@@ -605,7 +640,7 @@ def sweep(args: argparse.Namespace) -> None:
             for k, s in enumerate(settings):
                 out = tmp / f"s{k}.mp4"
                 say(f"{photo.name}: {s.label}")
-                runs = [run_zoomreel(photo, out, s.spec(spec), cache) for _ in range(args.repeats)]
+                runs = [run_zoomreel(photo, out, spec, cache, s) for _ in range(args.repeats)]
                 outs.append(out)
                 rows.append(
                     {
