@@ -224,13 +224,14 @@ def run_zoomreel(source: Path, out: Path, spec: RenderSpec, cache_dir: Path) -> 
         str(spec.frame_rate),
         "--zoom-speed",
         f"{spec.zoom_speed:g}",
-        "--crf",
-        str(spec.crf),
-        "--preset",
-        spec.preset,
-        "--x264-params",
-        spec.x264_params,
+        "--speed",
+        spec.speed,
     ]
+    # The expert fields only where given: unset, the speed's own settings apply.
+    for flag, value in (("--crf", spec.crf), ("--preset", spec.preset),
+                        ("--x264-params", spec.x264_params)):
+        if value is not None:
+            cmd += [flag, str(value)]
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir)}
     run, text = measure_process(cmd, env)
     info = json.loads(text.strip().splitlines()[-1])
