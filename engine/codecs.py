@@ -6,8 +6,8 @@ h264's come from its own sweep (``python -m benchmarks.encoders``). h265's, av1'
 vp9's: 1920x1080, 30 fps, zoom speed 3, 2 s of the corpus's redpanda-foliage.jpg and
 castle-facade.jpg, each render a fresh process (``benchmarks._render_once --settings``)
 on 2 shared cores at load 6 to 10, so sizes, PSNR and peak RSS are firm and speeds only
-roughly relative. Against h264 balanced (2.4 / 3.1 MB, 37.3 / 37.6 dB min luma PSNR,
-~250 MB): x265 veryfast crf 28 (low memory) 0.21 / 0.22 MB at 36.5 / 36.7 dB, 370 MB;
+roughly relative. Against h264 balanced as issue 8 set it (2.4 / 3.1 MB, 37.3 / 37.6 dB
+min luma PSNR, ~250 MB): x265 veryfast crf 28 (low memory) 0.21 / 0.22 MB at 36.5 / 36.7 dB, 370 MB;
 SVT-AV1 real-time preset 12 crf 36 0.54 / 0.59 MB at 38.6 / 39.2 dB, 290 MB, crf 40
 0.36 / 0.39 MB at 37.4 / 37.9 dB; libvpx realtime cpu-used 8 crf 36 0.68 / 0.65 MB at
 38.5 / 39.0 dB, 380 MB; vp9 good cpu-used 4 crf 36 0.36 / 0.34 MB at 40.1 / 40.8 dB,
