@@ -18,7 +18,7 @@ from PIL import Image
 from zoomreel.camera import frame_rect
 from zoomreel.spec import RenderSpec
 
-__all__ = ["MATRICES", "Fidelity", "luma", "colour_of", "video_psnr"]
+__all__ = ["MATRICES", "Fidelity", "luma", "colour_of", "ssim", "ssim_db", "video_psnr"]
 
 #: (Kr, Kb) luma coefficients by name.
 MATRICES = {"bt709": (0.2126, 0.0722), "bt601": (0.299, 0.114)}
@@ -53,6 +53,48 @@ def luma(rgb: Image.Image, colour: str) -> np.ndarray:
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a - b) ** 2, dtype=np.float64))
     return 99.0 if mse == 0 else 10.0 * float(np.log10(255.0**2 / mse))
+
+
+# SSIM's stabilising constants for 8-bit samples, scaled to sums over an 8x8 window as
+# x264 and FFmpeg's ssim filter write them.
+_C1 = 0.01**2 * 255**2 * 64
+_C2 = 0.03**2 * 255**2 * 64 * 63
+
+
+def _block_sums(x: np.ndarray) -> np.ndarray:
+    """Sums over 4x4 blocks (exact: integer samples, int32 sums)."""
+    h, w = x.shape
+    rows = x.reshape(h, w // 4, 4).sum(axis=2, dtype=np.int32)
+    return rows.reshape(h // 4, 4, w // 4).sum(axis=1, dtype=np.int32).astype(np.float64)
+
+
+def _windows(b: np.ndarray) -> np.ndarray:
+    """Sums over 8x8 windows on a 4-pixel grid, from the sums of 4x4 blocks."""
+    return b[:-1, :-1] + b[1:, :-1] + b[:-1, 1:] + b[1:, 1:]
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM of two luma planes, as x264's ``--ssim`` and FFmpeg's ``ssim`` filter
+    compute it: unweighted 8x8 windows on a 4-pixel grid (overlapping by half), the
+    constants of Wang et al. (K1 = 0.01, K2 = 0.03, L = 255); the plane cropped to whole
+    4x4 blocks."""
+    h, w = (a.shape[0] // 4) * 4, (a.shape[1] // 4) * 4
+    x = a[:h, :w].astype(np.int32)
+    y = b[:h, :w].astype(np.int32)
+    s1 = _windows(_block_sums(x))
+    s2 = _windows(_block_sums(y))
+    ss = _windows(_block_sums(x * x + y * y))
+    s12 = _windows(_block_sums(x * y))
+    var = ss * 64 - s1 * s1 - s2 * s2
+    cov = s12 * 64 - s1 * s2
+    m = ((2 * s1 * s2 + _C1) * (2 * cov + _C2)
+         / ((s1 * s1 + s2 * s2 + _C1) * (var + _C2)))
+    return float(m.mean())
+
+
+def ssim_db(value: float) -> float:
+    """SSIM on a decibel scale, -10 log10(1 - SSIM), as x264 reports it (99 if equal)."""
+    return 99.0 if value >= 1.0 else -10.0 * float(np.log10(1.0 - value))
 
 
 def colour_of(path: str) -> str:

@@ -117,15 +117,16 @@ def precompute(rgb: np.ndarray, spec: RenderSpec) -> list[tuple[np.ndarray, ...]
 def encode_only(frames: list[tuple[np.ndarray, ...]], spec: RenderSpec, out: Path) -> float:
     """Seconds to push the job's frames, precomputed, through Encoder (flush included).
 
-    Each frame is copied into a fresh encoder frame, as the pipeline renders into one;
-    a job longer than the precomputed frames replays them back and forth.
+    Each frame is copied into the encoder's one frame (x264 copies its input when it
+    is given it, as the pipeline's ring of frames relies on); a job longer than the
+    precomputed frames replays them back and forth.
     """
     k = len(frames)
     cycle = list(range(k)) + list(range(k - 2, 0, -1)) or [0]
     start = time.perf_counter()
     with Encoder.from_spec(out, spec, spec.width, spec.height) as encoder:
+        frame, y, u, v = encoder.new_frame()
         for n in range(spec.total_frames):
-            frame, y, u, v = encoder.new_frame()
             src = frames[cycle[n % len(cycle)]]
             y[:] = src[0]
             u[:] = src[1]
@@ -223,13 +224,14 @@ def run_zoomreel(source: Path, out: Path, spec: RenderSpec, cache_dir: Path) -> 
         str(spec.frame_rate),
         "--zoom-speed",
         f"{spec.zoom_speed:g}",
-        "--crf",
-        str(spec.crf),
-        "--preset",
-        spec.preset,
-        "--x264-params",
-        spec.x264_params,
+        "--speed",
+        spec.speed,
     ]
+    # The expert fields only where given: unset, the speed's own settings apply.
+    for flag, value in (("--crf", spec.crf), ("--preset", spec.preset),
+                        ("--x264-params", spec.x264_params)):
+        if value is not None:
+            cmd += [flag, str(value)]
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir)}
     run, text = measure_process(cmd, env)
     info = json.loads(text.strip().splitlines()[-1])

@@ -17,13 +17,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import time
 
 _T0 = time.perf_counter()
-# As the zoomreel commands do (zoomreel.frontends._process): OpenMP threads wait passively.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1: errors only
+# What the zoomreel commands do before they render (zoomreel.frontends._process):
+# OpenMP threads wait passively, SVT-AV1 logs errors only, glibc maps frames on their own.
+from zoomreel.frontends._process import prefer_passive_openmp, prepare_rendering  # noqa: E402
+
+prefer_passive_openmp()
+prepare_rendering()
 
 from zoomreel import RenderSpec, codecs, kernel, render_video  # noqa: E402 - timed import
 

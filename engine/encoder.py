@@ -92,7 +92,7 @@ class Encoder:
         ctx.color_primaries = _BT709
         ctx.color_trc = _BT709
         ctx.thread_count = 0
-        stream_options: dict[str, object] = {"crf": str(settings.crf), **settings.options}
+        stream_options: dict[str, object] = {"crf": f"{settings.crf:g}", **settings.options}
         if settings.preset is not None:
             stream_options["preset"] = settings.preset
         stream.options = stream_options

@@ -3,7 +3,9 @@
 A producer thread runs the kernel into the next frame's YUV planes while the main
 thread encodes the previous ones; a small bounded queue between them keeps memory
 flat whatever the length, and lets the Numba kernel (which releases the GIL) and
-x264 work at the same time.
+x264 work at the same time. The frames themselves are a ring allocated once: the
+kernel writes straight into the planes PyAV hands to x264 (which copies its input
+when it is given it), so no frame is allocated, zeroed or copied per frame.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ __all__ = ["render_video", "RenderResult"]
 
 #: Frames rendered ahead of the encoder.
 _AHEAD = 3
+#: Frames in the ring: the producer writes frame n into slot n % _RING while frames n-1
+#: to n-_AHEAD wait in the queue and the encoder holds n-_AHEAD-1; the encoder took that
+#: one only after encoding n-_RING, the slot's last user, so the slot is free.
+_RING = _AHEAD + 2
 
 
 @dataclass(frozen=True)
@@ -84,13 +90,15 @@ def render_video(
     stop = threading.Event()
 
     with Encoder.from_spec(out, spec, width, height) as encoder:
+        ring = [encoder.new_frame() for _ in range(min(_RING, total))]
 
         def produce() -> None:
             try:
-                for box in camera_path(spec, pyramid.width, pyramid.height, (width, height)):
+                path = camera_path(spec, pyramid.width, pyramid.height, (width, height))
+                for n, box in enumerate(path):
                     if stop.is_set():
                         return
-                    frame, y, u, v = encoder.new_frame()
+                    frame, y, u, v = ring[n % len(ring)]
                     pyramid.render(box, y, u, v, cubic)
                     frames.put(frame)
                 frames.put(None)
