@@ -383,6 +383,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         length=args.length,
         frame_rate=args.frame_rate,
         zoom_speed=args.zoom_speed,
+        width=1920, height=1080,  # the documented command's size, whatever the image
         crf=args.crf[0],
         preset=args.preset,
         x264_params=args.x264_params,

@@ -533,7 +533,9 @@ def _photos_and_a_warm_cache(args: argparse.Namespace, tmp: Path, spec: RenderSp
 
 
 def compare(args: argparse.Namespace) -> None:
-    spec = RenderSpec(length=args.length, frame_rate=30, zoom_speed=args.zoom_speed)
+    # the documented command's size (s=1920x1080), whatever the photo's shape
+    spec = RenderSpec(length=args.length, frame_rate=30, zoom_speed=args.zoom_speed,
+                      width=1920, height=1080)
     settings = [Setting.parse(s) for s in args.settings]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     record: dict[str, Any] = {
@@ -616,7 +618,8 @@ def _loads(row: dict[str, Any]) -> str:
 
 
 def sweep(args: argparse.Namespace) -> None:
-    spec = RenderSpec(length=args.length, frame_rate=30, zoom_speed=args.zoom_speed)
+    spec = RenderSpec(length=args.length, frame_rate=30, zoom_speed=args.zoom_speed,
+                      width=1920, height=1080)
     labels = [s for g in args.grid for s in GRIDS[g]] + list(args.candidate)
     settings = list(dict.fromkeys(Setting.parse(s) for s in labels))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

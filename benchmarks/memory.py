@@ -46,7 +46,8 @@ def _child(photo: str, setting: str, frames: int) -> None:
 
     steps.append(("import zoomreel (numpy, numba, av)", *_status()))
     preset, crf, params = setting.split("/", 2)
-    spec = RenderSpec(length=frames / 30, preset=preset, crf=int(crf), x264_params=params)
+    spec = RenderSpec(length=frames / 30, preset=preset, crf=int(crf), x264_params=params,
+                      width=1920, height=1080)
     rgb = load_image(photo, max_pixels=spec.max_pixels)
     steps.append((f"decode image {rgb.shape[1]}x{rgb.shape[0]}", *_status()))
     pyramid = Pyramid(rgb)

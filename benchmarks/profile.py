@@ -35,15 +35,15 @@ from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the zoomreel commands do
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from benchmarks._measure import ROOT  # noqa: E402
-from zoomreel import kernel  # noqa: E402
-from zoomreel.camera import camera_path, cover_size  # noqa: E402
-from zoomreel.encoder import Encoder  # noqa: E402
-from zoomreel.pyramid import _KERNEL_LOCK, Pyramid  # noqa: E402
-from zoomreel.render import render_video  # noqa: E402
-from zoomreel.spec import RenderSpec  # noqa: E402
+from benchmarks._measure import ROOT
+from zoomreel import kernel
+from zoomreel.camera import camera_path, cover_size
+from zoomreel.encoder import Encoder
+from zoomreel.pyramid import _KERNEL_LOCK, Pyramid
+from zoomreel.render import render_video
+from zoomreel.spec import RenderSpec
 
 
 def _cpu() -> float:
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--label", default="", help="a word for the record's name")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     a = p.parse_args(argv)
-    spec = RenderSpec(length=a.length, frame_rate=30, zoom_speed=3)
+    spec = RenderSpec(length=a.length, frame_rate=30, zoom_speed=3, width=1920, height=1080)
     load = [os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="zoomreel-prof-") as tmp_name:
         tmp = Path(tmp_name)
