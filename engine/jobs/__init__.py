@@ -15,6 +15,7 @@ Where each rule lives:
 | scripts.py | the Lua scripts that move a job between states |
 | job.py, store.py | a job's record; the store that reads and moves records |
 | broker.py | the Dramatiq broker, the two actors, lost-message recovery |
+| consumers.py | Dramatiq workers whose consumer threads outlive Redis errors |
 | lease.py | a render's lease; what happens when a worker dies |
 | render_task.py | the render actor's body: claim, render, retry, fail |
 | webhook_task.py | the webhook actor's body: deliver, retry |

@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import dramatiq
 import redis
 from dramatiq.middleware import Middleware
 
@@ -32,6 +31,7 @@ from .broker import (
     Messages,
     create_broker,
 )
+from .consumers import SteadyWorker
 from .finishes import Finishes
 from .job import Job
 from .maintenance import Maintenance
@@ -98,7 +98,7 @@ class JobService:
         self.maintenance = Maintenance(self.client, self.store, settings, self.messages,
                                        self.render_task, self.broker.heartbeat_timeout)
         self.finishes = Finishes(self.client, self.store, max_waiting=settings.max_waiting)
-        self._workers: list[dramatiq.Worker] = []
+        self._workers: list[SteadyWorker] = []
 
     @classmethod
     def connect(cls, url: str, settings: JobSettings, *, embedded: bool,
@@ -298,14 +298,18 @@ class JobService:
                                    (WEBHOOK_QUEUE, webhook_threads)):
                 if threads <= 0:
                     continue
-                worker = dramatiq.Worker(self.broker, queues={queue}, worker_threads=threads,
-                                         worker_timeout=500)
+                worker = SteadyWorker(self.broker, queues={queue}, worker_threads=threads,
+                                      worker_timeout=500)
                 worker.queue_prefetch = threads  # don't hoard jobs other workers could run
                 worker.start()
                 self._workers.append(worker)
         finally:
             quiet.setLevel(level)
-        self.maintenance.start(self.shutdown)
+        self.maintenance.start(self.shutdown, revive=self._revive)
+
+    def _revive(self) -> int:
+        """Restart the consumer threads of this process's workers that died."""
+        return sum(worker.revive() for worker in list(self._workers))
 
     def stop_workers(self, timeout_s: float = 5.0) -> None:
         """Stop the workers within ``timeout_s`` in all; running renders give their job
