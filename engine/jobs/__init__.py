@@ -20,6 +20,7 @@ Where each rule lives:
 | render_task.py | the render actor's body: claim, render, retry, fail |
 | webhook_task.py | the webhook actor's body: deliver, retry |
 | maintenance.py | recover at start, heal while running, retention sweep |
+| disks.py | full disks: the data folder's free space, Redis refusing writes (MISCONF) |
 | service.py | the façade the front ends call |
 | settings.py, metrics.py, progress.py, redis_server.py | configuration, Prometheus
   metrics, progress and ETA, the embedded Redis server |

@@ -8,7 +8,8 @@ Delivery is at-least-once, so every step is idempotent:
 * the video is written under a temporary name and renamed when complete (render.py), so
   a half-written file is never served; ``finish`` only moves an unfinished job;
 * a failure the input caused ends the job ``error`` at once; one that may pass (the
-  image host, the encoder) is retried a few times with backoff, then ends it.
+  image host, the encoder, a full disk) is retried a few times with backoff, then ends
+  it, naming the cause (a full disk is called so: :data:`DISK_FULL`).
 
 Redis may stall or restart under a render. Each bookkeeping step is retried until Redis
 answers (_persist.py), a progress write that fails is skipped, and the task never raises
@@ -26,11 +27,13 @@ import uuid
 import redis
 
 from ..errors import (
+    DiskFullError,
     ImageError,
     RenderCancelled,
     RenderError,
     TransientFetchError,
     ZoomreelError,
+    disk_full,
 )
 from ..spec import RenderSpec
 from . import scripts
@@ -42,7 +45,7 @@ from .settings import JobSettings
 from .states import DONE, ERROR
 from .store import JobStore
 
-__all__ = ["RenderTask", "BUSY_DELAY_MS", "INPUT_FAULT", "OUR_FAULT"]
+__all__ = ["RenderTask", "BUSY_DELAY_MS", "DISK_FULL", "INPUT_FAULT", "OUR_FAULT"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,8 @@ _PROGRESS_EVERY_S = 0.5
 INPUT_FAULT = 400
 #: ... or zoomreel was (the encoder, a crash, a worker that died each time).
 OUR_FAULT = 500
+#: How a render that found no room for its video says so (the error's text follows).
+DISK_FULL = "The disk holding the videos is full"
 
 
 class RenderTask:
@@ -111,14 +116,17 @@ class RenderTask:
                 raise  # not the render's fault: see __call__
             except TransientFetchError as exc:  # the image host may recover: retry a few times
                 self._retry_or_fail(job_id, token, str(exc), INPUT_FAULT)
-            except RenderError as exc:  # the encoder: ours, may pass
+            except (RenderError, DiskFullError) as exc:  # the encoder, the disk: may pass
                 self._retry_or_fail(job_id, token, str(exc), OUR_FAULT)
             except ZoomreelError as exc:  # the user's input: retrying cannot help
                 self.fail(job_id, str(exc), INPUT_FAULT)
             except Exception as exc:
-                log.exception("render failed unexpectedly", extra={"job_id": job_id})
-                self._retry_or_fail(job_id, token, f"Internal error while rendering: {exc}",
-                                    OUR_FAULT)
+                if disk_full(exc):  # a folder made, a file moved, outside the encoder
+                    message = f"{DISK_FULL} ({getattr(exc, 'strerror', None) or exc})"
+                else:
+                    log.exception("render failed unexpectedly", extra={"job_id": job_id})
+                    message = f"Internal error while rendering: {exc}"
+                self._retry_or_fail(job_id, token, message, OUR_FAULT)
 
     def _render(self, job_id: str, token: str, lease: Lease) -> None:
         from ..net import fetch_url

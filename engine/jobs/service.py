@@ -21,7 +21,7 @@ import redis
 from dramatiq.middleware import Middleware
 
 from ..codecs import CODECS, content_type_of
-from ..errors import ImageTooLargeError
+from ..errors import DiskFullError, ImageTooLargeError, disk_full
 from ..spec import REQUEST_FIELDS, RenderSpec
 from . import keys
 from .broker import (
@@ -32,6 +32,7 @@ from .broker import (
     create_broker,
 )
 from .consumers import SteadyWorker
+from .disks import STORE_DISK_FULL, disk_space, store_disk_full
 from .finishes import Finishes
 from .job import Job
 from .maintenance import Maintenance
@@ -199,10 +200,17 @@ class JobService:
         try:
             self.settings.upload_dir.mkdir(parents=True, exist_ok=True)
             path.write_bytes(upload)
-        except BaseException:
-            self.store.delete(job_id)
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
+            try:
+                self.store.delete(job_id)
+            except redis.RedisError as gone:  # its render fails: the image is missing
+                log.warning("a job whose upload failed is left to fail (%s)", gone,
+                            extra={"job_id": job_id})
+            if disk_full(exc):
+                raise DiskFullError("The disk holding the uploads is full; nothing was "
+                                    f"queued: retry in {DiskFullError.retry_after} s") from exc
             raise
 
     def waiting_slot(self) -> contextlib.AbstractContextManager[None]:
@@ -253,17 +261,31 @@ class JobService:
         return path
 
     def health(self) -> dict[str, Any]:
-        """Whether Redis answers and how many workers sent a heartbeat lately."""
+        """Whether Redis answers and takes writes, how many workers sent a heartbeat
+        lately, and the data folder's free space.
+
+        ``status`` is ``ok``, ``disk_full`` (the data folder's disk, or the job store's:
+        Redis refuses writes, MISCONF; workers cannot send heartbeats then) or ``error``
+        (Redis does not answer).
+        """
+        disk = disk_space(self.settings.data_dir)
         since = int(time.time() * 1000) - EXTERNAL_HEARTBEAT_TIMEOUT_MS
         pipe = self.client.pipeline(transaction=False)  # one round trip
         pipe.zcount(keys.heartbeats(), since, "+inf")
         pipe.zcard(self.store.keys.queued)
+        pipe.info("persistence")
         try:
-            workers, queued = pipe.execute()
+            workers, queued, persistence = pipe.execute()
         except redis.RedisError as exc:
-            return {"status": "error", "redis": False, "workers": 0, "error": str(exc)}
-        return {"status": "ok", "redis": True, "workers": int(workers),
-                "queue_length": int(queued)}
+            return {"status": "error", "redis": False, "workers": 0, "error": str(exc), **disk}
+        store_full = store_disk_full(persistence)
+        answer = {"status": "ok", "redis": True, "workers": int(workers),
+                  "queue_length": int(queued), **disk, "store_disk_full": store_full}
+        if disk["disk_full"] or store_full:
+            answer["status"] = "disk_full"
+        if store_full:
+            answer["error"] = STORE_DISK_FULL
+        return answer
 
     # -- workers and maintenance ---------------------------------------------------
     def recover(self) -> int:
