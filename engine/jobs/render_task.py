@@ -45,7 +45,8 @@ from .settings import JobSettings
 from .states import DONE, ERROR
 from .store import JobStore
 
-__all__ = ["RenderTask", "BUSY_DELAY_MS", "DISK_FULL", "INPUT_FAULT", "OUR_FAULT"]
+__all__ = ["RenderTask", "BUSY_DELAY_MS", "DISK_FULL", "INPUT_FAULT", "OUR_FAULT",
+           "RENDERED_TWICE"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ _PROGRESS_EVERY_S = 0.5
 INPUT_FAULT = 400
 #: ... or zoomreel was (the encoder, a crash, a worker that died each time).
 OUR_FAULT = 500
+#: Logged when a render ends for a job that another render ended already.
+RENDERED_TWICE = "render done, but the job had ended already (rendered twice)"
 #: How a render that found no room for its video says so (the error's text follows).
 DISK_FULL = "The disk holding the videos is full"
 
@@ -178,6 +181,8 @@ class RenderTask:
                      result.frames, seconds, result.frames / max(seconds, 1e-9),
                      result.size_bytes, extra={"job_id": job_id})
             self._after_finish(job_id)
+        else:  # at-least-once delivery let two renders run to the end: worth knowing
+            log.warning(RENDERED_TWICE, extra={"job_id": job_id})
 
     def _retry_or_fail(self, job_id: str, token: str, message: str, code: int) -> None:
         attempts = persist(lambda: self.store.requeue(job_id, token, message), "requeue",
