@@ -66,6 +66,10 @@ _CLIENT_ERRORS: tuple[tuple[type[ZoomreelError], int], ...] = (
 )
 
 
+#: Redis answers that refuse a write for a while (besides MISCONF: its disk is full).
+_REFUSALS = ("NOREPLICAS ", "READONLY ", "OOM ", "MASTERDOWN ")
+
+
 class _Handlers:
     """Falcon error handlers answering with the envelope (or the one 404 shape)."""
 
@@ -125,9 +129,14 @@ class _Handlers:
                                         f"{DiskFullError.retry_after} s")
             resp.set_header("Retry-After", str(DiskFullError.retry_after))
             return
-        log.error("job store unreachable on %s %s: %s", req.method, req.path, ex)
-        self.failed(req, resp, 503, "The job store (Redis) is unreachable; nothing was changed, "
-                               "retry in a few seconds")
+        if isinstance(ex, redis.ResponseError) and any(w in str(ex) for w in _REFUSALS):
+            log.error("job store refused %s %s: %s", req.method, req.path, ex)
+            self.failed(req, resp, 503, "The job store (Redis) refuses writes for now; nothing "
+                                   "was changed, retry in a few seconds")
+        else:
+            log.error("job store unreachable on %s %s: %s", req.method, req.path, ex)
+            self.failed(req, resp, 503, "The job store (Redis) is unreachable; nothing was "
+                                   "changed, retry in a few seconds")
         resp.set_header("Retry-After", "5")
 
     def on_crash(self, req: falcon.Request, resp: falcon.Response, ex: Exception,
