@@ -4,8 +4,9 @@
 
 Starts ``zoomreel serve`` (embedded Redis, one render thread, its API processes) in a
 temporary folder and two ``zoomreel worker`` processes on its Redis, with a loopback
-server for the image and for webhooks (a third of the jobs carry one; the receiver
-answers 500 to one delivery in ten, so that webhook retries wait in the delay queue).
+server for the image and for webhooks (a third of the jobs carry one). The image host
+answers 503 to one request in ten and the receiver 500 to one delivery in ten, so that
+render retries and webhook retries wait in the delay queues.
 It submits ``--jobs`` small jobs, one every ``--every`` seconds, as a client following
 the API would (a 503/507/429 is retried after its ``Retry-After``; a dropped connection is
 retried too). Meanwhile, every ``--chaos`` seconds on average, one of:
@@ -63,7 +64,7 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class Loopback:
-    """The image, and a webhook receiver that fails one delivery in ten."""
+    """The image and a webhook receiver, each failing (503, 500) one request in ten."""
 
     def __init__(self, rng: random.Random) -> None:
         buf = io.BytesIO()
@@ -77,7 +78,12 @@ class Loopback:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
-                self._send(200, image, "image/jpeg")
+                with lock:
+                    fail = rng.random() < 0.1
+                if fail:  # the render is retried later, from the delay queue
+                    self._send(503, b"busy", "text/plain")
+                else:
+                    self._send(200, image, "image/jpeg")
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
