@@ -20,7 +20,7 @@ import numpy as np
 from av.video.stream import VideoStream
 
 from .codecs import CODECS, EncoderSettings, encoder_settings
-from .errors import RenderError
+from .errors import DiskFullError, RenderError, disk_full
 from .spec import RenderSpec
 
 __all__ = ["Encoder"]
@@ -28,6 +28,13 @@ __all__ = ["Encoder"]
 # AVCOL_* values: BT.709 primaries, transfer and matrix; MPEG (limited) range.
 _BT709 = 1
 _RANGE_MPEG = 1
+
+
+def _failed(what: str, exc: BaseException) -> RenderError | DiskFullError:
+    """The error to raise for ``exc``: a full disk is named as such (it may pass)."""
+    if disk_full(exc):
+        return DiskFullError(f"The disk holding the videos is full ({_reason(exc)})")
+    return RenderError(f"{what}: {_reason(exc)}")
 
 
 def _reason(exc: BaseException) -> str:
@@ -75,7 +82,7 @@ class Encoder:
             self._container = av.open(self.tmp_path, "w", format=kind.container,
                                       options=options)
         except (OSError, av.FFmpegError) as exc:
-            raise RenderError(f"Cannot write the video {self._name}: {_reason(exc)}") from None
+            raise _failed(f"Cannot write the video {self._name}", exc) from None
         stream = cast(VideoStream, self._container.add_stream(kind.encoder,
                                                               rate=Fraction(frame_rate)))
         stream.width = width
@@ -129,7 +136,7 @@ class Encoder:
         try:
             self._container.mux(self._stream.encode(frame))
         except (av.FFmpegError, OSError) as exc:  # a full disk, mostly
-            raise RenderError(f"Encoding failed: {_reason(exc)}") from exc
+            raise _failed("Encoding failed", exc) from exc
 
     def close(self) -> None:
         """Flush the encoder, finish the file and give it its final name."""
@@ -138,7 +145,7 @@ class Encoder:
             self._container.close()
             os.replace(self.tmp_path, self.path)
         except (av.FFmpegError, OSError) as exc:
-            raise RenderError(f"Cannot finish the video {self._name}: {_reason(exc)}") from exc
+            raise _failed(f"Cannot finish the video {self._name}", exc) from exc
 
     def abort(self) -> None:
         """Drop the partial file."""

@@ -6,6 +6,8 @@ wrong and, where it helps, what would be right. Front ends show ``str(error)`` a
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
     "ZoomreelError",
     "InputError",
@@ -19,6 +21,8 @@ __all__ = [
     "RenderError",
     "RenderCancelled",
     "StorageError",
+    "DiskFullError",
+    "disk_full",
     "JobError",
     "JobNotFound",
     "QueueFullError",
@@ -112,6 +116,36 @@ class StorageError(ZoomreelError, RuntimeError):
     """Object storage did not take or give a file: unreachable, or refusing (bad
     credentials, no such bucket). The message names the storage and the cause; it may
     pass, so steps that meet it retry for a while (see zoomreel.storage)."""
+
+
+# -- disks --------------------------------------------------------------------
+
+
+class DiskFullError(ZoomreelError, OSError):
+    """A disk zoomreel writes to is full (or over its quota); it passes once space is
+    freed, so the request or render may be tried again then.
+
+    Attributes:
+        retry_after: seconds after which a retry may find space.
+    """
+
+    retry_after = 60
+
+
+#: errno values that mean "no room left" (a full disk, a quota reached).
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or an error it was raised from) says the disk is full."""
+    seen = 0
+    while exc is not None and seen < 8:
+        # getattr: PyAV's errors carry an errno without always being OSErrors
+        if isinstance(exc, DiskFullError) or getattr(exc, "errno", None) in _NO_ROOM:
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 # -- jobs ---------------------------------------------------------------------

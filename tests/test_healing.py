@@ -1,5 +1,6 @@
 """The service heals itself: Redis frozen or killed under running renders, a render that
-kills its worker every time, SIGTERM in the middle of renders. Real Redis, real processes.
+kills its worker every time, SIGTERM in the middle of renders, Redis refusing writes
+while retries wait. Real Redis, real processes.
 
 These tests wait for real time to pass (a 20 s freeze, leases lapsing): they are slow by
 nature, and every deadline in them is generous, for loaded machines.
@@ -7,6 +8,7 @@ nature, and every deadline in them is generous, for loaded machines.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -20,7 +22,7 @@ from typing import Any
 import pytest
 import redis
 import requests
-from loopback import LoopbackServer
+from loopback import LoopbackServer, send
 from service_helpers import SMALL, Serve, alive, jpeg, zoomreel_script
 from waiting import eventually
 
@@ -263,3 +265,95 @@ def test_sigterm_with_renders_running_exits_fast_and_the_next_start_finishes_the
     assert time.monotonic() - started < 10
     second = serve_factory(data, workers=2)
     _all_done(second, rendering + queued, timeout=120)
+
+
+class _Flaky:
+    """A loopback route that answers ``status`` to its first request, then ``body``."""
+
+    def __init__(self, server: LoopbackServer, path: str, status: int, body: bytes,
+                 ctype: str) -> None:
+        self.calls = 0
+        self.path = path
+
+        def answer(handler: Any) -> None:
+            self.calls += 1
+            if self.calls == 1:
+                send(handler, status, b"not now", Content_Type="text/plain")
+            else:
+                send(handler, 200, body, Content_Type=ctype)
+
+        server.routes[path] = answer
+        self.url = server.url(path)
+
+
+def _held_by_a_delay_consumer(client: redis.Redis, queue: str, job_id: str) -> bool:
+    """Whether a delayed message of ``job_id``, its time still to come, has been fetched
+    by a worker's delay-queue consumer (it sits in the consumer thread's memory)."""
+    delay_queue = f"dramatiq:{queue}.DQ"
+    held: set[bytes] = set()
+    for key in client.scan_iter(match=f"dramatiq:__acks__.*.{queue}.DQ"):
+        held |= set(client.smembers(key))
+    now_ms = time.time() * 1000
+    for message_id, raw in client.hgetall(delay_queue + ".msgs").items():
+        message = json.loads(raw)
+        if message["args"] == [job_id] and message_id in held:
+            return bool(message["options"]["eta"] > now_ms)
+    return False
+
+
+def test_redis_refusing_writes_for_4_s_strands_no_render_retry_nor_webhook_retry(
+        image_server: LoopbackServer, tmp_path: Path) -> None:
+    """Redis refuses writes (NOREPLICAS, as MISCONF when its disk fills) while a render
+    retry and a webhook retry wait in the delay queues: both go on once it accepts
+    writes again, without a restart."""
+    server = EmbeddedRedis(tmp_path / "redis")
+    url = server.start()
+    settings = JobSettings(data_dir=tmp_path, allow_private_urls=True)
+    submitter = JobService.connect(url, settings, embedded=False, answer=lambda job, n: {})
+    admin = redis.Redis.from_url(url)
+    good = image_server.add("/heal/refused.jpg", jpeg(320, 180, (40, 160, 90)))
+    image = _Flaky(image_server, "/heal/refused-503.jpg", 503, jpeg(320, 180), "image/jpeg")
+    hook = _Flaky(image_server, "/heal/refused-hook", 500, b"ok", "text/plain")
+    env = {**os.environ, "ZOOMREEL_REDIS_URL": url, "ZOOMREEL_DATA_DIR": str(tmp_path),
+           "ZOOMREEL_ALLOW_PRIVATE_URLS": "1"}
+    log = open(tmp_path / "worker.log", "w")
+    worker = subprocess.Popen([zoomreel_script(), "worker", "--threads", "1"], env=env,
+                              stdout=log, stderr=subprocess.STDOUT)
+    try:
+        hooked = submitter.submit({"image_url": good, "webhook_url": hook.url, **SMALL})[0].id
+        eventually(lambda: _held_by_a_delay_consumer(admin, "webhooks", hooked), timeout=90,
+                   what="the webhook's retry held by the webhooks.DQ consumer")
+        retried = submitter.submit({"image_url": image.url, **SMALL})[0].id
+        eventually(lambda: _held_by_a_delay_consumer(admin, "render", retried), timeout=60,
+                   what="the render's retry held by the render.DQ consumer")
+        admin.config_set("min-replicas-to-write", 1)
+        try:
+            with pytest.raises(redis.ResponseError, match="NOREPLICAS"):
+                admin.set("zoomreel:probe", "1")  # writes are refused now
+            refused = time.monotonic()
+            eventually(lambda: "NOREPLICAS" in (tmp_path / "worker.log").read_text(),
+                       timeout=30, what="the worker's consumers to meet the refusal")
+            time.sleep(max(0.0, 4 - (time.monotonic() - refused)))  # the refusal lasts 4 s
+        finally:
+            admin.config_set("min-replicas-to-write", 0)
+        recovered = time.monotonic()
+        job = eventually(lambda: submitter.get(retried), timeout=60, interval=0.2,
+                         until=lambda job: job.status in ("done", "error"),
+                         what="the retried render to end")
+        assert job.status == "done", job.error
+        assert image.calls == 2
+        hooked_job = eventually(lambda: submitter.get(hooked), timeout=60, interval=0.2,
+                                until=lambda job: job.webhook and job.webhook["state"]
+                                != "pending", what="the webhook's retry to be delivered")
+        assert hooked_job.webhook is not None
+        assert hooked_job.webhook["state"] == "delivered", hooked_job.webhook
+        assert hook.calls == 2
+        assert time.monotonic() - recovered < 60
+        assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        log.close()
+        admin.close()
+        submitter.close()
+        server.stop()

@@ -6,14 +6,17 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 import redis
 from service_helpers import SMALL, jpeg
+from waiting import eventually
 
 from zoomreel.frontends.rest.envelope import Answers
 from zoomreel.jobs import JobService, JobSettings
+from zoomreel.jobs.broker import OVERDUE_MS, RENDER_QUEUE, carried_job_ids
 
 DAY = 86400.0
 
@@ -72,3 +75,25 @@ def test_a_job_finishes_only_in_a_final_state(service: JobService) -> None:
     with pytest.raises(ValueError, match="not 'running'"):
         service.store.finish(job.id, "running", {})
     assert service.get(job.id).status == "queued"
+
+
+def test_only_live_messages_carry_a_job(service: JobService) -> None:
+    """What the healing pass trusts, whatever the broker's threads believe: a message in
+    the queue, one fetched for a job that has not stalled, one delayed and not overdue."""
+    send = service.messages.send_render
+    send("fetched")
+    consumer = service.broker.consume(RENDER_QUEUE, prefetch=1, timeout=100)
+    try:
+        message = eventually(lambda: next(consumer), what="the fetch of the first message")
+        assert message.args == ("fetched",)  # now in this worker's acknowledgement set
+        send("waiting")
+        send("delayed", 2_000)
+        now = int(time.time() * 1000)
+        carried = partial(carried_job_ids, service.client, RENDER_QUEUE)
+        assert carried(set(), now) == {"fetched", "waiting", "delayed"}
+        # a job stalled for long whose message a worker holds: that worker lost it
+        assert carried({"fetched", "waiting"}, now) == {"waiting", "delayed"}
+        # a delayed message long past its time: no consumer moves it any more
+        assert carried(set(), now + 2_000 + OVERDUE_MS + 1_000) == {"fetched", "waiting"}
+    finally:
+        consumer.close()

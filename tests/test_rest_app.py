@@ -344,9 +344,29 @@ def test_store_outage_is_503_and_health_says_so(make_rest: Callable[..., Rest],
             os.kill(server.process.pid, signal.SIGCONT)
         health = rest.get("/health")
         assert health.status_code == 200
-        assert health.json == {"status": "ok", "redis": True, "workers": 0,
-                               "queue_length": 0, "pid": os.getpid(),
-                               "storage": {"backend": "local", "ok": True}}
+        body = health.json
+        assert body.pop("disk_free_bytes") > 0  # the data dir's disk: free space moves
+        assert body == {"status": "ok", "redis": True, "workers": 0, "queue_length": 0,
+                        "disk_full": False, "store_disk_full": False, "pid": os.getpid(),
+                        "storage": {"backend": "local", "ok": True}}
+
+
+def test_a_store_refusing_writes_is_a_503_that_says_so(make_rest: Callable[..., Rest],
+                                                        tmp_path: Path) -> None:
+    """Redis answers, but refuses writes for a while (NOREPLICAS): not "unreachable"."""
+    with EmbeddedRedis(tmp_path / "own-redis") as server:
+        rest = make_rest(url=server.url)
+        with redis.Redis.from_url(server.url) as admin:
+            admin.config_set("min-replicas-to-write", 1)
+            try:
+                r = rest.post("/v1/image/convert/video", json={"image_url": PHOTO, **SMALL})
+            finally:
+                admin.config_set("min-replicas-to-write", 0)
+        assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+        assert "refuses writes" in r.json["message"], r.json
+        assert rest.service.states_since(3600) == {}
+        assert rest.post("/v1/image/convert/video",
+                         json={"image_url": PHOTO, **SMALL}).status_code == 202
 
 
 # -- downloads -----------------------------------------------------------------------

@@ -15,10 +15,12 @@ Where each rule lives:
 | scripts.py | the Lua scripts that move a job between states |
 | job.py, store.py | a job's record; the store that reads and moves records |
 | broker.py | the Dramatiq broker, the two actors, lost-message recovery |
+| consumers.py | Dramatiq workers whose consumer threads outlive Redis errors |
 | lease.py | a render's lease; what happens when a worker dies |
 | render_task.py | the render actor's body: claim, render, retry, fail |
 | webhook_task.py | the webhook actor's body: deliver, retry |
 | maintenance.py | recover at start, heal while running, retention sweep |
+| disks.py | full disks: the data folder's free space, Redis refusing writes (MISCONF) |
 | service.py | the façade the front ends call |
 | settings.py, metrics.py, progress.py, redis_server.py | configuration, Prometheus
   metrics, progress and ETA, the embedded Redis server |

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 import dramatiq
@@ -37,6 +37,8 @@ __all__ = [
     "create_broker",
     "recover_unacked",
     "queued_job_ids",
+    "carried_job_ids",
+    "OVERDUE_MS",
 ]
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,10 @@ NAMESPACE = keys.DRAMATIQ_NAMESPACE
 RENDER_QUEUE = "render"
 WEBHOOK_QUEUE = "webhooks"
 EXTERNAL_HEARTBEAT_TIMEOUT_MS = 15_000
+#: A delayed message still in its delay queue this long after its time has nobody to
+#: move it (a consumer thread that died, or its messages lost with it): see
+#: :func:`carried_job_ids`.
+OVERDUE_MS = 30_000
 
 
 def create_broker(client: redis.Redis, *, embedded: bool,
@@ -145,10 +151,54 @@ def queued_job_ids(client: redis.Redis, queue: str) -> set[str]:
     ids: set[str] = set()
     for name in (queue, keys.delay_queue(queue)):
         for raw in client.hvals(keys.messages(name)):
-            try:
-                args = json.loads(raw)["args"]
-            except (ValueError, KeyError, TypeError):
-                continue
-            if args:
-                ids.add(str(args[0]))
+            job_id, _ = _job_and_eta(raw)
+            if job_id:
+                ids.add(job_id)
     return ids
+
+
+def carried_job_ids(client: redis.Redis, queue: str, stalled: Collection[str],
+                    now_ms: int | None = None) -> set[str]:
+    """Job ids that a live message of ``queue`` carries, whatever the broker's threads
+    believe: one that waits in the queue, one in the delay queue whose time has not
+    passed by :data:`OVERDUE_MS`, or one that a worker fetched (in its acknowledgement
+    set) for a job not in ``stalled``.
+
+    A worker fetches only what a thread is about to run, so a job that stayed queued
+    for long (``stalled``) while a worker held its message was lost with the consumer
+    thread that fetched it; a message whose time passed long ago was not moved because
+    its delay queue's consumer died (consumers.py).
+
+    Args:
+        client: the broker's Redis client.
+        queue: the queue (its delay queue is looked at too).
+        stalled: ids of jobs unchanged for long; their fetched messages do not count.
+        now_ms: the time, in ms since the epoch (default: now).
+    """
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    ids: set[str] = set()
+    for raw in client.hvals(keys.messages(keys.delay_queue(queue))):
+        job_id, eta = _job_and_eta(raw)
+        if job_id and (eta is None or eta > now_ms - OVERDUE_MS):
+            ids.add(job_id)
+    doubtful: dict[object, str] = {}
+    for message_id, raw in client.hgetall(keys.messages(queue)).items():
+        job_id, _ = _job_and_eta(raw)
+        if job_id and job_id in stalled:
+            doubtful[message_id] = job_id
+        elif job_id:
+            ids.add(job_id)
+    if doubtful:
+        waiting = set(client.lrange(keys.queue_list(queue), 0, -1))
+        ids.update(job_id for message_id, job_id in doubtful.items() if message_id in waiting)
+    return ids
+
+
+def _job_and_eta(raw: bytes | str) -> tuple[str | None, int | None]:
+    """A message's job id (its first argument) and its ``eta`` option (ms), if any."""
+    try:
+        message = json.loads(raw)
+        args, eta = message["args"], message.get("options", {}).get("eta")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None, None
+    return (str(args[0]) if args else None), (int(eta) if isinstance(eta, int | float) else None)

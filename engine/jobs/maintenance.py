@@ -7,8 +7,11 @@ Safe in any number of processes at once (every worker process runs it):
   is sent again. An embedded serve owns its Redis, so no worker of an earlier run can be
   alive: it drops every lease and every partial video first.
 * **heal** (every few seconds): lapsed jobs are taken up; a queued job or pending webhook
-  that no message has carried for a while (lost to a Redis outage) is re-sent, by one
-  process; messages fetched by workers silent for too long go back.
+  that no live message has carried for a while is re-sent, by one process: its message
+  was lost to a Redis outage, or is held by a consumer thread that died (a delayed
+  message long past its time, a fetched one never run: broker.carried_job_ids), whatever
+  the broker's threads believe; messages fetched by workers silent for too long go back;
+  this process's dead consumer threads are started again (consumers.py).
 * **sweep** (every minute): finished jobs older than the retention go, with their
   videos (from the storage, and from the data dir where a job done before the storage
   changed left one); temporary files of killed renders and uploads that no job owns go
@@ -27,7 +30,14 @@ import redis
 
 from ..errors import StorageError
 from ..storage import UPLOADS, LocalStorage, Storage, upload_key, video_key
-from .broker import RENDER_QUEUE, WEBHOOK_QUEUE, Messages, queued_job_ids, recover_unacked
+from .broker import (
+    RENDER_QUEUE,
+    WEBHOOK_QUEUE,
+    Messages,
+    carried_job_ids,
+    queued_job_ids,
+    recover_unacked,
+)
 from .render_task import RenderTask
 from .settings import JobSettings
 from .store import JobStore
@@ -39,6 +49,9 @@ log = logging.getLogger(__name__)
 #: A job or webhook that no message carries is re-sent once it has been so this long
 #: (a message is sent just after its job is stored: give it time to appear).
 ORPHAN_AFTER_S = 10.0
+#: A job unchanged this long whose message a worker fetched but never ran was lost with
+#: the consumer thread that fetched it (broker.carried_job_ids).
+STALLED_AFTER_S = 30.0
 #: Temporary files (a killed render's ``.<name>.part``, an upload whose job was never
 #: stored) are removed once this old; a running render or a submit never takes this long
 #: to touch its file.
@@ -70,6 +83,8 @@ class Maintenance:
         self.render_task = render_task
         self.heartbeat_timeout_ms = heartbeat_timeout_ms
         self._threads: list[threading.Thread] = []
+        #: Restarts this process's dead consumer threads; returns how many (see start).
+        self.revive: Callable[[], int] = lambda: 0
 
     def recover(self, *, owns_redis: bool, dead_after_ms: int) -> int:
         """Start-up recovery. Returns how many jobs and webhooks had to be re-sent.
@@ -97,17 +112,18 @@ class Maintenance:
 
     def heal(self) -> int:
         """One healing pass. Returns how many jobs and webhooks were taken up or re-sent."""
-        healed = 0
+        healed = self.revive()
         for job_id in self.store.lapsed_ids():
             healed += self.render_task.take_up(job_id)
         recover_unacked(self.client, dead_after_ms=self.heartbeat_timeout_ms)
-        before = time.time() - ORPHAN_AFTER_S
+        now = time.time()
         ttl_ms = int(ORPHAN_AFTER_S * 3000)
         for queue, ids, send in self._carried(queued_only=True):
-            waiting = self.store.unchanged_since(ids, before)
+            waiting = self.store.unchanged_since(ids, now - ORPHAN_AFTER_S)
             if not waiting:
                 continue
-            carried = queued_job_ids(self.client, queue)
+            stalled = set(self.store.unchanged_since(waiting, now - STALLED_AFTER_S))
+            carried = carried_job_ids(self.client, queue, stalled)
             for job_id in waiting:
                 if job_id not in carried and self.store.mark_resent(job_id, queue, ttl_ms):
                     log.warning("re-sending the lost %s message", queue,
@@ -163,8 +179,17 @@ class Maintenance:
             log.warning("stale uploads stay until the storage answers: %s", exc)
 
     # -- threads ---------------------------------------------------------------
-    def start(self, shutdown: threading.Event) -> None:
-        """Run the healing pass and the sweep from threads of their own until ``shutdown``."""
+    def start(self, shutdown: threading.Event, revive: Callable[[], int] | None = None,
+              ) -> None:
+        """Run the healing pass and the sweep from threads of their own until ``shutdown``.
+
+        Args:
+            shutdown: set when the process stops.
+            revive: restarts this process's dead consumer threads; run by each healing
+                pass, returning how many it restarted.
+        """
+        if revive is not None:
+            self.revive = revive
         heal_every = min(5.0, self.settings.lease_s / 3)
         for name, every, step in (("healer", heal_every, self.heal),
                                   ("sweeper", _SWEEP_EVERY_S, self.sweep)):

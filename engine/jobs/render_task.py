@@ -8,7 +8,8 @@ Delivery is at-least-once, so every step is idempotent:
 * the video is written under a temporary name and renamed when complete (render.py), so
   a half-written file is never served; ``finish`` only moves an unfinished job;
 * a failure the input caused ends the job ``error`` at once; one that may pass (the
-  image host, the encoder) is retried a few times with backoff, then ends it;
+  image host, the encoder, a full disk) is retried a few times with backoff, then ends
+  it, naming the cause (a full disk is called so: :data:`DISK_FULL`);
 * the finished video is stored (zoomreel.storage: renamed into the data dir, or uploaded
   to a bucket); a storage that fails is retried with backoff from the local file for
   ``storage_retry_s`` (never rendered again), then the job ends ``error`` naming the
@@ -34,12 +35,14 @@ import redis
 
 from ..codecs import content_type_of
 from ..errors import (
+    DiskFullError,
     ImageError,
     RenderCancelled,
     RenderError,
     StorageError,
     TransientFetchError,
     ZoomreelError,
+    disk_full,
 )
 from ..spec import RenderSpec
 from ..storage import LocalStorage, Storage, upload_key, video_key
@@ -52,7 +55,8 @@ from .settings import JobSettings
 from .states import DONE, ERROR
 from .store import JobStore
 
-__all__ = ["RenderTask", "BUSY_DELAY_MS", "INPUT_FAULT", "OUR_FAULT"]
+__all__ = ["RenderTask", "BUSY_DELAY_MS", "DISK_FULL", "INPUT_FAULT", "OUR_FAULT",
+           "RENDERED_TWICE"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,6 +69,10 @@ _PROGRESS_EVERY_S = 0.5
 INPUT_FAULT = 400
 #: ... or zoomreel was (the encoder, a crash, a worker that died each time).
 OUR_FAULT = 500
+#: Logged when a render ends for a job that another render ended already.
+RENDERED_TWICE = "render done, but the job had ended already (rendered twice)"
+#: How a render that found no room for its video says so (the error's text follows).
+DISK_FULL = "The disk holding the videos is full"
 
 
 class RenderTask:
@@ -113,6 +121,10 @@ class RenderTask:
             return
         if outcome != scripts.CLAIMED:  # finished or gone: nothing to do
             return
+        self._render_leased(job_id, token)
+
+    def _render_leased(self, job_id: str, token: str) -> None:
+        """Render a job this call claimed, under its lease; what ends it, and how."""
         with Lease(self.store, job_id, token, self.lease_ms) as lease:
             try:
                 self._render(job_id, token, lease)
@@ -127,14 +139,17 @@ class RenderTask:
                 self.fail(job_id, str(exc), OUR_FAULT)
             except TransientFetchError as exc:  # the image host may recover: retry a few times
                 self._retry_or_fail(job_id, token, str(exc), INPUT_FAULT)
-            except RenderError as exc:  # the encoder: ours, may pass
+            except (RenderError, DiskFullError) as exc:  # the encoder, the disk: may pass
                 self._retry_or_fail(job_id, token, str(exc), OUR_FAULT)
             except ZoomreelError as exc:  # the user's input: retrying cannot help
                 self.fail(job_id, str(exc), INPUT_FAULT)
             except Exception as exc:
-                log.exception("render failed unexpectedly", extra={"job_id": job_id})
-                self._retry_or_fail(job_id, token, f"Internal error while rendering: {exc}",
-                                    OUR_FAULT)
+                if disk_full(exc):  # a folder made, a file moved, outside the encoder
+                    message = f"{DISK_FULL} ({getattr(exc, 'strerror', None) or exc})"
+                else:
+                    log.exception("render failed unexpectedly", extra={"job_id": job_id})
+                    message = f"Internal error while rendering: {exc}"
+                self._retry_or_fail(job_id, token, message, OUR_FAULT)
 
     def _render(self, job_id: str, token: str, lease: Lease) -> None:
         from ..net import fetch_url
@@ -190,6 +205,8 @@ class RenderTask:
                      result.frames, seconds, result.frames / max(seconds, 1e-9),
                      result.size_bytes, extra={"job_id": job_id})
             self._after_finish(job_id)
+        else:  # at-least-once delivery let two renders run to the end: worth knowing
+            log.warning(RENDERED_TWICE, extra={"job_id": job_id})
 
     def _store_video(self, job_id: str, lease: Lease, out: Path) -> None:
         """Store the rendered file ``out`` (see Storage.save_file); a copy left in the

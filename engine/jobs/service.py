@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dramatiq
 import redis
 from dramatiq.middleware import Middleware
 
 from ..codecs import CODECS, content_type_of
-from ..errors import ImageTooLargeError, StorageError
+from ..errors import DiskFullError, ImageTooLargeError, StorageError, disk_full
 from ..spec import REQUEST_FIELDS, RenderSpec
 from ..storage import LocalStorage, ObjectInfo, Storage, upload_key, video_key
 from . import keys
@@ -34,6 +33,8 @@ from .broker import (
     Messages,
     create_broker,
 )
+from .consumers import SteadyWorker
+from .disks import STORE_DISK_FULL, disk_space, store_disk_full
 from .finishes import Finishes
 from .job import Job
 from .maintenance import Maintenance
@@ -126,7 +127,7 @@ class JobService:
                                        self.render_task, self.broker.heartbeat_timeout,
                                        self.storage)
         self.finishes = Finishes(self.client, self.store, max_waiting=settings.max_waiting)
-        self._workers: list[dramatiq.Worker] = []
+        self._workers: list[SteadyWorker] = []
 
     @classmethod
     def connect(cls, url: str, settings: JobSettings, *, embedded: bool,
@@ -231,10 +232,17 @@ class JobService:
         key = upload_key(name)
         try:
             self.storage.save_bytes(key, upload, "application/octet-stream")
-        except BaseException:
-            self.store.delete(job_id)
+        except BaseException as exc:
+            try:
+                self.store.delete(job_id)
+            except redis.RedisError as gone:  # its render fails: the image is missing
+                log.warning("a job whose upload failed is left to fail (%s)", gone,
+                            extra={"job_id": job_id})
             with contextlib.suppress(OSError, StorageError):
                 self.storage.delete(key)
+            if disk_full(exc):
+                raise DiskFullError("The disk holding the uploads is full; nothing was "
+                                    f"queued: retry in {DiskFullError.retry_after} s") from exc
             raise
 
     def waiting_slot(self) -> contextlib.AbstractContextManager[None]:
@@ -317,20 +325,35 @@ class JobService:
         return state
 
     def health(self) -> dict[str, Any]:
-        """Whether Redis answers, how many workers sent a heartbeat lately, and whether
-        the storage answers (``degraded`` when it does not: jobs wait for it)."""
+        """Whether Redis answers and takes writes, how many workers sent a heartbeat
+        lately, the data folder's free space, and whether the storage answers.
+
+        ``status`` is ``ok``; ``disk_full`` (the data folder's disk, or the job store's:
+        Redis refuses writes, MISCONF; workers cannot send heartbeats then); ``degraded``
+        (the storage does not answer: jobs wait for it); or ``error`` (Redis does not
+        answer).
+        """
+        disk = disk_space(self.settings.data_dir)
         since = int(time.time() * 1000) - EXTERNAL_HEARTBEAT_TIMEOUT_MS
         pipe = self.client.pipeline(transaction=False)  # one round trip
         pipe.zcount(keys.heartbeats(), since, "+inf")
         pipe.zcard(self.store.keys.queued)
+        pipe.info("persistence")
         storage = self.storage_health()
         try:
-            workers, queued = pipe.execute()
+            workers, queued, persistence = pipe.execute()
         except redis.RedisError as exc:
-            return {"status": "error", "redis": False, "workers": 0, "error": str(exc),
+            return {"status": "error", "redis": False, "workers": 0, "error": str(exc), **disk,
                     "storage": storage}
-        return {"status": "ok" if storage["ok"] else "degraded", "redis": True,
-                "workers": int(workers), "queue_length": int(queued), "storage": storage}
+        store_full = store_disk_full(persistence)
+        answer = {"status": "ok" if storage["ok"] else "degraded", "redis": True,
+                  "workers": int(workers), "queue_length": int(queued), **disk,
+                  "store_disk_full": store_full, "storage": storage}
+        if disk["disk_full"] or store_full:
+            answer["status"] = "disk_full"
+        if store_full:
+            answer["error"] = STORE_DISK_FULL
+        return answer
 
     # -- workers and maintenance ---------------------------------------------------
     def recover(self) -> int:
@@ -367,14 +390,18 @@ class JobService:
                                    (WEBHOOK_QUEUE, webhook_threads)):
                 if threads <= 0:
                     continue
-                worker = dramatiq.Worker(self.broker, queues={queue}, worker_threads=threads,
-                                         worker_timeout=500)
+                worker = SteadyWorker(self.broker, queues={queue}, worker_threads=threads,
+                                      worker_timeout=500)
                 worker.queue_prefetch = threads  # don't hoard jobs other workers could run
                 worker.start()
                 self._workers.append(worker)
         finally:
             quiet.setLevel(level)
-        self.maintenance.start(self.shutdown)
+        self.maintenance.start(self.shutdown, revive=self._revive)
+
+    def _revive(self) -> int:
+        """Restart the consumer threads of this process's workers that died."""
+        return sum(worker.revive() for worker in list(self._workers))
 
     def stop_workers(self, timeout_s: float = 5.0) -> None:
         """Stop the workers within ``timeout_s`` in all; running renders give their job

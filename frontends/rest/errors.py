@@ -10,6 +10,7 @@ import falcon
 import redis
 
 from zoomreel.errors import (
+    DiskFullError,
     ImageTooLargeError,
     InputError,
     JobNotFound,
@@ -20,6 +21,7 @@ from zoomreel.errors import (
     TooManyWaiting,
     ZoomreelError,
 )
+from zoomreel.jobs.disks import STORE_DISK_FULL, store_refused_writes
 
 from .envelope import Answers, not_found
 
@@ -56,6 +58,7 @@ def _answer(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:
 #: Domain errors and their HTTP status (first match wins; any other is a 500).
 _CLIENT_ERRORS: tuple[tuple[type[ZoomreelError], int], ...] = (
     (QueueFullError, 429),
+    (DiskFullError, 507),
     (TooManyWaiting, 503),
     (ServiceStopping, 503),
     (StorageError, 503),
@@ -63,6 +66,10 @@ _CLIENT_ERRORS: tuple[tuple[type[ZoomreelError], int], ...] = (
     (ImageTooLargeError, 413),
     (InputError, 400),
 )
+
+
+#: Redis answers that refuse a write for a while (besides MISCONF: its disk is full).
+_REFUSALS = ("NOREPLICAS ", "READONLY ", "OOM ", "MASTERDOWN ")
 
 
 class _Handlers:
@@ -87,7 +94,7 @@ class _Handlers:
         if isinstance(ex, QueueFullError):
             extra["queue_length"] = ex.queue_length
             resp.set_header("Retry-After", str(ex.retry_after))
-        elif isinstance(ex, TooManyWaiting):
+        elif isinstance(ex, TooManyWaiting | DiskFullError):
             resp.set_header("Retry-After", str(ex.retry_after))
         elif isinstance(ex, StorageError):  # the bucket: unreachable or refusing, for now
             resp.set_header("Retry-After", "5")
@@ -120,9 +127,20 @@ class _Handlers:
 
     def on_store_down(self, req: falcon.Request, resp: falcon.Response, ex: redis.RedisError,
                       params: dict[str, Any]) -> None:
-        log.error("job store unreachable on %s %s: %s", req.method, req.path, ex)
-        self.failed(req, resp, 503, "The job store (Redis) is unreachable; nothing was changed, "
-                               "retry in a few seconds")
+        if store_refused_writes(ex):  # its disk is full: not the same advice
+            log.error("job store's disk full on %s %s: %s", req.method, req.path, ex)
+            self.failed(req, resp, 507, f"{STORE_DISK_FULL}; retry in "
+                                        f"{DiskFullError.retry_after} s")
+            resp.set_header("Retry-After", str(DiskFullError.retry_after))
+            return
+        if isinstance(ex, redis.ResponseError) and any(w in str(ex) for w in _REFUSALS):
+            log.error("job store refused %s %s: %s", req.method, req.path, ex)
+            self.failed(req, resp, 503, "The job store (Redis) refuses writes for now; nothing "
+                                   "was changed, retry in a few seconds")
+        else:
+            log.error("job store unreachable on %s %s: %s", req.method, req.path, ex)
+            self.failed(req, resp, 503, "The job store (Redis) is unreachable; nothing was "
+                                   "changed, retry in a few seconds")
         resp.set_header("Retry-After", "5")
 
     def on_crash(self, req: falcon.Request, resp: falcon.Response, ex: Exception,

@@ -144,6 +144,8 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
                 "content": _json({"type": "object",
                                   "properties": {"message": {"const": "Unauthorized"}}})},
     }
+    disk_full = _answer("A disk is full (the uploads', or the job store's): nothing was "
+                         "queued", "Envelope", retry_after)
     convert = {
         "summary": "Queue an image-to-video conversion", "security": key,
         "requestBody": {"required": True, "content": {
@@ -154,6 +156,7 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
             "202": _answer("Job queued successfully", "Envelope"), **errors,
             "413": _answer("Body over the size limit", "Envelope"),
             "429": _answer("Queue full", "Envelope", retry_after),
+            "507": disk_full,
         },
     }
     upstream_result = {**envelope, "description": (
@@ -186,6 +189,7 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
                        "was queued), or the service is restarting (the job is kept)",
                        "Envelope", retry_after),
         "504": _answer("Not done within the wait's limit; the job goes on", "Envelope"),
+        "507": disk_full,
     }
     legacy = {
         **convert,
@@ -284,8 +288,9 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
             "/": {"get": {"summary": "The web page (no key needed to load it)",
                           "responses": {"200": {"description": "HTML", "content": {
                               "text/html": {"schema": {"type": "string"}}}}}}},
-            "/health": {"get": {
-                "summary": "Redis reachable, workers seen, the storage answering", "responses": {
+            "/health": {"get": {"summary": "Redis reachable (and taking writes), workers "
+                                "seen, the data dir's free space (disk_full), the storage "
+                                "answering", "responses": {
                 "200": {"description": "Healthy"}, "503": {"description": "Redis unreachable"}}}},
             "/openapi.json": {"get": {"summary": "This document",
                                       "responses": {"200": {"description": "OpenAPI 3"}}}},
