@@ -17,6 +17,7 @@ Where each rule lives:
 | broker.py | the Dramatiq broker, the two actors, lost-message recovery |
 | lease.py | a render's lease; what happens when a worker dies |
 | render_task.py | the render actor's body: claim, render, retry, fail |
+| chunks.py | long jobs split into chunks many workers render at once, then joined |
 | webhook_task.py | the webhook actor's body: deliver, retry |
 | maintenance.py | recover at start, heal while running, retention sweep |
 | service.py | the façade the front ends call |

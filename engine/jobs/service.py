@@ -34,6 +34,7 @@ from .broker import (
     Messages,
     create_broker,
 )
+from .chunks import ChunkTask
 from .finishes import Finishes
 from .job import Job
 from .maintenance import Maintenance
@@ -116,6 +117,8 @@ class JobService:
         self.webhook_task = WebhookTask(worker_store, settings, self.messages, answer,
                                         self.metrics)
         self.messages.declare(render=self.render_task, webhook=self.webhook_task)
+        self.render_task.chunks = ChunkTask(self.render_task)
+        self.messages.declare_chunk(self.render_task.chunks)
         self.maintenance = Maintenance(self.client, self.store, settings, self.messages,
                                        self.render_task, self.broker.heartbeat_timeout,
                                        self.storage)
