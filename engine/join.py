@@ -5,6 +5,7 @@ Every part starts with an IDR frame and was encoded with the same settings at th
 size, so their streams join into one valid stream; each part's timestamps are shifted
 by the frames before it, so they run on without a gap or an overlap. The joined file is
 written under a temporary name and renamed once its frame count is checked.
+:func:`chunk_ranges` says where to cut a path into parts.
 """
 
 from __future__ import annotations
@@ -13,14 +14,39 @@ import os
 import uuid
 from collections.abc import Sequence
 from fractions import Fraction
-
-import av
-from av.video.stream import VideoStream
+from typing import TYPE_CHECKING
 
 from .errors import RenderError
-from .render import RenderResult
 
-__all__ = ["join_videos"]
+if TYPE_CHECKING:
+    from av.video.stream import VideoStream
+
+    from .render import RenderResult
+
+__all__ = ["join_videos", "chunk_ranges", "GOP", "JOINABLE"]
+
+#: The codecs whose parts join. Not AV1: PyAV opens an AV1 part with the dav1d decoder
+#: and cannot make an output stream from it (no codec of that name to mux with).
+JOINABLE = ("h264", "h265", "vp9")
+#: The encoders' keyframe interval (x264's and x265's default): chunks are multiples.
+GOP = 250
+
+
+def chunk_ranges(total: int, frame_rate: int, chunk_s: float) -> list[range]:
+    """The frame ranges of a video of ``total`` frames cut into chunks of about
+    ``chunk_s`` seconds: whole GOPs where a chunk is that long, the last one taking the
+    rest (so it is at most half a chunk longer). One range: render it whole.
+    """
+    if chunk_s <= 0:
+        return [range(total)]
+    size = max(1, round(chunk_s * frame_rate))
+    if size >= GOP:
+        size = round(size / GOP) * GOP
+    count = max(1, round(total / size))
+    if count == 1:
+        return [range(total)]
+    return [range(i * size, total if i == count - 1 else (i + 1) * size)
+            for i in range(count)]
 
 
 def join_videos(parts: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
@@ -59,6 +85,8 @@ def join_videos(parts: Sequence[str | os.PathLike[str]], out: str | os.PathLike[
         except FileNotFoundError:
             pass
         raise
+    from .render import RenderResult
+
     return RenderResult(path=out, frames=written, duration=written / frame_rate,
                         width=width, height=height, frame_rate=frame_rate,
                         size_bytes=os.path.getsize(out))
@@ -66,6 +94,8 @@ def join_videos(parts: Sequence[str | os.PathLike[str]], out: str | os.PathLike[
 
 def _remux(parts: Sequence[str | os.PathLike[str]], tmp: str, container: str,
            frame_rate: int) -> tuple[int, int, int]:
+    import av  # loaded when first used: chunk_ranges stays cheap to import
+
     if not parts:
         raise RenderError("No parts to join")
     options = {"movflags": "+faststart"} if container == "mp4" else {}

@@ -25,8 +25,7 @@ moves a job once); the other chunks then stop at their next progress write. A jo
 that dies leaves the job's lease to lapse: the job is taken up as any job, and its next
 claim finds every chunk done and joins them. Finished jobs remove their chunks.
 
-AV1 is rendered whole: PyAV cannot make an output stream from an AV1 part (it opens it
-with the dav1d decoder, which has no muxing codec of that name).
+AV1 is rendered whole (zoomreel.join.JOINABLE says why).
 """
 
 from __future__ import annotations
@@ -49,12 +48,14 @@ from ..errors import (
     TransientFetchError,
     ZoomreelError,
 )
+from ..join import GOP, JOINABLE, chunk_ranges
 from ..spec import RenderSpec
 from . import scripts
 from ._persist import persist
 from .broker import Messages, queued_chunks
 from .job import Job, text
 from .lease import Lease
+from .render_task import INPUT_FAULT, OUR_FAULT
 from .settings import JobSettings
 from .store import JobStore
 
@@ -64,29 +65,6 @@ if TYPE_CHECKING:
 __all__ = ["ChunkTask", "chunk_ranges", "chunk_key", "JOINABLE", "GOP"]
 
 log = logging.getLogger(__name__)
-
-#: The codecs whose parts join (AV1: see the module's docs).
-JOINABLE = ("h264", "h265", "vp9")
-#: The encoders' keyframe interval (x264's and x265's default): chunks are multiples.
-GOP = 250
-
-
-def chunk_ranges(total: int, frame_rate: int, chunk_s: float) -> list[range]:
-    """The frame ranges of a video of ``total`` frames cut into chunks of about
-    ``chunk_s`` seconds: whole GOPs where a chunk is that long, the last one taking the
-    rest (so it is at most half a chunk longer). One range: render it whole.
-    """
-    if chunk_s <= 0:
-        return [range(total)]
-    size = max(1, round(chunk_s * frame_rate))
-    if size >= GOP:
-        size = round(size / GOP) * GOP
-    count = max(1, round(total / size))
-    if count == 1:
-        return [range(total)]
-    return [range(i * size, total if i == count - 1 else (i + 1) * size)
-            for i in range(count)]
-
 
 def chunk_key(job_id: str, index: int, extension: str) -> str:
     """The storage key of a job's chunk ``index``."""
@@ -181,7 +159,7 @@ class ChunkTask:
         if outcome == scripts.LOST:
             self.task.fail(job_id, f"The render stopped without finishing "
                            f"{self.settings.max_lost_runs} times (the worker process "
-                           "rendering it died each time); not retried", 500)
+                           "rendering it died each time); not retried", OUR_FAULT)
             return
         if outcome != scripts.CLAIMED:  # done, gone, or a live render holds it
             return
@@ -199,16 +177,16 @@ class ChunkTask:
         except redis.RedisError:
             raise
         except StorageError as exc:
-            self.task.fail(job_id, str(exc), 500)
+            self.task.fail(job_id, str(exc), OUR_FAULT)
         except (TransientFetchError, RenderError) as exc:
-            self._retry_or_fail(job_id, index, token, str(exc),
-                                400 if isinstance(exc, TransientFetchError) else 500)
+            self._retry_or_fail(job_id, index, token, str(exc), INPUT_FAULT if isinstance(
+                exc, TransientFetchError) else OUR_FAULT)
         except ZoomreelError as exc:  # the input: every chunk would fail alike
-            self.task.fail(job_id, str(exc), 400)
+            self.task.fail(job_id, str(exc), INPUT_FAULT)
         except Exception as exc:
             log.exception("chunk %d failed unexpectedly", index, extra={"job_id": job_id})
             self._retry_or_fail(job_id, index, token,
-                                f"Internal error while rendering: {exc}", 500)
+                                f"Internal error while rendering: {exc}", OUR_FAULT)
         finally:
             stop.set()
             renewer.join(timeout=1.0)
@@ -308,7 +286,7 @@ class ChunkTask:
             except RenderCancelled:
                 return  # lease lost or shutdown: whoever takes the job up joins
             except (StorageError, RenderError) as exc:
-                self.task.fail(job_id, str(exc), 500)
+                self.task.fail(job_id, str(exc), OUR_FAULT)
 
     def _join(self, job_id: str, lease: Lease) -> None:
         from ..join import join_videos
