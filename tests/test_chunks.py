@@ -20,7 +20,7 @@ import redis
 from decoded import y_plane
 from imagegen import luma, photo_like, psnr, reference_frame
 from loopback import LoopbackServer
-from s3server import DOWNLOAD, done_result
+from s3server import DOWNLOAD, NO_PROFILES, MotoS3, done_result
 from service_helpers import Serve, ServeFactory, zoomreel_script
 from waiting import eventually
 
@@ -214,6 +214,36 @@ def test_a_worker_killed_mid_chunk_leaves_that_chunk_to_the_other(
     assert any(p["eta_seconds"] is not None for p in progress if 0 < p["frames_done"] < 600)
     assert progress[-1]["frames_done"] == 600
     assert not chunks.exists(f"zoomreel:chunks:{job_id}")  # removed with the job's end
+
+
+def test_chunks_travel_through_the_bucket_between_machines(
+        tmp_path: Path, redis_url: str, s3: MotoS3, serve_factory: ServeFactory,
+        photo: tuple[str, bytes]) -> None:
+    """Two workers with data dirs of their own share only Redis and the bucket."""
+    bucket = s3.bucket()
+    env = {**os.environ, **NO_PROFILES, **s3.env(bucket), "ZOOMREEL_REDIS_URL": redis_url,
+           "ZOOMREEL_ALLOW_PRIVATE_URLS": "1", "ZOOMREEL_CHUNK_SECONDS": "1"}
+    workers = [Worker(tmp_path / f"machine{n}", env) for n in (1, 2)]
+    try:
+        api = serve_factory(tmp_path / "api", workers=0, env=env,
+                            args=("--redis-url", redis_url))
+        for worker in workers:
+            eventually(worker.started, timeout=60, what="a worker to start")
+        url, _ = photo
+        job_id = api.submit(image_url=url, **JOB)
+        result = done_result(api, job_id)
+        started = [_chunk_lines(w.lines, job_id) for w in workers]
+        assert sorted(started[0] + started[1]) == [0, 1, 2, 3]
+        video = api.get(DOWNLOAD + result["filename"]).content
+        keys, _, _ = _keyframes(video)
+        assert keys[:4] == [0, 15, 30, 45]
+        with av.open(io.BytesIO(video)) as container:
+            assert sum(1 for _ in container.decode(video=0)) == 60
+        assert s3.keys(bucket, "chunks/") == []  # removed once the job is done
+        assert s3.keys(bucket, "videos/") == [f"videos/{result['filename']}"]
+    finally:
+        for worker in workers:
+            worker.kill9()
 
 def test_chunk_ranges_are_whole_gops_and_cover_the_path():
     ranges = chunk_ranges(120 * 30, 30, 60)  # 1750 frames = 7 GOPs of 250
