@@ -30,6 +30,7 @@ AV1 is rendered whole (zoomreel.join.JOINABLE says why).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -50,6 +51,7 @@ from ..errors import (
 )
 from ..join import GOP, JOINABLE, chunk_ranges
 from ..spec import RenderSpec
+from ..storage import LocalStorage
 from . import scripts
 from ._persist import persist
 from .broker import Messages, queued_chunks
@@ -103,6 +105,17 @@ class ChunkTask:
             return [range(spec.total_frames)]
         return chunk_ranges(spec.total_frames, spec.frame_rate, self.settings.chunk_s)
 
+    def recorded(self, job_id: str, spec: RenderSpec) -> list[range]:
+        """The chunks the job was split into (as recorded: workers may be configured
+        with other chunk lengths)."""
+        count, size = self.store.client.hmget(self.keys.chunks(job_id), ["count", "size"])
+        if count is None or size is None:
+            raise RenderCancelled("the job's chunks are gone")  # it ended meanwhile
+        count, size = int(count), int(size)
+        total = spec.total_frames
+        return [range(n * size, total if n == count - 1 else (n + 1) * size)
+                for n in range(count)]
+
     # -- splitting (the render actor, having claimed the job) ----------------------
     def split(self, job: Job, spec: RenderSpec, token: str, lease: Lease) -> bool:
         """Split the claimed ``job`` into chunks and send their messages, or, if every
@@ -120,6 +133,7 @@ class ChunkTask:
         lease.lost.set()  # the job's lease is the marker now: its renewals stop
         if done < 0:
             return True
+        ranges = self.recorded(job.id, spec)  # a split before, with other settings, holds
         if done >= len(ranges):  # every chunk rendered: its joiner died
             self._join_leased(job.id, self._joiner(job.id))
             return True
@@ -216,7 +230,7 @@ class ChunkTask:
 
         job = persist(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
         spec = RenderSpec.from_request(job.request)
-        frames = self.ranges(spec)[index]
+        frames = self.recorded(job_id, spec)[index]
         source = self.task.source_of(job, lost)
         last = [0.0]
 
@@ -294,7 +308,7 @@ class ChunkTask:
         job = persist(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
         spec = RenderSpec.from_request(job.request)
         extension = CODECS[spec.codec].extension
-        ranges = self.ranges(spec)
+        ranges = self.recorded(job_id, spec)
         storage = self.task.storage
         scratch = storage.scratch
         scratch.mkdir(parents=True, exist_ok=True)
@@ -343,6 +357,9 @@ class ChunkTask:
         extension = os.path.splitext(job.filename)[1]
         for n in range(int(raw)):
             self._delete_part(chunk_key(job.id, n, extension))
+        if isinstance(self.task.storage, LocalStorage):  # the parts' folder, now empty
+            with contextlib.suppress(OSError):
+                (self.task.storage.root / chunk_key(job.id, 0, "")).parent.rmdir()
         self.store.client.delete(self.keys.chunks(job.id),
                                  *(self.keys.chunk_lease(job.id, n) for n in range(int(raw))))
 
