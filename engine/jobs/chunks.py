@@ -108,10 +108,10 @@ class ChunkTask:
     def recorded(self, job_id: str, spec: RenderSpec) -> list[range]:
         """The chunks the job was split into (as recorded: workers may be configured
         with other chunk lengths)."""
-        count, size = self.store.client.hmget(self.keys.chunks(job_id), ["count", "size"])
-        if count is None or size is None:
+        raw = self.store.client.hmget(self.keys.chunks(job_id), ["count", "size"])
+        if raw[0] is None or raw[1] is None:
             raise RenderCancelled("the job's chunks are gone")  # it ended meanwhile
-        count, size = int(count), int(size)
+        count, size = int(raw[0]), int(raw[1])
         total = spec.total_frames
         return [range(n * size, total if n == count - 1 else (n + 1) * size)
                 for n in range(count)]
