@@ -105,6 +105,11 @@ class ChunkTask:
             return [range(spec.total_frames)]
         return chunk_ranges(spec.total_frames, spec.frame_rate, self.settings.chunk_s)
 
+    def is_split(self, job_id: str) -> bool:
+        """Whether the job was split into chunks (its render messages are then not
+        needed while it runs: its chunks' messages carry it)."""
+        return bool(self.store.client.exists(self.keys.chunks(job_id)))
+
     def recorded(self, job_id: str, spec: RenderSpec) -> list[range]:
         """The chunks the job was split into (as recorded: workers may be configured
         with other chunk lengths)."""

@@ -111,9 +111,8 @@ class RenderTask:
         token = uuid.uuid4().hex
         outcome = persist(lambda: self.store.claim(job_id, token, self.lease_ms, os.getpid()),
                           "claim", job_id, self.shutdown)
-        if outcome == scripts.BUSY:  # another worker holds it: look again once it could lapse
-            persist(lambda: self.messages.send_render(job_id, BUSY_DELAY_MS), "re-send",
-                    job_id, self.shutdown)
+        if outcome == scripts.BUSY:
+            self._busy(job_id)
             return
         if outcome == scripts.LAPSED:  # running, no lease: its worker died
             self.take_up(job_id)
@@ -142,6 +141,16 @@ class RenderTask:
                 log.exception("render failed unexpectedly", extra={"job_id": job_id})
                 self._retry_or_fail(job_id, token, f"Internal error while rendering: {exc}",
                                     OUR_FAULT)
+
+    def _busy(self, job_id: str) -> None:
+        """Another worker holds the job: look again once its lease could lapse; unless
+        the job was split, since its chunks carry it (chunks.py)."""
+        chunks = self.chunks
+        if chunks is not None and persist(lambda: chunks.is_split(job_id), "read", job_id,
+                                          self.shutdown):
+            return  # a lapsed lease (its joiner died) is taken up as any job's
+        persist(lambda: self.messages.send_render(job_id, BUSY_DELAY_MS), "re-send",
+                job_id, self.shutdown)
 
     def _render(self, job_id: str, token: str, lease: Lease) -> None:
         from ..render import render_video
