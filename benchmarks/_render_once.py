@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--speed", default=RenderSpec.speed)
     p.add_argument("--size", default="1920x1080", help="WxH of the output")
     p.add_argument("--settings", default=None, help="JSON encoder settings (sweeps)")
+    p.add_argument("--frames", default=None, help="A:B: render frames A..B-1 only (a chunk)")
     a = p.parse_args(argv)
     width, height = (int(v) for v in a.size.split("x"))
     if a.settings:
@@ -92,7 +93,11 @@ def main(argv: list[str] | None = None) -> None:
         x264_params=a.x264_params,
     )
     start = time.perf_counter()
-    result = render_video(a.source, a.out, spec)
+    frames = None
+    if a.frames:
+        first, stop = (int(v) for v in a.frames.split(":"))
+        frames = range(first, stop)
+    result = render_video(a.source, a.out, spec, frames=frames)
     end = time.perf_counter()
     print(
         json.dumps(

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["RenderSpec", "RenderResult", "render_video", "ZoomreelError", "__version__"]
+__all__ = ["RenderSpec", "RenderResult", "render_video", "join_videos", "ZoomreelError",
+           "__version__"]
 
 #: The one version number: pyproject.toml reads it from here.
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .errors import ZoomreelError
+    from .join import join_videos
     from .render import RenderResult, render_video
     from .spec import RenderSpec
 
@@ -25,6 +27,7 @@ _LAZY = {
     "RenderSpec": "spec",
     "RenderResult": "render",
     "render_video": "render",
+    "join_videos": "join",
     "ZoomreelError": "errors",
 }
 

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .camera import camera_path, cover_size
+from .camera import cover_size, frame_rect
 from .canvas import fit_canvas
 from .encoder import Encoder
 from .errors import RenderCancelled
@@ -53,6 +53,7 @@ def render_video(
     spec: RenderSpec | None = None,
     progress: Callable[[int, int], object] | None = None,
     cancel: Callable[[], bool] | None = None,
+    frames: range | None = None,
 ) -> RenderResult:
     """Render the zoom of ``source`` into the MP4 ``out``.
 
@@ -62,6 +63,9 @@ def render_video(
         spec: what to render (defaults: RenderSpec()).
         progress: called as ``progress(done_frames, total_frames)`` after each frame.
         cancel: polled before each frame; returning True stops the render.
+        frames: render only these frames of the path (a step-1 range inside
+            ``0 .. spec.total_frames``), as a file of their own that starts with an IDR
+            frame; :func:`zoomreel.join.join_videos` joins such parts. Default: all.
 
     Returns:
         A RenderResult describing the file.
@@ -72,21 +76,11 @@ def render_video(
         RenderError: the encoder failed.
     """
     spec = spec or RenderSpec()
-    if spec.fit == "cover":  # the image itself: straight into YUV planes
-        pyramid = Pyramid.read(source, max_pixels=spec.max_pixels, background=spec.background)
-        width, height = spec.size_for(pyramid.width, pyramid.height)
-    else:  # a canvas built around the image
-        rgb = load_image(source, max_pixels=spec.max_pixels, background=spec.background)
-        width, height = spec.size_for(rgb.shape[1], rgb.shape[0])
-        rgb = fit_canvas(rgb, spec.fit, width, height, background=spec.background,
-                         max_zoom=max(spec.zoom_keyframes), max_pixels=spec.max_pixels)
-        pyramid = Pyramid(rgb)
-        del rgb
-    cw, _ = cover_size(pyramid.width, pyramid.height, width, height)
-    pyramid.prepare(max_scale=cw / (min(spec.zoom_keyframes) * width))
-    total = spec.total_frames
+    frames = _frames_of(spec, frames)
+    pyramid, width, height = _prepare(source, spec)
+    total = len(frames)
     cubic = spec.resampler == "catmull-rom"
-    frames: queue.Queue[object] = queue.Queue(maxsize=_AHEAD)
+    ready: queue.Queue[object] = queue.Queue(maxsize=_AHEAD)
     stop = threading.Event()
 
     with Encoder.from_spec(out, spec, width, height) as encoder:
@@ -94,16 +88,16 @@ def render_video(
 
         def produce() -> None:
             try:
-                path = camera_path(spec, pyramid.width, pyramid.height, (width, height))
-                for n, box in enumerate(path):
+                for n in frames:
+                    box = frame_rect(n, spec, pyramid.width, pyramid.height, (width, height))
                     if stop.is_set():
                         return
                     frame, y, u, v = ring[n % len(ring)]
                     pyramid.render(box, y, u, v, cubic)
-                    frames.put(frame)
-                frames.put(None)
+                    ready.put(frame)
+                ready.put(None)
             except BaseException as exc:  # handed to the encoding thread
-                frames.put(exc)
+                ready.put(exc)
 
         worker = threading.Thread(target=produce, name="zoomreel-kernel", daemon=True)
         worker.start()
@@ -112,7 +106,7 @@ def render_video(
             while True:
                 if cancel is not None and cancel():
                     raise RenderCancelled("The render was cancelled")
-                item = frames.get()
+                item = ready.get()
                 if item is None:
                     break
                 if isinstance(item, BaseException):
@@ -125,7 +119,7 @@ def render_video(
             stop.set()
             while worker.is_alive():  # unblock a producer waiting on a full queue
                 try:
-                    frames.get(timeout=0.05)
+                    ready.get(timeout=0.05)
                 except queue.Empty:
                     pass
     return RenderResult(
@@ -137,3 +131,31 @@ def render_video(
         frame_rate=spec.frame_rate,
         size_bytes=os.path.getsize(out),
     )
+
+
+def _frames_of(spec: RenderSpec, frames: range | None) -> range:
+    """The frames to render; ValueError for a range that is not part of the path."""
+    total = spec.total_frames
+    if frames is None:
+        return range(total)
+    if frames.step != 1 or not 0 <= frames.start < frames.stop <= total:
+        raise ValueError(f"frames must be a non-empty step-1 range inside 0..{total}, "
+                         f"not {frames!r}")
+    return frames
+
+
+def _prepare(source: Source, spec: RenderSpec) -> tuple[Pyramid, int, int]:
+    """The pyramid the path runs over, ready for the spec's zoom, and the output size."""
+    if spec.fit == "cover":  # the image itself: straight into YUV planes
+        pyramid = Pyramid.read(source, max_pixels=spec.max_pixels, background=spec.background)
+        width, height = spec.size_for(pyramid.width, pyramid.height)
+    else:  # a canvas built around the image
+        rgb = load_image(source, max_pixels=spec.max_pixels, background=spec.background)
+        width, height = spec.size_for(rgb.shape[1], rgb.shape[0])
+        rgb = fit_canvas(rgb, spec.fit, width, height, background=spec.background,
+                         max_zoom=max(spec.zoom_keyframes), max_pixels=spec.max_pixels)
+        pyramid = Pyramid(rgb)
+        del rgb
+    cw, _ = cover_size(pyramid.width, pyramid.height, width, height)
+    pyramid.prepare(max_scale=cw / (min(spec.zoom_keyframes) * width))
+    return pyramid, width, height

@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_field_options(render)
     render.add_argument("--allow-private-urls", action="store_true", default=None,
                         help="let SOURCE URLs reach loopback/private addresses")
+    render.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="render in N processes at once, each a part of the video "
+                        "(whole GOPs), then join the parts without re-encoding (AV1: "
+                        "always one)")
 
     serve = sub.add_parser("serve", help="run the REST API with in-process workers")
     add_options(serve, "serve")  # every flag with its range (config.py)
@@ -130,7 +134,14 @@ def _render(args: argparse.Namespace) -> int:
         if allow is None:
             allow = from_env("allow_private_urls")
         source = fetch_url(args.source, allow_private=allow)
-    result = render_video(source, args.output, spec, progress=_Progress())
+    if args.jobs < 1:
+        raise SpecError("jobs", "must be a whole number of at least 1", args.jobs)
+    if args.jobs > 1:
+        from ._parts import render_in_parts
+
+        result = render_in_parts(source, args.output, spec, args.jobs, _Progress())
+    else:
+        result = render_video(source, args.output, spec, progress=_Progress())
     print(f"{result.path}: {result.frames} frames, {result.duration:g} s, "
           f"{result.width}x{result.height}, {result.size_bytes} bytes")
     return 0

@@ -338,6 +338,10 @@ SETTINGS: tuple[Setting, ...] = (
             "retried while the bucket is unreachable or refusing, before the job ends "
             "error", "number", JobSettings.storage_retry_s,
             env="ZOOMREEL_S3_RETRY_SECONDS", unit="seconds", minimum=0),
+    Setting("chunk_seconds", "a video longer than this is rendered in chunks of about this "
+            "length by every worker at once, then joined without re-encoding (AV1: always "
+            "whole)", "number", JobSettings.chunk_s, env="ZOOMREEL_CHUNK_SECONDS",
+            unit="seconds", minimum=1, zero="never: every video rendered whole"),
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -376,6 +380,7 @@ class Config:
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
     s3_retry_seconds: float = JobSettings.storage_retry_s
+    chunk_seconds: float = JobSettings.chunk_s
     deprecated: tuple[str, ...] = ()  # deprecated flags used, for a warning
 
     def job_settings(self) -> JobSettings:
@@ -386,7 +391,8 @@ class Config:
             retention_s=self.retention_days * 86400.0,
             allow_private_urls=self.allow_private_urls,
             webhook_secret=self.webhook_secret, lease_s=self.lease_seconds,
-            max_waiting=self.max_waiting, storage_retry_s=self.s3_retry_seconds)
+            max_waiting=self.max_waiting, storage_retry_s=self.s3_retry_seconds,
+            chunk_s=self.chunk_seconds)
 
     def storage(self) -> Storage:
         """Where uploads and videos are kept: the bucket when one is set, else the data

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
 import pytest
 import redis
 from loopback import LoopbackServer
@@ -38,6 +39,23 @@ def test_render_a_file(tmp_path: Path) -> None:
     info = probe(out)
     assert (info["frames"], info["width"], info["height"]) == (15, 256, 144)
     assert "\r[" not in done.stderr  # no progress bar when stderr is not a terminal
+
+
+def test_render_in_parts_with_jobs(tmp_path: Path) -> None:
+    source = tmp_path / "in.png"
+    source.write_bytes(jpeg(640, 360, (10, 200, 90), fmt="PNG"))
+    out = tmp_path / "out.mp4"
+    done = zoomreel("render", str(source), "-o", str(out), "--length", "4", "--frame-rate",
+                    "15", "--width", "256", "--height", "144", "--jobs", "2")
+    assert done.returncode == 0, done.stderr
+    assert "60 frames" in done.stdout
+    with av.open(str(out)) as container:
+        packets = [p for p in container.demux(video=0) if p.size]
+        assert [n for n, p in enumerate(packets) if p.is_keyframe] == [0, 30]  # two parts
+    assert probe(out)["frames"] == 60
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "out.mp4"]
+    refused = zoomreel("render", str(source), "-o", str(out), "--jobs", "0")
+    assert refused.returncode == 2 and "jobs" in refused.stderr.splitlines()[-1]
 
 
 def test_render_a_url(tmp_path: Path, image_server: LoopbackServer) -> None:

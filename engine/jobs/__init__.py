@@ -18,6 +18,7 @@ Where each rule lives:
 | consumers.py | Dramatiq workers whose consumer threads outlive Redis errors |
 | lease.py | a render's lease; what happens when a worker dies |
 | render_task.py | the render actor's body: claim, render, retry, fail |
+| chunks.py | long jobs split into chunks many workers render at once, then joined |
 | webhook_task.py | the webhook actor's body: deliver, retry |
 | maintenance.py | recover at start, heal while running, retention sweep |
 | disks.py | full disks: the data folder's free space, Redis refusing writes (MISCONF) |

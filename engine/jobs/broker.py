@@ -36,6 +36,7 @@ __all__ = [
     "Messages",
     "create_broker",
     "recover_unacked",
+    "queued_chunks",
     "queued_job_ids",
     "carried_job_ids",
     "OVERDUE_MS",
@@ -86,6 +87,7 @@ class Messages:
         self.broker = broker
         self.render_actor: dramatiq.Actor[Any, Any] | None = None
         self.webhook_actor: dramatiq.Actor[Any, Any] | None = None
+        self.chunk_actor: dramatiq.Actor[Any, Any] | None = None
 
     def declare(self, render: Callable[[str], None], webhook: Callable[[str], None]) -> None:
         """Declare ``zoomreel.render`` and ``zoomreel.webhook``, each taking a job id."""
@@ -95,6 +97,19 @@ class Messages:
         self.webhook_actor = dramatiq.Actor(
             webhook, broker=self.broker, actor_name="zoomreel.webhook",
             queue_name=WEBHOOK_QUEUE, priority=0, options={"max_retries": 5})
+
+    def declare_chunk(self, chunk: Callable[[str, int], None]) -> None:
+        """Declare ``zoomreel.chunk``, taking a job id and a chunk's number; on the
+        render queue, so that render threads take chunks as they take jobs."""
+        self.chunk_actor = dramatiq.Actor(
+            chunk, broker=self.broker, actor_name="zoomreel.chunk",
+            queue_name=RENDER_QUEUE, priority=0, options={"max_retries": 5})
+
+    def send_chunk(self, job_id: str, index: int, delay_ms: int = 0) -> None:
+        """Send a message to render chunk ``index`` of ``job_id`` (after ``delay_ms``)."""
+        if self.chunk_actor is None:
+            raise RuntimeError("Messages.declare_chunk() first")
+        self.chunk_actor.send_with_options(args=(job_id, index), delay=delay_ms or None)
 
     def send_render(self, job_id: str, delay_ms: int = 0) -> None:
         """Send a render message for ``job_id`` (after ``delay_ms``)."""
@@ -144,6 +159,20 @@ def recover_unacked(client: redis.Redis, *, dead_after_ms: int | None = None) ->
     if moved:
         log.info("recovered %d unacknowledged message(s)", moved)
     return moved
+
+
+def queued_chunks(client: redis.Redis, queue: str = RENDER_QUEUE) -> set[tuple[str, int]]:
+    """(job id, chunk) that some chunk message of ``queue`` (or its delay queue) carries."""
+    found: set[tuple[str, int]] = set()
+    for name in (queue, keys.delay_queue(queue)):
+        for raw in client.hvals(keys.messages(name)):
+            try:
+                args = json.loads(raw)["args"]
+                if len(args) == 2:
+                    found.add((str(args[0]), int(args[1])))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return found
 
 
 def queued_job_ids(client: redis.Redis, queue: str) -> set[str]:

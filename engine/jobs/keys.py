@@ -9,6 +9,8 @@ passed in ARGV, built by :meth:`Keys.queued_by` here too).
 |---|---|---|
 | ``<p>:job:<id>`` | hash | the job's record (see :class:`zoomreel.jobs.Job`) |
 | ``<p>:lease:<id>`` | string, expires | the render's lease: the token of its holder |
+| ``<p>:chunks:<id>`` | hash | a chunked job's chunks (see chunks.py) |
+| ``<p>:lease:<id>:<n>`` | string, expires | chunk n's lease: the token of its holder |
 | ``<p>:queued`` | sorted set | queued jobs, by the time they were (re)queued |
 | ``<p>:queued:<owner>`` | sorted set | the same, for one API key (per-key limit) |
 | ``<p>:active`` | set | queued or running jobs |
@@ -48,6 +50,14 @@ class Keys:
     def lease(self, job_id: str) -> str:
         """The job's render lease (expires unless renewed)."""
         return f"{self.prefix}:lease:{job_id}"
+
+    def chunks(self, job_id: str) -> str:
+        """A chunked job's chunks: their count and size, and each one's state."""
+        return f"{self.prefix}:chunks:{job_id}"
+
+    def chunk_lease(self, job_id: str, index: int) -> str:
+        """The lease of the job's chunk ``index`` (matched by :meth:`lease_pattern`)."""
+        return f"{self.prefix}:lease:{job_id}:{index}"
 
     def lease_pattern(self) -> str:
         """SCAN pattern of every lease."""

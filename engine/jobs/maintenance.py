@@ -116,6 +116,8 @@ class Maintenance:
         for job_id in self.store.lapsed_ids():
             healed += self.render_task.take_up(job_id)
         recover_unacked(self.client, dead_after_ms=self.heartbeat_timeout_ms)
+        if self.render_task.chunks is not None:  # chunks whose worker died, lost messages
+            healed += self.render_task.chunks.heal(self.store.active_ids())
         now = time.time()
         ttl_ms = int(ORPHAN_AFTER_S * 3000)
         for queue, ids, send in self._carried(queued_only=True):

@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import redis
 
@@ -54,6 +54,11 @@ from .metrics import JobMetrics
 from .settings import JobSettings
 from .states import DONE, ERROR
 from .store import JobStore
+
+if TYPE_CHECKING:
+    from ..render import RenderResult
+    from .chunks import ChunkTask
+    from .job import Job
 
 __all__ = ["RenderTask", "BUSY_DELAY_MS", "DISK_FULL", "INPUT_FAULT", "OUR_FAULT",
            "RENDERED_TWICE"]
@@ -97,6 +102,8 @@ class RenderTask:
         self.shutdown = shutdown
         self.metrics = metrics
         self.lease_ms = int(settings.lease_s * 1000)
+        #: Splits long jobs into chunks (chunks.py); None = every job rendered whole.
+        self.chunks: ChunkTask | None = None
 
     def __call__(self, job_id: str) -> None:
         """Render ``job_id``. Never raises because of Redis: Dramatiq's own retry would
@@ -112,9 +119,8 @@ class RenderTask:
         token = uuid.uuid4().hex
         outcome = persist(lambda: self.store.claim(job_id, token, self.lease_ms, os.getpid()),
                           "claim", job_id, self.shutdown)
-        if outcome == scripts.BUSY:  # another worker holds it: look again once it could lapse
-            persist(lambda: self.messages.send_render(job_id, BUSY_DELAY_MS), "re-send",
-                    job_id, self.shutdown)
+        if outcome == scripts.BUSY:
+            self._busy(job_id)
             return
         if outcome == scripts.LAPSED:  # running, no lease: its worker died
             self.take_up(job_id)
@@ -151,23 +157,24 @@ class RenderTask:
                     message = f"Internal error while rendering: {exc}"
                 self._retry_or_fail(job_id, token, message, OUR_FAULT)
 
+    def _busy(self, job_id: str) -> None:
+        """Another worker holds the job: look again once its lease could lapse; unless
+        the job was split, since its chunks carry it (chunks.py)."""
+        chunks = self.chunks
+        if chunks is not None and persist(lambda: chunks.is_split(job_id), "read", job_id,
+                                          self.shutdown):
+            return  # a lapsed lease (its joiner died) is taken up as any job's
+        persist(lambda: self.messages.send_render(job_id, BUSY_DELAY_MS), "re-send",
+                job_id, self.shutdown)
+
     def _render(self, job_id: str, token: str, lease: Lease) -> None:
-        from ..net import fetch_url
         from ..render import render_video
 
         job = persist(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
         spec = RenderSpec.from_request(job.request)
-        source: bytes
-        if job.upload:  # as bytes: no message may show the server's folders
-            key = upload_key(job.upload)
-            found = self._with_storage(job_id, lease, "reading the upload",
-                                       lambda: self.storage.load_bytes(key))
-            if found is None:
-                raise ImageError("The uploaded image is gone (removed before its render)")
-            source = found
-        else:
-            source = fetch_url(job.request["image_url"], max_bytes=self.settings.max_image_bytes,
-                               allow_private=self.settings.allow_private_urls)
+        if self.chunks is not None and self.chunks.split(job, spec, token, lease):
+            return
+        source = self.source_of(job, lease.lost)
         last = [0.0]
 
         def progress(done: int, total: int) -> None:
@@ -188,7 +195,30 @@ class RenderTask:
         log.info("render started", extra={"job_id": job_id})
         started = time.monotonic()
         result = render_video(source, out, spec, progress=progress, cancel=cancel)
-        seconds = time.monotonic() - started
+        self.finish_rendered(job_id, lease, result, time.monotonic() - started)
+
+    def source_of(self, job: Job, lost: threading.Event) -> bytes:
+        """The job's image: its upload's bytes, or fetched from its URL.
+
+        Raises:
+            ImageError: the upload is gone. FetchError: the URL failed.
+        """
+        from ..net import fetch_url
+
+        if job.upload:  # as bytes: no message may show the server's folders
+            key = upload_key(job.upload)
+            found = self.with_storage(job.id, lost, "reading the upload",
+                                      lambda: self.storage.load_bytes(key))
+            if found is None:
+                raise ImageError("The uploaded image is gone (removed before its render)")
+            return found
+        return fetch_url(job.request["image_url"], max_bytes=self.settings.max_image_bytes,
+                         allow_private=self.settings.allow_private_urls)
+
+    def finish_rendered(self, job_id: str, lease: Lease, result: RenderResult,
+                        seconds: float) -> None:
+        """Store the finished video ``result`` and end its job ``done``."""
+        out = Path(result.path)
         self._store_video(job_id, lease, out)
         fields = {
             "size": result.size_bytes, "duration": result.duration, "width": result.width,
@@ -221,8 +251,12 @@ class RenderTask:
             raise
 
     def _with_storage(self, job_id: str, lease: Lease, what: str, step: Callable[[], T]) -> T:
+        return self.with_storage(job_id, lease.lost, what, step)
+
+    def with_storage(self, job_id: str, lost: threading.Event, what: str,
+                     step: Callable[[], T]) -> T:
         """``step()``, tried again with backoff while storage fails, for
-        ``storage_retry_s`` in all.
+        ``storage_retry_s`` in all (``lost``: set once the job was taken from us).
 
         Raises:
             StorageError: it still failed then.
@@ -239,7 +273,7 @@ class RenderTask:
                     raise
                 log.warning("%s failed, tried again in %.1f s: %s", what, min(delay, left),
                             exc, extra={"job_id": job_id})
-                if self.shutdown.wait(min(delay, left)) or lease.lost.is_set():
+                if self.shutdown.wait(min(delay, left)) or lost.is_set():
                     raise RenderCancelled(f"{what}: stopped while storage failed") from exc
                 delay = min(delay * 2, 15.0)
 
@@ -279,6 +313,9 @@ class RenderTask:
 
     def _after_finish(self, job_id: str) -> None:
         job = persist(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
+        if self.chunks is not None:
+            persist(lambda: self.chunks.remove(job) if self.chunks else None,
+                    "remove chunks", job_id, self.shutdown)
         if job.upload:
             try:
                 self.storage.delete(upload_key(job.upload))

@@ -16,13 +16,18 @@ from __future__ import annotations
 from .states import DONE, ERROR, HOOK_PENDING, QUEUED, RUNNING
 
 __all__ = ["CREATE", "CLAIM", "RENEW", "FINISH", "REQUEUE", "TAKE_UP",
+           "SPLIT", "CHUNK_CLAIM", "CHUNK_RENEW", "CHUNK_DONE", "CHUNK_RELEASE",
+           "CHUNK_TAKE_UP",
            "CREATED", "LATE", "FULL", "OWNER_FULL",
-           "CLAIMED", "BUSY", "LAPSED", "MISSING"]
+           "CLAIMED", "BUSY", "LAPSED", "MISSING", "GONE", "CHUNK_DONE_ALREADY", "LOST"]
 
 # What CREATE answers (first element of its reply).
 CREATED, LATE, FULL, OWNER_FULL = "ok", "late", "full", "owner_full"
 # What CLAIM answers (besides a finished job's state, DONE or ERROR).
 CLAIMED, BUSY, LAPSED, MISSING = "ok", "busy", "lapsed", "missing"
+# What CHUNK_CLAIM answers besides CLAIMED and BUSY: the job is no longer running, the
+# chunk is rendered already, its renders stopped without a word too often.
+GONE, CHUNK_DONE_ALREADY, LOST = "gone", "done", "lost"
 
 _PREAMBLE = f"""
 local QUEUED, RUNNING, DONE, ERROR = '{QUEUED}', '{RUNNING}', '{DONE}', '{ERROR}'
@@ -204,4 +209,142 @@ local mine = owner_queue(job, owners_prefix)
 if mine then redis.call('zadd', mine, now, job_id) end
 redis.call('zadd', updated, now, job_id)
 return redis.call('hincrby', job, 'lost_runs', 1)
+"""
+
+# -- chunks (chunks.py) ---------------------------------------------------------------
+# A chunked job's chunks hash holds: count, size (frames per chunk, the last one takes
+# the rest), ndone, and per chunk n: done:n, frames:n (frames encoded), started:n (a
+# render of it began), lost:n (its renders that stopped without a word), attempts:n.
+_CHUNK_PREAMBLE = _PREAMBLE + """
+-- Sum the chunks' frames into the job's frames_done (progress counts every chunk).
+local function sum_frames(chunks, job)
+  local count = tonumber(redis.call('hget', chunks, 'count') or '0')
+  local sum = 0
+  for i = 0, count - 1 do
+    sum = sum + tonumber(redis.call('hget', chunks, 'frames:' .. i) or '0')
+  end
+  redis.call('hset', job, 'frames_done', sum)
+end
+"""
+
+SPLIT = _PREAMBLE + """
+-- Turn a claimed job into a chunked one: its chunks are recorded (once: a job split
+-- again keeps what was done), and its lease becomes a marker without expiry, since
+-- each chunk has a lease of its own (the job is taken up by its chunks, not as a whole).
+-- KEYS: job record, lease, chunks hash
+-- ARGV: claim token, chunk count, frames per chunk, the marker
+-- Returns the chunks already done, or -1 when the caller no longer holds the job.
+local job, lease, chunks = KEYS[1], KEYS[2], KEYS[3]
+local token, count, size, marker = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if redis.call('hget', job, 'status') ~= RUNNING then return -1 end
+if redis.call('get', lease) ~= token then return -1 end
+if redis.call('exists', chunks) == 0 then
+  redis.call('hset', chunks, 'count', count, 'size', size, 'ndone', 0)
+end
+redis.call('set', lease, marker)
+redis.call('hset', job, 'chunks', redis.call('hget', chunks, 'count'), 'lease_token', marker)
+return tonumber(redis.call('hget', chunks, 'ndone'))
+"""
+
+CHUNK_CLAIM = _PREAMBLE + f"""
+-- Take chunk n of a running chunked job for rendering.
+-- KEYS: job record, chunks hash, chunk lease
+-- ARGV: n, lease token, lease ms, lost renders after which the chunk is given up
+-- Returns '{CLAIMED}' (also for the holder's own claim again), '{BUSY}' (another live
+-- render holds it), '{GONE}' (the job is not running), '{CHUNK_DONE_ALREADY}', or
+-- '{LOST}' (its renders stopped without a word too often: the job should fail).
+local job, chunks, lease = KEYS[1], KEYS[2], KEYS[3]
+local n, token, lease_ms, max_lost = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+if redis.call('hget', job, 'status') ~= RUNNING then return '{GONE}' end
+if redis.call('exists', chunks) == 0 then return '{GONE}' end
+if redis.call('hget', chunks, 'done:' .. n) then return '{CHUNK_DONE_ALREADY}' end
+local holder = redis.call('get', lease)
+if holder == token then
+  redis.call('pexpire', lease, lease_ms)
+  return '{CLAIMED}'
+end
+if holder then return '{BUSY}' end
+if redis.call('hget', chunks, 'started:' .. n) then  -- its last render's worker died
+  if redis.call('hincrby', chunks, 'lost:' .. n, 1) >= max_lost then return '{LOST}' end
+end
+redis.call('set', lease, token, 'PX', lease_ms)
+redis.call('hset', chunks, 'started:' .. n, 1, 'frames:' .. n, 0)
+return '{CLAIMED}'
+"""
+
+CHUNK_RENEW = _CHUNK_PREAMBLE + """
+-- Extend a chunk's lease and record its progress (the job's frames_done is the sum of
+-- its chunks'). A lease that lapsed while Redis stalled is taken again if nobody took
+-- the chunk meanwhile.
+-- KEYS: chunk lease, job record, chunks hash
+-- ARGV: lease token, lease ms, n, [frames done]
+-- Returns 1, or 0 when the chunk (or the job) is no longer the caller's.
+local lease, job, chunks = KEYS[1], KEYS[2], KEYS[3]
+local token, lease_ms, n, frames = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if redis.call('hget', job, 'status') ~= RUNNING then return 0 end
+local holder = redis.call('get', lease)
+if holder == token then
+  redis.call('pexpire', lease, lease_ms)
+elseif holder or redis.call('hget', chunks, 'done:' .. n)
+    or not redis.call('hget', chunks, 'started:' .. n) then
+  return 0
+else
+  redis.call('set', lease, token, 'PX', lease_ms)
+end
+if frames then
+  redis.call('hset', chunks, 'frames:' .. n, frames)
+  sum_frames(chunks, job)
+end
+return 1
+"""
+
+CHUNK_DONE = _CHUNK_PREAMBLE + """
+-- Count chunk n done, once however often it is rendered (delivery is at-least-once).
+-- The caller of the last one gets the job's lease (with an expiry again) to join them.
+-- KEYS: job record, chunks hash, chunk lease, job lease
+-- ARGV: n, frames, join token, lease ms
+-- Returns 1 (the last chunk: join now), 0 (counted), -2 (counted before: a second
+-- render of it) or -1 (the job is no longer running: the chunk is not wanted).
+local job, chunks, lease, job_lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local n, frames, join_token, lease_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if redis.call('hget', job, 'status') ~= RUNNING then return -1 end
+if redis.call('exists', chunks) == 0 then return -1 end
+if redis.call('hget', chunks, 'done:' .. n) then return -2 end
+redis.call('hset', chunks, 'done:' .. n, 1, 'frames:' .. n, frames)
+redis.call('del', lease)
+sum_frames(chunks, job)
+local done = redis.call('hincrby', chunks, 'ndone', 1)
+if done < tonumber(redis.call('hget', chunks, 'count')) then return 0 end
+redis.call('set', job_lease, join_token, 'PX', lease_ms)
+redis.call('hset', job, 'lease_token', join_token)
+return 1
+"""
+
+CHUNK_RELEASE = _PREAMBLE + """
+-- Give chunk n back (a retry, or a render stopped by shutdown) if the caller holds it.
+-- KEYS: chunks hash, chunk lease
+-- ARGV: n, lease token, 1 to count the attempt (0 not)
+-- Returns the chunk's attempts so far, or -1 when it is not the caller's.
+local chunks, lease = KEYS[1], KEYS[2]
+local n, token, count = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('get', lease) ~= token then return -1 end
+redis.call('del', lease)
+redis.call('hdel', chunks, 'started:' .. n)
+return redis.call('hincrby', chunks, 'attempts:' .. n, count)
+"""
+
+CHUNK_TAKE_UP = _PREAMBLE + """
+-- Take up chunk n of a running job if its render stopped without a word (started, not
+-- done, no lease), by exactly one caller, so that it is rendered again alone.
+-- KEYS: job record, chunks hash, chunk lease
+-- ARGV: n
+-- Returns the chunk's lost renders so far, or -1 when it was not lapsed.
+local job, chunks, lease = KEYS[1], KEYS[2], KEYS[3]
+local n = ARGV[1]
+if redis.call('hget', job, 'status') ~= RUNNING then return -1 end
+if redis.call('hget', chunks, 'done:' .. n) then return -1 end
+if not redis.call('hget', chunks, 'started:' .. n) then return -1 end
+if redis.call('exists', lease) == 1 then return -1 end
+redis.call('hdel', chunks, 'started:' .. n)
+return redis.call('hincrby', chunks, 'lost:' .. n, 1)
 """

@@ -33,6 +33,7 @@ from .broker import (
     Messages,
     create_broker,
 )
+from .chunks import ChunkTask
 from .consumers import SteadyWorker
 from .disks import STORE_DISK_FULL, disk_space, store_disk_full
 from .finishes import Finishes
@@ -123,6 +124,8 @@ class JobService:
         self.webhook_task = WebhookTask(worker_store, settings, self.messages, answer,
                                         self.metrics)
         self.messages.declare(render=self.render_task, webhook=self.webhook_task)
+        self.render_task.chunks = ChunkTask(self.render_task)
+        self.messages.declare_chunk(self.render_task.chunks)
         self.maintenance = Maintenance(self.client, self.store, settings, self.messages,
                                        self.render_task, self.broker.heartbeat_timeout,
                                        self.storage)

@@ -29,6 +29,7 @@ _RANGES = (
     ("max_waiting", 0, ">="),
     ("wait_timeout_s", 0, ">"),
     ("storage_retry_s", 0, ">="),
+    ("chunk_s", 0, ">="),
 )
 _RULES = {">": "a finite number greater than {}", ">=": "a finite number of at least {}"}
 
@@ -58,6 +59,8 @@ class JobSettings:
         storage_retry_s: how long a storage step (a result's upload, an upload's read)
             is retried while object storage is unreachable or refusing, before its job
             ends ``error``.
+        chunk_s: a video longer than this, in seconds, is rendered in chunks of about
+            this length by every worker at once, then joined (chunks.py); 0 = never.
     """
 
     data_dir: Path = field(default_factory=lambda: Path("zoomreel-data"))
@@ -74,6 +77,7 @@ class JobSettings:
     max_waiting: int = 64
     wait_timeout_s: float = 3600.0
     storage_retry_s: float = 300.0
+    chunk_s: float = 60.0
 
     def __post_init__(self) -> None:
         """Refuse values that would destroy data or turn every request away.

@@ -285,7 +285,7 @@ class JobStore:
         pipe = self.client.pipeline(transaction=True)
         if owner:
             pipe.zrem(k.queued_by(owner), job_id)
-        pipe.delete(k.job(job_id), k.lease(job_id))
+        pipe.delete(k.job(job_id), k.lease(job_id), k.chunks(job_id))
         for key in (k.finished, k.queued, k.updated):
             pipe.zrem(key, job_id)
         pipe.srem(k.active, job_id)

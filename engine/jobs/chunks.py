@@ -1,0 +1,401 @@
+"""Chunked renders: one long video rendered by many workers at once, then joined.
+
+The path is a function of the frame number, so any worker can render any range of
+frames. A job whose video is longer than ``chunk_s`` (JobSettings) is split when a worker
+claims it (:meth:`ChunkTask.split`):
+
+* its chunks are recorded in ``<p>:chunks:<id>`` (scripts.SPLIT): consecutive frame
+  ranges of whole GOPs (a multiple of the encoder's 250-frame keyframe interval where a
+  chunk is that long), the last one taking the rest; the job's lease becomes a marker
+  without expiry, since from now on each chunk has a lease of its own;
+* one ``zoomreel.chunk`` message per chunk goes on the render queue, so that any render
+  thread of any worker takes one; each renders its frames with the job's settings
+  (``render_video(..., frames=...)``, a file that starts with an IDR frame) and stores
+  it as ``chunks/<id>/<n><ext>`` (the bucket, or the data dir);
+* a chunk is counted done once however often it is rendered (scripts.CHUNK_DONE:
+  delivery is at-least-once); whoever completes the last one gets the job's lease back
+  and joins the parts by remuxing their packets (:func:`zoomreel.join.join_videos`, no
+  re-encode), checks the frame count, stores the video and finishes the job.
+
+Progress is the sum of the chunks' frames (scripts.CHUNK_RENEW), so the ETA follows. A
+chunk whose worker dies is taken up alone (its lease lapses: scripts.CHUNK_TAKE_UP, by
+the healing pass or by a redelivery of its message); after ``max_lost_runs`` such stops
+the job fails. A chunk failing for a reason in the input fails the job (once: FINISH
+moves a job once); the other chunks then stop at their next progress write. A joiner
+that dies leaves the job's lease to lapse: the job is taken up as any job, and its next
+claim finds every chunk done and joins them. Finished jobs remove their chunks.
+
+AV1 is rendered whole (zoomreel.join.JOINABLE says why).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import redis
+
+from ..codecs import CODECS
+from ..errors import (
+    RenderCancelled,
+    RenderError,
+    StorageError,
+    TransientFetchError,
+    ZoomreelError,
+)
+from ..join import GOP, JOINABLE, chunk_ranges
+from ..spec import RenderSpec
+from ..storage import LocalStorage
+from . import scripts
+from ._persist import persist
+from .broker import Messages, queued_chunks
+from .job import Job, text
+from .lease import Lease
+from .render_task import INPUT_FAULT, OUR_FAULT
+from .settings import JobSettings
+from .store import JobStore
+
+if TYPE_CHECKING:
+    from .render_task import RenderTask
+
+__all__ = ["ChunkTask", "chunk_ranges", "chunk_key", "JOINABLE", "GOP"]
+
+log = logging.getLogger(__name__)
+
+def chunk_key(job_id: str, index: int, extension: str) -> str:
+    """The storage key of a job's chunk ``index``."""
+    return f"chunks/{job_id}/{index}{extension}"
+
+
+class ChunkTask:
+    """Splits long jobs, renders their chunks (the ``zoomreel.chunk`` actor's body),
+    joins them.
+
+    Args:
+        render_task: the render task, whose storage, store, finishing and failing steps
+            chunks share.
+    """
+
+    def __init__(self, render_task: RenderTask) -> None:
+        self.task = render_task
+        self.store: JobStore = render_task.store
+        self.settings: JobSettings = render_task.settings
+        self.messages: Messages = render_task.messages
+        self.shutdown: threading.Event = render_task.shutdown
+        self.lease_ms = render_task.lease_ms
+        k = self.store.keys
+        client = self.store.client
+        self.keys = k
+        self._split = client.register_script(scripts.SPLIT)
+        self._claim = client.register_script(scripts.CHUNK_CLAIM)
+        self._renew = client.register_script(scripts.CHUNK_RENEW)
+        self._done = client.register_script(scripts.CHUNK_DONE)
+        self._release = client.register_script(scripts.CHUNK_RELEASE)
+        self._take_up = client.register_script(scripts.CHUNK_TAKE_UP)
+
+    def ranges(self, spec: RenderSpec) -> list[range]:
+        """The chunks of ``spec``'s video (one: rendered whole)."""
+        if spec.codec not in JOINABLE:
+            return [range(spec.total_frames)]
+        return chunk_ranges(spec.total_frames, spec.frame_rate, self.settings.chunk_s)
+
+    def is_split(self, job_id: str) -> bool:
+        """Whether the job was split into chunks (its render messages are then not
+        needed while it runs: its chunks' messages carry it)."""
+        return bool(self.store.client.exists(self.keys.chunks(job_id)))
+
+    def recorded(self, job_id: str, spec: RenderSpec) -> list[range]:
+        """The chunks the job was split into (as recorded: workers may be configured
+        with other chunk lengths)."""
+        raw = self.store.client.hmget(self.keys.chunks(job_id), ["count", "size"])
+        if raw[0] is None or raw[1] is None:
+            raise RenderCancelled("the job's chunks are gone")  # it ended meanwhile
+        count, size = int(raw[0]), int(raw[1])
+        total = spec.total_frames
+        return [range(n * size, total if n == count - 1 else (n + 1) * size)
+                for n in range(count)]
+
+    # -- splitting (the render actor, having claimed the job) ----------------------
+    def split(self, job: Job, spec: RenderSpec, token: str, lease: Lease) -> bool:
+        """Split the claimed ``job`` into chunks and send their messages, or, if every
+        chunk is done already (its joiner died), join them; False when the job is
+        rendered whole."""
+        ranges = self.ranges(spec)
+        if len(ranges) == 1:
+            return False
+        k = self.keys
+        marker = "chunks-" + token
+        done = int(persist(lambda: self._split(
+            keys=[k.job(job.id), k.lease(job.id), k.chunks(job.id)],
+            args=[token, len(ranges), ranges[0].stop, marker]),
+            "split", job.id, self.shutdown))
+        lease.lost.set()  # the job's lease is the marker now: its renewals stop
+        if done < 0:
+            return True
+        ranges = self.recorded(job.id, spec)  # a split before, with other settings, holds
+        if done >= len(ranges):  # every chunk rendered: its joiner died
+            self._join_leased(job.id, self._joiner(job.id))
+            return True
+        log.info("render split into %d chunks of %d frames", len(ranges), len(ranges[0]),
+                 extra={"job_id": job.id})
+        states = self.store.client.hgetall(k.chunks(job.id))
+        done_ones = {text(name) for name in states}
+        for n in range(len(ranges)):
+            if f"done:{n}" not in done_ones:
+                self._send(job.id, n)
+        return True
+
+    def _send(self, job_id: str, index: int) -> None:
+        persist(lambda: self.messages.send_chunk(job_id, index), "send chunk", job_id,
+                self.shutdown)
+
+    # -- a chunk (the chunk actor) ----------------------------------------------------
+    def __call__(self, job_id: str, index: int) -> None:
+        """Render chunk ``index`` of ``job_id``. Never raises because of Redis (as
+        RenderTask)."""
+        try:
+            self._claim_and_render(job_id, int(index))
+        except redis.RedisError as exc:
+            log.error("chunk %s: Redis did not answer (%s); it is taken up again once it "
+                      "does", index, exc, extra={"job_id": job_id})
+
+    def _keys(self, job_id: str, index: int) -> list[str]:
+        k = self.keys
+        return [k.job(job_id), k.chunks(job_id), k.chunk_lease(job_id, index)]
+
+    def _claim_and_render(self, job_id: str, index: int) -> None:
+        token = uuid.uuid4().hex
+        outcome = text(persist(lambda: self._claim(
+            keys=self._keys(job_id, index),
+            args=[index, token, self.lease_ms, self.settings.max_lost_runs]),
+            "claim chunk", job_id, self.shutdown))
+        if outcome == scripts.LOST:
+            self.task.fail(job_id, f"The render stopped without finishing "
+                           f"{self.settings.max_lost_runs} times (the worker process "
+                           "rendering it died each time); not retried", OUR_FAULT)
+            return
+        if outcome != scripts.CLAIMED:  # done, gone, or a live render holds it
+            return
+        stop = threading.Event()
+        renewer = threading.Thread(target=self._keep_leased, daemon=True,
+                                   args=(job_id, index, token, stop),
+                                   name=f"lease-{job_id}-{index}")
+        renewer.start()
+        try:
+            self._render_chunk(job_id, index, token, stop)
+        except RenderCancelled:
+            if not stop.is_set():
+                self._release_chunk(job_id, index, token, count=False)
+                self.messages.send_chunk(job_id, index)
+        except redis.RedisError:
+            raise
+        except StorageError as exc:
+            self.task.fail(job_id, str(exc), OUR_FAULT)
+        except (TransientFetchError, RenderError) as exc:
+            self._retry_or_fail(job_id, index, token, str(exc), INPUT_FAULT if isinstance(
+                exc, TransientFetchError) else OUR_FAULT)
+        except ZoomreelError as exc:  # the input: every chunk would fail alike
+            self.task.fail(job_id, str(exc), INPUT_FAULT)
+        except Exception as exc:
+            log.exception("chunk %d failed unexpectedly", index, extra={"job_id": job_id})
+            self._retry_or_fail(job_id, index, token,
+                                f"Internal error while rendering: {exc}", OUR_FAULT)
+        finally:
+            stop.set()
+            renewer.join(timeout=1.0)
+
+    def _keep_leased(self, job_id: str, index: int, token: str,
+                     lost: threading.Event) -> None:
+        """Renew the chunk's lease from a side thread (as lease.Lease for a job)."""
+        while not lost.wait(self.lease_ms / 5000):
+            try:
+                if not self._renew_chunk(job_id, index, token, None):
+                    lost.set()
+            except redis.RedisError as exc:
+                log.warning("could not renew chunk %d's lease: %s", index, exc,
+                            extra={"job_id": job_id})
+
+    def _renew_chunk(self, job_id: str, index: int, token: str, frames: int | None) -> bool:
+        k = self.keys
+        args: list[str | int] = [token, self.lease_ms, index]
+        if frames is not None:
+            args.append(frames)
+        return bool(self._renew(keys=[k.chunk_lease(job_id, index), k.job(job_id),
+                                      k.chunks(job_id)], args=args))
+
+    def _render_chunk(self, job_id: str, index: int, token: str, lost: threading.Event,
+                      ) -> None:
+        from ..render import render_video
+
+        job = persist(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
+        spec = RenderSpec.from_request(job.request)
+        frames = self.recorded(job_id, spec)[index]
+        source = self.task.source_of(job, lost)
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= 0.5 or done >= total:
+                last[0] = now
+                try:
+                    if not self._renew_chunk(job_id, index, token, done):
+                        lost.set()
+                except redis.RedisError:
+                    pass
+
+        extension = CODECS[spec.codec].extension
+        scratch = self.task.storage.scratch
+        scratch.mkdir(parents=True, exist_ok=True)
+        out = scratch / f".chunk-{job_id}-{index}-{token[:8]}{extension}"
+        log.info("chunk %d (frames %d-%d) started", index, frames.start, frames.stop - 1,
+                 extra={"job_id": job_id})
+        render_video(source, out, spec, progress=progress, frames=frames,
+                     cancel=lambda: self.shutdown.is_set() or lost.is_set())
+        key = chunk_key(job_id, index, extension)
+        try:
+            self.task.storage.save_file(key, out, "application/octet-stream")
+        finally:
+            out.unlink(missing_ok=True)
+        join_token = uuid.uuid4().hex
+        k = self.keys
+        answer = int(persist(lambda: self._done(
+            keys=[k.job(job_id), k.chunks(job_id), k.chunk_lease(job_id, index),
+                  k.lease(job_id)],
+            args=[index, len(frames), join_token, self.lease_ms]),
+            "chunk done", job_id, self.shutdown))
+        if answer == -1:  # the job ended meanwhile: this part is not wanted
+            self._delete_part(key)
+        elif answer == 1:
+            self._join_leased(job_id, join_token)
+
+    def _release_chunk(self, job_id: str, index: int, token: str, *, count: bool) -> int:
+        k = self.keys
+        return int(self._release(keys=[k.chunks(job_id), k.chunk_lease(job_id, index)],
+                                 args=[index, token, 1 if count else 0]))
+
+    def _retry_or_fail(self, job_id: str, index: int, token: str, message: str,
+                       code: int) -> None:
+        attempts = persist(lambda: self._release_chunk(job_id, index, token, count=True),
+                           "release chunk", job_id, self.shutdown)
+        if attempts < 0:
+            return
+        if attempts > self.settings.transient_retries:
+            self.task.fail(job_id, message, code)
+            return
+        log.warning("chunk %d will be retried (attempt %d): %s", index, attempts, message,
+                    extra={"job_id": job_id})
+        self.messages.send_chunk(job_id, index, min(60_000, 2_000 * 2 ** (attempts - 1)))
+
+    # -- the join ----------------------------------------------------------------------
+    def _joiner(self, job_id: str) -> str:
+        """The job's lease token (a claim's, held by the caller)."""
+        return text(self.store.client.hget(self.keys.job(job_id), "lease_token") or "")
+
+    def _join_leased(self, job_id: str, token: str) -> None:
+        """Join the job's parts while holding its lease (``token``), then finish it."""
+        with Lease(self.store, job_id, token, self.lease_ms) as lease:
+            try:
+                self._join(job_id, lease)
+            except RenderCancelled:
+                return  # lease lost or shutdown: whoever takes the job up joins
+            except (StorageError, RenderError) as exc:
+                self.task.fail(job_id, str(exc), OUR_FAULT)
+
+    def _join(self, job_id: str, lease: Lease) -> None:
+        from ..join import join_videos
+
+        job = persist(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
+        spec = RenderSpec.from_request(job.request)
+        extension = CODECS[spec.codec].extension
+        ranges = self.recorded(job_id, spec)
+        storage = self.task.storage
+        scratch = storage.scratch
+        scratch.mkdir(parents=True, exist_ok=True)
+        fetched: list[str] = []
+        parts: list[str] = []
+        started = time.monotonic()
+        try:
+            for n in range(len(ranges)):
+                key = chunk_key(job_id, n, extension)
+                local = storage.local_path(key)
+                if local is None:
+                    local = scratch / f".join-{job_id}-{n}{extension}"
+                    fetched.append(str(local))
+                    self._fetch(job_id, lease, key, local)
+                parts.append(str(local))
+            out = scratch / job.filename
+            result = join_videos(parts, out, frame_rate=spec.frame_rate,
+                                 expected_frames=spec.total_frames)
+        finally:
+            for path_text in fetched:
+                Path(path_text).unlink(missing_ok=True)
+        log.info("joined %d chunks in %.2f s", len(parts), time.monotonic() - started,
+                 extra={"job_id": job_id})
+        # the render's time: from the split to the joined video, every chunk included
+        self.task.finish_rendered(job_id, lease, result,
+                                  time.time() - (job.run_started_at or time.time()))
+
+    def _fetch(self, job_id: str, lease: Lease, key: str, path: Path) -> None:
+        """Copy the stored part ``key`` to the local file ``path``."""
+        storage = self.task.storage
+
+        def load() -> bytes | None:
+            return storage.load_bytes(key)
+
+        data = self.task.with_storage(job_id, lease.lost, "reading a chunk", load)
+        if data is None:
+            raise RenderError(f"A part of the video ({key}) is missing")
+        path.write_bytes(data)
+
+    # -- clean-up and healing ----------------------------------------------------------
+    def remove(self, job: Job) -> None:
+        """Remove a finished (or expired) job's chunks: their record, leases and parts."""
+        raw = self.store.client.hget(self.keys.chunks(job.id), "count")
+        if raw is None:
+            return
+        extension = os.path.splitext(job.filename)[1]
+        for n in range(int(raw)):
+            self._delete_part(chunk_key(job.id, n, extension))
+        if isinstance(self.task.storage, LocalStorage):  # the parts' folder, now empty
+            with contextlib.suppress(OSError):
+                (self.task.storage.root / chunk_key(job.id, 0, "")).parent.rmdir()
+        self.store.client.delete(self.keys.chunks(job.id),
+                                 *(self.keys.chunk_lease(job.id, n) for n in range(int(raw))))
+
+    def _delete_part(self, key: str) -> None:
+        try:
+            self.task.storage.delete(key)
+        except StorageError as exc:
+            log.warning("a chunk stays in storage for now: %s", exc)
+
+    def heal(self, job_ids: list[str]) -> int:
+        """Take up chunks of the running jobs among ``job_ids`` whose render stopped
+        without a word, and re-send chunk messages that were lost; returns how many."""
+        healed = 0
+        carried: set[tuple[str, int]] | None = None
+        for job_id in job_ids:
+            raw = self.store.client.hgetall(self.keys.chunks(job_id))
+            states = {text(a): text(b) for a, b in raw.items()}
+            for n in range(int(states.get("count", 0))):
+                if f"done:{n}" in states:
+                    continue
+                if f"started:{n}" in states:
+                    if int(self._take_up(keys=self._keys(job_id, n), args=[n])) < 0:
+                        continue
+                    log.warning("chunk %d's worker stopped; it is rendered again alone", n,
+                                extra={"job_id": job_id})
+                else:
+                    if carried is None:
+                        carried = queued_chunks(self.store.client)
+                    if (job_id, n) in carried or not self.store.mark_resent(
+                            f"{job_id}:{n}", "chunk", self.lease_ms * 3):
+                        continue
+                self.messages.send_chunk(job_id, n)
+                healed += 1
+        return healed

@@ -1,0 +1,254 @@
+"""Chunked jobs (engine/jobs/chunks.py), end to end: real Redis, real ``zoomreel serve`` and
+``zoomreel worker`` processes; every video decoded frame by frame with PyAV."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+import redis
+from decoded import y_plane
+from imagegen import luma, photo_like, psnr, reference_frame
+from loopback import LoopbackServer
+from s3server import DOWNLOAD, NO_PROFILES, MotoS3, done_result
+from service_helpers import Serve, ServeFactory, zoomreel_script
+from waiting import eventually
+
+from zoomreel import RenderSpec, render_video
+from zoomreel.camera import frame_rect
+from zoomreel.jobs.chunks import chunk_ranges
+
+IMAGE = photo_like(640, 360, seed=5)
+#: 4 s at 15 fps: 60 frames, four chunks of 15 with ZOOMREEL_CHUNK_SECONDS=1.
+JOB = {"length": 4, "frame_rate": 15, "zoom_speed": 30, "width": 320, "height": 180}
+
+
+def _jpeg(image: Any) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=95)
+    return buf.getvalue()
+
+
+def _chunk_lines(lines: list[str], job_id: str) -> list[int]:
+    """The chunks a process's log says it started, in order."""
+    return [int(m.group(1)) for line in lines
+            if (m := re.search(rf"\[job {job_id}\] chunk (\d+) \(frames", line))]
+
+
+def _keyframes(data: bytes) -> tuple[list[int], int, str]:
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        keys = [n for n, p in enumerate(p for p in container.demux(stream) if p.size)
+                if p.is_keyframe]
+        return keys, stream.frames, stream.codec_context.name
+
+
+@pytest.fixture
+def photo(image_server: LoopbackServer) -> tuple[str, bytes]:
+    data = _jpeg(IMAGE)
+    return image_server.add(f"/chunked-{uuid.uuid4().hex}.jpg", data), data
+
+
+def test_a_long_job_is_rendered_in_chunks_and_joined(
+        serve_factory: ServeFactory, photo: tuple[str, bytes], tmp_path: Path) -> None:
+    url, data = photo
+    api = serve_factory(workers=2, env={"ZOOMREEL_CHUNK_SECONDS": "1"})
+    job_id = api.submit(image_url=url, **JOB)
+    result = done_result(api, job_id)
+    assert sorted(_chunk_lines(api.lines, job_id)) == [0, 1, 2, 3]  # each once
+    video = api.get(DOWNLOAD + result["filename"]).content
+    keys, _, codec = _keyframes(video)
+    assert codec == "h264" and keys[:4] == [0, 15, 30, 45]  # each chunk starts an IDR
+    # against the exact path and against the single render of the same job
+    spec = RenderSpec.from_request(JOB)
+    single = tmp_path / "single.mp4"
+    render_video(data, single, spec)
+    decoded_image = av.open(io.BytesIO(data)).decode(video=0).__next__().to_image()
+    with av.open(io.BytesIO(video)) as joined, av.open(str(single)) as whole:
+        pairs = list(zip(joined.decode(video=0), whole.decode(video=0), strict=True))
+    assert len(pairs) == 60
+    for n, (mine, other) in enumerate(pairs):
+        box = frame_rect(n, spec, IMAGE.width, IMAGE.height)
+        exact = luma(reference_frame(decoded_image, box, (320, 180)))
+        assert psnr(y_plane(mine), exact) >= 30.0, n
+        assert psnr(y_plane(mine), y_plane(other)) >= 30.0, n
+    answer = api.status(job_id)["response"]
+    assert answer["progress"]["frames_done"] == answer["progress"]["frames_total"] == 60
+    # the chunks are gone once the job is done; only the video stays
+    assert [p.name for p in (api.data_dir / "videos").iterdir()] == [result["filename"]]
+    assert not (api.data_dir / "chunks" / job_id).exists()
+
+
+def test_chunking_off_renders_whole(serve_factory: ServeFactory,
+                                    photo: tuple[str, bytes]) -> None:
+    url, _ = photo
+    api = serve_factory(workers=2, env={"ZOOMREEL_CHUNK_SECONDS": "0"})
+    job_id = api.submit(image_url=url, **JOB)
+    result = done_result(api, job_id)
+    assert _chunk_lines(api.lines, job_id) == []
+    assert sum(f"[job {job_id}] render started" in line for line in api.lines) == 1
+    keys, _, _ = _keyframes(api.get(DOWNLOAD + result["filename"]).content)
+    assert keys == [0]  # one GOP: not cut
+
+
+def test_a_chunked_job_whose_image_fails_fails_once(
+        serve_factory: ServeFactory, image_server: LoopbackServer) -> None:
+    api = serve_factory(workers=2, env={"ZOOMREEL_CHUNK_SECONDS": "1"})
+    url = image_server.add(f"/broken-{uuid.uuid4().hex}.jpg", b"\xff\xd8 not a JPEG at all")
+    job_id = api.submit(image_url=url, **JOB)
+    answer = api.wait(job_id)["response"]
+    assert answer["job_status"] == "error"
+    whole = serve_factory(workers=1, env={"ZOOMREEL_CHUNK_SECONDS": "0"})
+    alone = whole.wait(whole.submit(image_url=url, **JOB))["response"]
+    assert answer["error"] == alone["error"]  # the same reason as unchunked
+    eventually(lambda: [line for line in api.lines if "job failed" in line],
+               what="the failure to be logged")
+    assert sum(f"[job {job_id}] job failed" in line for line in api.lines) == 1
+    assert 1 <= len(_chunk_lines(api.lines, job_id)) <= 4
+
+
+class Worker:
+    """``zoomreel worker`` as a subprocess, its output collected."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [zoomreel_script(), "worker", "--threads", "1", "--data-dir", str(data_dir)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def started(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError("worker exited:\n" + "".join(self.lines))
+        return any(line.startswith("zoomreel worker: ") for line in self.lines)
+
+    def kill9(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path, redis_url: str, serve_factory: ServeFactory,
+                ) -> Iterator[tuple[Serve, list[Worker]]]:
+    """serve (no render threads) and two ``zoomreel worker`` processes on one Redis and
+    one data dir; chunks of 5 s, leases of 3 s."""
+    env = {**os.environ, "ZOOMREEL_REDIS_URL": redis_url, "ZOOMREEL_ALLOW_PRIVATE_URLS": "1",
+           "ZOOMREEL_LEASE_SECONDS": "3", "ZOOMREEL_CHUNK_SECONDS": "5"}
+    data = tmp_path / "data"
+    workers = [Worker(data, env) for _ in range(2)]
+    try:
+        api = serve_factory(data, workers=0, env=env, args=("--redis-url", redis_url))
+        for worker in workers:
+            eventually(worker.started, timeout=60, what="a worker to start")
+        yield api, workers
+    finally:
+        for worker in workers:
+            worker.kill9()
+
+
+def test_a_worker_killed_mid_chunk_leaves_that_chunk_to_the_other(
+        two_workers: tuple[Serve, list[Worker]], photo: tuple[str, bytes],
+        redis_url: str) -> None:
+    api, workers = two_workers
+    url, _ = photo
+    job = {"length": 20, "frame_rate": 30, "width": 1280, "height": 720}  # 4 chunks of 5 s
+    job_id = api.submit(image_url=url, **job)
+    chunks = redis.Redis.from_url(redis_url, decode_responses=True)
+    progress: list[dict[str, Any]] = []
+
+    def mid_chunk() -> int | None:
+        progress.append(api.status(job_id)["response"]["progress"])
+        started = _chunk_lines(workers[0].lines, job_id)
+        if not started:
+            return None
+        state = chunks.hgetall(f"zoomreel:chunks:{job_id}")
+        n = started[-1]
+        return n if int(state.get(f"frames:{n}", 0)) > 0 and f"done:{n}" not in state else None
+
+    killed = eventually(mid_chunk, until=lambda n: n is not None, timeout=120,
+                        what="the first worker to be in the middle of a chunk")
+    assert killed is not None
+    workers[0].kill9()
+    assert f"done:{killed}" not in chunks.hgetall(f"zoomreel:chunks:{job_id}")
+
+    def ended() -> dict[str, Any]:
+        answer = api.status(job_id)
+        progress.append(answer["response"]["progress"])
+        return answer
+
+    answer = eventually(ended, timeout=300, interval=0.2,
+                        until=lambda a: a["response"]["job_status"] in ("done", "error"),
+                        what="the job to end")
+    assert answer["response"]["job_status"] == "done", answer
+    first, second = (_chunk_lines(w.lines, job_id) for w in workers)
+    assert killed in second  # rendered again, by the survivor
+    assert sorted(first + second) == sorted([0, 1, 2, 3, killed])  # nothing else twice
+    video = api.get(DOWNLOAD + answer["response"]["response"]["filename"]).content
+    keys, _, _ = _keyframes(video)
+    assert [r.start for r in chunk_ranges(600, 30, 5)] == [0, 150, 300, 450]
+    assert {0, 150, 300, 450} <= set(keys)
+    with av.open(io.BytesIO(video)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 600
+    # progress: every chunk's frames counted, 600 in all, an ETA while running
+    assert {p["frames_total"] for p in progress} == {600}
+    running = [p["frames_done"] for p in progress if 0 < p["frames_done"] < 600]
+    assert len(set(running)) >= 3 and max(running) > 150  # more than one chunk's worth
+    assert any(p["eta_seconds"] is not None for p in progress if 0 < p["frames_done"] < 600)
+    assert progress[-1]["frames_done"] == 600
+    assert not chunks.exists(f"zoomreel:chunks:{job_id}")  # removed with the job's end
+
+
+def test_chunks_travel_through_the_bucket_between_machines(
+        tmp_path: Path, redis_url: str, s3: MotoS3, serve_factory: ServeFactory,
+        photo: tuple[str, bytes]) -> None:
+    """Two workers with data dirs of their own share only Redis and the bucket."""
+    bucket = s3.bucket()
+    env = {**os.environ, **NO_PROFILES, **s3.env(bucket), "ZOOMREEL_REDIS_URL": redis_url,
+           "ZOOMREEL_ALLOW_PRIVATE_URLS": "1", "ZOOMREEL_CHUNK_SECONDS": "1"}
+    workers = [Worker(tmp_path / f"machine{n}", env) for n in (1, 2)]
+    try:
+        api = serve_factory(tmp_path / "api", workers=0, env=env,
+                            args=("--redis-url", redis_url))
+        for worker in workers:
+            eventually(worker.started, timeout=60, what="a worker to start")
+        url, _ = photo
+        job_id = api.submit(image_url=url, **JOB)
+        result = done_result(api, job_id)
+        started = [_chunk_lines(w.lines, job_id) for w in workers]
+        assert sorted(started[0] + started[1]) == [0, 1, 2, 3]
+        video = api.get(DOWNLOAD + result["filename"]).content
+        keys, _, _ = _keyframes(video)
+        assert keys[:4] == [0, 15, 30, 45]
+        with av.open(io.BytesIO(video)) as container:
+            assert sum(1 for _ in container.decode(video=0)) == 60
+        assert s3.keys(bucket, "chunks/") == []  # removed once the job is done
+        assert s3.keys(bucket, "videos/") == [f"videos/{result['filename']}"]
+    finally:
+        for worker in workers:
+            worker.kill9()
+
+def test_chunk_ranges_are_whole_gops_and_cover_the_path():
+    ranges = chunk_ranges(120 * 30, 30, 60)  # 1750 frames = 7 GOPs of 250
+    assert [(r.start, r.stop) for r in ranges] == [(0, 1750), (1750, 3600)]
+    assert chunk_ranges(100, 15, 0) == [range(100)]
+    assert chunk_ranges(60, 15, 60) == [range(60)]
+    small = chunk_ranges(70, 15, 1)
+    assert small[0] == range(0, 15) and small[-1].stop == 70
+    assert [r.start for r in small[1:]] == [r.stop for r in small[:-1]]
