@@ -620,3 +620,11 @@ def test_cors_for_the_configured_origins_only(make_rest: Callable[..., Rest]) ->
     stranger = rest.get(path, headers={**KEY, "Origin": "https://evil.example"})
     assert stranger.status_code == 200
     assert "Access-Control-Allow-Origin" not in stranger.headers
+
+
+def test_jobs_status_takes_no_body_but_not_a_null_one(make_rest: Callable[..., Rest]) -> None:
+    rest = make_rest()
+    assert rest.post("/v1/toolkit/jobs/status", body=b"").status_code == 200
+    r = rest.post("/v1/toolkit/jobs/status", body=b"null",
+                  headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.json

@@ -39,15 +39,18 @@ __all__ = ["ConvertResource", "StatusResource", "JobsStatusResource", "Authentic
            "DownloadResource", "HealthResource", "MetricsResource", "OpenAPIResource",
            "PathResource", "PageResource"]
 
-def _read_json(req: falcon.Request, limit: int) -> Any:
+def _read_json(req: falcon.Request, limit: int, empty: Any = None) -> Any:
+    """The request's JSON body; ``empty`` when it has none (JSON ``null`` is a body)."""
     if req.content_length is not None and req.content_length > limit:
         raise RequestTooLarge(f"body: must be at most {limit} bytes")
     data = req.bounded_stream.read(limit + 1)
     if len(data) > limit:
         raise RequestTooLarge(f"body: must be at most {limit} bytes")
 
+    if not data:
+        return empty
     try:
-        return json.loads(data or b"null")
+        return json.loads(data)
     except ValueError:
         raise SpecError("body", "must be valid JSON") from None
     except RecursionError:
@@ -175,8 +178,7 @@ class JobsStatusResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         started = time.perf_counter()
-        body = _read_json(req, self.json_limit)
-        body = validate({} if body is None else body, JOBS_STATUS_SCHEMA)
+        body = validate(_read_json(req, self.json_limit, empty={}), JOBS_STATUS_SCHEMA)
         since = body.get("since_seconds", ROUTE_FIELDS["since_seconds"].default)
         resp.media = self.answers.envelope(
             200, message="success", endpoint=req.path,
