@@ -167,6 +167,41 @@ class Serve:
         self.proc.wait()
 
 
+class Worker:
+    """``zoomreel worker`` as a subprocess, its output collected."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.data_dir = data_dir
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [zoomreel_script(), "worker", "--threads", "1", "--data-dir", str(data_dir)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def started(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError("worker exited:\n" + "".join(self.lines))
+        return any(line.startswith("zoomreel worker: ") for line in self.lines)
+
+    def renders_of(self, job_id: str) -> int:
+        return sum(f"[job {job_id}] render started" in line for line in self.lines)
+
+    def kill9(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+
 class ServeFactory:
     """Starts ``zoomreel serve`` (``factory(data_dir=None, **Serve options)``), each in a
     folder of its own under ``root`` unless given one; :meth:`close` kills every one.

@@ -6,9 +6,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import signal
-import subprocess
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +18,7 @@ from decoded import y_plane
 from imagegen import luma, photo_like, psnr, reference_frame
 from loopback import LoopbackServer
 from s3server import DOWNLOAD, NO_PROFILES, MotoS3, done_result
-from service_helpers import Serve, ServeFactory, zoomreel_script
+from service_helpers import Serve, ServeFactory, Worker
 from waiting import eventually
 
 from zoomreel import RenderSpec, render_video
@@ -115,33 +112,6 @@ def test_a_chunked_job_whose_image_fails_fails_once(
                what="the failure to be logged")
     assert sum(f"[job {job_id}] job failed" in line for line in api.lines) == 1
     assert 1 <= len(_chunk_lines(api.lines, job_id)) <= 4
-
-
-class Worker:
-    """``zoomreel worker`` as a subprocess, its output collected."""
-
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(
-            [zoomreel_script(), "worker", "--threads", "1", "--data-dir", str(data_dir)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    def started(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError("worker exited:\n" + "".join(self.lines))
-        return any(line.startswith("zoomreel worker: ") for line in self.lines)
-
-    def kill9(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
 
 
 @pytest.fixture

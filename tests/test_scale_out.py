@@ -5,9 +5,6 @@ and an S3 bucket (moto's server on loopback, s3server.py)."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,43 +14,8 @@ import pytest
 import requests
 from loopback import LoopbackServer
 from s3server import DOWNLOAD, NO_PROFILES, MotoS3, done_result, files_in, upload
-from service_helpers import SMALL, Serve, ServeFactory, jpeg, probe, zoomreel_script
+from service_helpers import SMALL, Serve, ServeFactory, Worker, jpeg, probe
 from waiting import eventually
-
-
-class Worker:
-    """``zoomreel worker`` as a subprocess, its output collected."""
-
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
-        self.data_dir = data_dir
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(
-            [zoomreel_script(), "worker", "--threads", "1", "--data-dir", str(data_dir)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def started(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError("worker exited:\n" + "".join(self.lines))
-        return any(line.startswith("zoomreel worker: ") for line in self.lines)
-
-    def renders_of(self, job_id: str) -> int:
-        return sum(f"[job {job_id}] render started" in line for line in self.lines)
-
-    def kill9(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
 
 
 @pytest.fixture
