@@ -18,6 +18,19 @@ import sys
 import time
 
 
+def rss_now_and_peak() -> tuple[float, float]:
+    """This process's resident memory now and at its peak (VmRSS, VmHWM), in MB (10^6
+    bytes), from /proc/self/status (Linux)."""
+    rss = hwm = 0.0
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) * 1024 / 1e6
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1]) * 1024 / 1e6
+    return rss, hwm
+
+
 def main(argv: list[str]) -> int:
     """Run argv[1:], write {"wall_s", "peak_rss_kib", "user_s", "sys_s", "returncode"}
     to argv[0] (user_s and sys_s: the command's own CPU time)."""

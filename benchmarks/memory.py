@@ -19,22 +19,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks._peak_rss import rss_now_and_peak
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _status() -> tuple[float, float]:
-    rss = hwm = 0.0
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1]) * 1024 / 1e6
-            elif line.startswith("VmHWM:"):
-                hwm = int(line.split()[1]) * 1024 / 1e6
-    return rss, hwm
-
-
 def _child(photo: str, setting: str, frames: int) -> None:
-    steps: list[tuple[str, float, float]] = [("start", *_status())]
+    steps: list[tuple[str, float, float]] = [("start", *rss_now_and_peak())]
     import queue
     import threading
 
@@ -44,21 +35,21 @@ def _child(photo: str, setting: str, frames: int) -> None:
     from zoomreel.pyramid import Pyramid
     from zoomreel.spec import RenderSpec
 
-    steps.append(("import zoomreel (numpy, numba, av)", *_status()))
+    steps.append(("import zoomreel (numpy, numba, av)", *rss_now_and_peak()))
     preset, crf, params = setting.split("/", 2)
     spec = RenderSpec(length=frames / 30, preset=preset, crf=int(crf), x264_params=params,
                       width=1920, height=1080)
     rgb = load_image(photo, max_pixels=spec.max_pixels)
-    steps.append((f"decode image {rgb.shape[1]}x{rgb.shape[0]}", *_status()))
+    steps.append((f"decode image {rgb.shape[1]}x{rgb.shape[0]}", *rss_now_and_peak()))
     pyramid = Pyramid(rgb)
     del rgb
     cw, _ = cover_size(pyramid.width, pyramid.height, spec.width, spec.height)
     pyramid.prepare(max_scale=cw / spec.width)
-    steps.append(("pyramid built, RGB array freed", *_status()))
+    steps.append(("pyramid built, RGB array freed", *rss_now_and_peak()))
     out = Path(os.environ.get("TMPDIR", "/tmp")) / f"zoomreel-memory-{os.getpid()}.mp4"
     q: queue.Queue[object] = queue.Queue(maxsize=3)
     with Encoder.from_spec(out, spec, spec.width, spec.height) as encoder:
-        steps.append(("encoder open", *_status()))
+        steps.append(("encoder open", *rss_now_and_peak()))
 
         def produce() -> None:
             for n in range(spec.total_frames):
@@ -74,9 +65,9 @@ def _child(photo: str, setting: str, frames: int) -> None:
             encoder.encode(item)  # type: ignore[arg-type]
             done += 1
             if done == 1:
-                steps.append(("first frame encoded", *_status()))
-        steps.append((f"{done} frames encoded", *_status()))
-    steps.append(("encoder flushed and closed", *_status()))
+                steps.append(("first frame encoded", *rss_now_and_peak()))
+        steps.append((f"{done} frames encoded", *rss_now_and_peak()))
+    steps.append(("encoder flushed and closed", *rss_now_and_peak()))
     out.unlink(missing_ok=True)
     print(json.dumps(steps))
 

@@ -29,16 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def _rss() -> tuple[float, float]:
-    rss = hwm = 0.0
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1]) * 1024 / 1e6
-            elif line.startswith("VmHWM:"):
-                hwm = int(line.split()[1]) * 1024 / 1e6
-    return rss, hwm
+from benchmarks._peak_rss import rss_now_and_peak
 
 
 def _child(case: str, video: str, work: str, endpoint: str) -> None:
@@ -56,11 +47,11 @@ def _child(case: str, video: str, work: str, endpoint: str) -> None:
     storage.scratch.mkdir(parents=True, exist_ok=True)
     source = (storage.scratch if case != "local-rename" else Path(work)) / Path(video).name
     shutil.copyfile(video, source)
-    before, _ = _rss()
+    before, _ = rss_now_and_peak()
     started = time.perf_counter()
     storage.save_file(video_key(source.name), source, "video/mp4")
     seconds = time.perf_counter() - started
-    _, peak = _rss()
+    _, peak = rss_now_and_peak()
     info = storage.info(video_key(source.name))
     assert info is not None and info.size == os.path.getsize(video)
     print(json.dumps({"case": case, "seconds": seconds, "rss_before_mb": before,
