@@ -15,13 +15,15 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import boto3
 import requests
 from moto.server import ThreadedMotoServer
-from service_helpers import SMALL, Serve, jpeg
+from service_helpers import SMALL, Serve, ServeFactory, Worker, jpeg
 from waiting import eventually
 
 #: Credentials the test server takes (moto checks none unless told to).
@@ -82,6 +84,27 @@ class MotoS3:
 #: No profile of this machine's may lend credentials: each test says where they come from.
 NO_PROFILES = {"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
 DOWNLOAD = "/v1/storage/download/"
+
+
+@contextmanager
+def machines(root: Path, redis_url: str, s3: MotoS3, serve_factory: ServeFactory,
+             **env: str) -> Iterator[tuple[Serve, list[Worker], str]]:
+    """Three "machines" sharing only Redis and a new bucket, each with a data dir of its
+    own under ``root``: the API's serve (no render threads) and two ``zoomreel worker``
+    processes, with ``env`` besides. Yields (serve, the workers, the bucket); the
+    workers are killed after."""
+    bucket = s3.bucket()
+    env = {**os.environ, **NO_PROFILES, **s3.env(bucket), "ZOOMREEL_REDIS_URL": redis_url,
+           "ZOOMREEL_ALLOW_PRIVATE_URLS": "1", **env}
+    workers = [Worker(root / f"worker{n}", env) for n in (1, 2)]
+    try:
+        api = serve_factory(root / "api", workers=0, env=env, args=("--redis-url", redis_url))
+        for worker in workers:
+            eventually(worker.started, timeout=60, what="a worker to start")
+        yield api, workers, bucket
+    finally:
+        for worker in workers:
+            worker.kill9()
 
 
 def done_result(api: Serve, job_id: str, timeout: float = 120.0) -> dict[str, Any]:

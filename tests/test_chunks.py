@@ -17,7 +17,7 @@ import redis
 from decoded import y_plane
 from imagegen import luma, photo_like, psnr, reference_frame
 from loopback import LoopbackServer
-from s3server import DOWNLOAD, NO_PROFILES, MotoS3, done_result
+from s3server import DOWNLOAD, MotoS3, done_result, machines
 from service_helpers import Serve, ServeFactory, Worker
 from waiting import eventually
 
@@ -189,15 +189,8 @@ def test_chunks_travel_through_the_bucket_between_machines(
         tmp_path: Path, redis_url: str, s3: MotoS3, serve_factory: ServeFactory,
         photo: tuple[str, bytes]) -> None:
     """Two workers with data dirs of their own share only Redis and the bucket."""
-    bucket = s3.bucket()
-    env = {**os.environ, **NO_PROFILES, **s3.env(bucket), "ZOOMREEL_REDIS_URL": redis_url,
-           "ZOOMREEL_ALLOW_PRIVATE_URLS": "1", "ZOOMREEL_CHUNK_SECONDS": "1"}
-    workers = [Worker(tmp_path / f"machine{n}", env) for n in (1, 2)]
-    try:
-        api = serve_factory(tmp_path / "api", workers=0, env=env,
-                            args=("--redis-url", redis_url))
-        for worker in workers:
-            eventually(worker.started, timeout=60, what="a worker to start")
+    with machines(tmp_path, redis_url, s3, serve_factory,
+                  ZOOMREEL_CHUNK_SECONDS="1") as (api, workers, bucket):
         url, _ = photo
         job_id = api.submit(image_url=url, **JOB)
         result = done_result(api, job_id)
@@ -210,9 +203,7 @@ def test_chunks_travel_through_the_bucket_between_machines(
             assert sum(1 for _ in container.decode(video=0)) == 60
         assert s3.keys(bucket, "chunks/") == []  # removed once the job is done
         assert s3.keys(bucket, "videos/") == [f"videos/{result['filename']}"]
-    finally:
-        for worker in workers:
-            worker.kill9()
+
 
 def test_chunk_ranges_are_whole_gops_and_cover_the_path():
     ranges = chunk_ranges(120 * 30, 30, 60)  # 1750 frames = 7 GOPs of 250

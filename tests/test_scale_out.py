@@ -4,7 +4,6 @@ and an S3 bucket (moto's server on loopback, s3server.py)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,35 +12,23 @@ from typing import Any
 import pytest
 import requests
 from loopback import LoopbackServer
-from s3server import DOWNLOAD, NO_PROFILES, MotoS3, done_result, files_in, upload
+from s3server import DOWNLOAD, MotoS3, done_result, files_in, machines, upload
 from service_helpers import SMALL, Serve, ServeFactory, Worker, jpeg, probe
 from waiting import eventually
 
 
 @pytest.fixture
-def machines(tmp_path: Path, redis_url: str, s3: MotoS3, serve_factory: ServeFactory,
-             ) -> Iterator[tuple[Serve, list[Worker], str]]:
-    """(the API's serve, the two workers, the bucket): three "machines", each with its
-    own data dir."""
-    bucket = s3.bucket()
-    env = {**os.environ, **NO_PROFILES, **s3.env(bucket), "ZOOMREEL_REDIS_URL": redis_url,
-           "ZOOMREEL_ALLOW_PRIVATE_URLS": "1", "ZOOMREEL_LEASE_SECONDS": "3"}
-    workers = [Worker(tmp_path / f"worker{n}", env) for n in (1, 2)]
-    try:
-        api = serve_factory(tmp_path / "api", workers=0, env=env,
-                            args=("--redis-url", redis_url))
-        for worker in workers:
-            eventually(worker.started, timeout=60, what="a worker to start")
-        yield api, workers, bucket
-    finally:
-        for worker in workers:
-            worker.kill9()
+def three(tmp_path: Path, redis_url: str, s3: MotoS3, serve_factory: ServeFactory,
+          ) -> Iterator[tuple[Serve, list[Worker], str]]:
+    """(the API's serve, the two workers, the bucket): three "machines"."""
+    with machines(tmp_path, redis_url, s3, serve_factory, ZOOMREEL_LEASE_SECONDS="3") as made:
+        yield made
 
 
 def test_jobs_run_on_workers_that_share_only_redis_and_the_bucket(
-        machines: tuple[Serve, list[Worker], str], s3: MotoS3,
+        three: tuple[Serve, list[Worker], str], s3: MotoS3,
         image_server: LoopbackServer) -> None:
-    api, workers, bucket = machines
+    api, workers, bucket = three
     urls = [image_server.add(f"/far-{uuid.uuid4().hex}.jpg", jpeg(320, 180, (200, 40, 40)))
             for _ in range(2)]
     jobs = [api.submit(image_url=url, **SMALL) for url in urls] + [upload(api), upload(api)]
@@ -62,8 +49,8 @@ def test_jobs_run_on_workers_that_share_only_redis_and_the_bucket(
 
 
 def test_a_worker_killed_mid_render_leaves_its_job_to_the_other(
-        machines: tuple[Serve, list[Worker], str], image_server: LoopbackServer) -> None:
-    api, workers, _ = machines
+        three: tuple[Serve, list[Worker], str], image_server: LoopbackServer) -> None:
+    api, workers, _ = three
     url = image_server.add(f"/long-{uuid.uuid4().hex}.jpg", jpeg(1280, 720, (90, 90, 200)))
     job_id = api.submit(image_url=url, length=30, frame_rate=30, width=1280, height=720)
     running = eventually(lambda: api.status(job_id)["response"], timeout=120,
