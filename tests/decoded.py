@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import struct
 from pathlib import Path
 
 import av
 import numpy as np
+from imagegen import luma, psnr, reference_frame
+from PIL import Image
 
-__all__ = ["y_plane", "luma_frames", "top_level_boxes"]
+from zoomreel import RenderSpec
+from zoomreel.camera import frame_rect
+
+__all__ = ["y_plane", "luma_frames", "top_level_boxes", "frames_on_the_path"]
 
 
 def y_plane(frame: av.VideoFrame) -> np.ndarray:
@@ -37,3 +43,24 @@ def top_level_boxes(path: Path | str) -> list[bytes]:
             break
         pos += size
     return kinds
+
+
+def frames_on_the_path(video: Path | bytes, single: Path, spec: RenderSpec,
+                       image: Image.Image, size: tuple[int, int],
+                       min_db: float = 30.0) -> int:
+    """Check every frame of ``video`` (a joined or chunked render) against the exact path
+    (Pillow's resize of the frame's rectangle of ``image``) and against the same frame
+    of ``single`` (the whole render): each within ``min_db`` luma PSNR of both.
+
+    Returns:
+        How many frames were compared (the two videos must have as many).
+    """
+    source = io.BytesIO(video) if isinstance(video, bytes) else str(video)
+    with av.open(source) as mine, av.open(str(single)) as whole:
+        pairs = list(zip(mine.decode(video=0), whole.decode(video=0), strict=True))
+        for n, (frame, other) in enumerate(pairs):
+            box = frame_rect(n, spec, image.width, image.height)
+            exact = luma(reference_frame(image, box, size))
+            assert psnr(y_plane(frame), exact) >= min_db, n
+            assert psnr(y_plane(frame), y_plane(other)) >= min_db, n
+    return len(pairs)
