@@ -20,6 +20,8 @@ Where each rule lives:
 | render_task.py | the render actor's body: claim, render, retry, fail |
 | chunks.py | long jobs split into chunks many workers render at once, then joined |
 | webhook_task.py | the webhook actor's body: deliver, retry |
+| receivers.py | webhook receivers in flight: one that hangs delays only its own |
+| finishes.py | waiting for a job to finish (the upstream toolkit's synchronous calls) |
 | maintenance.py | recover at start, heal while running, retention sweep |
 | disks.py | full disks: the data folder's free space, Redis refusing writes (MISCONF) |
 | service.py | the façade the front ends call |
