@@ -23,6 +23,9 @@ from waiting import eventually
 
 from zoomreel import RenderSpec, render_video
 from zoomreel.jobs.chunks import chunk_ranges
+from zoomreel.jobs.keys import Keys
+
+KEYS = Keys()  # the job store's keys, as the service makes them
 
 IMAGE = photo_like(640, 360, seed=5)
 #: 4 s at 15 fps: 60 frames, four chunks of 15 with ZOOMREEL_CHUNK_SECONDS=1.
@@ -141,7 +144,7 @@ def test_a_worker_killed_mid_chunk_leaves_that_chunk_to_the_other(
         started = _chunk_lines(workers[0].lines, job_id)
         if not started:
             return None
-        state = chunks.hgetall(f"zoomreel:chunks:{job_id}")
+        state = chunks.hgetall(KEYS.chunks(job_id))
         n = started[-1]
         return n if int(state.get(f"frames:{n}", 0)) > 0 and f"done:{n}" not in state else None
 
@@ -149,7 +152,7 @@ def test_a_worker_killed_mid_chunk_leaves_that_chunk_to_the_other(
                         what="the first worker to be in the middle of a chunk")
     assert killed is not None
     workers[0].kill9()
-    assert f"done:{killed}" not in chunks.hgetall(f"zoomreel:chunks:{job_id}")
+    assert f"done:{killed}" not in chunks.hgetall(KEYS.chunks(job_id))
 
     def ended() -> dict[str, Any]:
         answer = api.status(job_id)
@@ -175,7 +178,7 @@ def test_a_worker_killed_mid_chunk_leaves_that_chunk_to_the_other(
     assert len(set(running)) >= 3 and max(running) > 150  # more than one chunk's worth
     assert any(p["eta_seconds"] is not None for p in progress if 0 < p["frames_done"] < 600)
     assert progress[-1]["frames_done"] == 600
-    assert not chunks.exists(f"zoomreel:chunks:{job_id}")  # removed with the job's end
+    assert not chunks.exists(KEYS.chunks(job_id))  # removed with the job's end
 
 
 def test_chunks_travel_through_the_bucket_between_machines(

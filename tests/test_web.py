@@ -27,6 +27,7 @@ from service_helpers import Serve
 
 from zoomreel.camera import frame_rect
 from zoomreel.canvas import canvas_geometry, fit_canvas
+from zoomreel.jobs.keys import Keys
 from zoomreel.jobs.redis_server import EmbeddedRedis
 from zoomreel.spec import REQUEST_FIELDS, RenderSpec
 
@@ -193,7 +194,7 @@ def _job_request(web: Serve, redis_server: EmbeddedRedis, job_id: str) -> dict[s
     """The request fields a job was stored with."""
     client = redis.Redis.from_url(redis_server.url)
     try:
-        return dict(json.loads(client.hget(f"zoomreel:job:{job_id}", "request")))
+        return dict(json.loads(client.hget(Keys().job(job_id), "request")))
     finally:
         client.close()
 
