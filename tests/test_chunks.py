@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +24,9 @@ from service_helpers import Serve, ServeFactory, Worker
 from waiting import eventually
 
 from zoomreel import RenderSpec, render_video
-from zoomreel.jobs.chunks import chunk_ranges
+from zoomreel.frontends.rest.envelope import Answers
+from zoomreel.jobs import JobService, JobSettings
+from zoomreel.jobs.chunks import chunk_key, chunk_ranges
 from zoomreel.jobs.keys import Keys
 
 KEYS = Keys()  # the job store's keys, as the service makes them
@@ -52,6 +56,21 @@ def _keyframes(data: bytes) -> tuple[list[int], int, str]:
         return keys, stream.frames, stream.codec_context.name
 
 
+@contextlib.contextmanager
+def _service(redis_url: str, data_dir: Path, **settings: Any) -> Iterator[JobService]:
+    """The job system in this process, on the tests' Redis and ``data_dir`` (chunks of
+    1 s), as a worker process has it; its render threads are stopped after."""
+    service = JobService(redis.Redis.from_url(redis_url),
+                         JobSettings(data_dir=data_dir, allow_private_urls=True, chunk_s=1,
+                                     **settings),
+                         embedded=False, answer=Answers().status)
+    try:
+        yield service
+    finally:
+        service.stop_workers()
+        service.close()
+
+
 @pytest.fixture
 def photo(image_server: LoopbackServer) -> tuple[str, bytes]:
     data = _jpeg(IMAGE)
@@ -77,9 +96,10 @@ def test_a_long_job_is_rendered_in_chunks_and_joined(
     assert frames_on_the_path(video, single, spec, decoded_image, (320, 180)) == 60
     answer = api.status(job_id)["response"]
     assert answer["progress"]["frames_done"] == answer["progress"]["frames_total"] == 60
-    # the chunks are gone once the job is done; only the video stays
+    # the chunks are gone once the job is done (just after); only the video stays
+    eventually(lambda: not (api.data_dir / "chunks" / job_id).exists(),
+               what="the parts to be removed once the job is done")
     assert [p.name for p in (api.data_dir / "videos").iterdir()] == [result["filename"]]
-    assert not (api.data_dir / "chunks" / job_id).exists()
 
 
 def test_chunking_off_renders_whole(serve_factory: ServeFactory,
@@ -178,7 +198,14 @@ def test_a_worker_killed_mid_chunk_leaves_that_chunk_to_the_other(
     assert len(set(running)) >= 3 and max(running) > 150  # more than one chunk's worth
     assert any(p["eta_seconds"] is not None for p in progress if 0 < p["frames_done"] < 600)
     assert progress[-1]["frames_done"] == 600
-    assert not chunks.exists(KEYS.chunks(job_id))  # removed with the job's end
+    eventually(lambda: not chunks.exists(KEYS.chunks(job_id)),  # just after the job's end
+               what="the chunk record to be removed")
+    # the killed render's file (the encoder's ``..chunk-<job>-<n>-<token>.mp4.*.part``)
+    # goes with the next sweep of a process on this machine: its lease is long gone
+    with _service(redis_url, api.data_dir, lease_s=3) as service:
+        service.sweep_expired()
+    videos = api.data_dir / "videos"
+    assert [p.name for p in videos.iterdir()] == [answer["response"]["response"]["filename"]]
 
 
 def test_chunks_travel_through_the_bucket_between_machines(
@@ -197,8 +224,130 @@ def test_chunks_travel_through_the_bucket_between_machines(
         assert keys[:4] == [0, 15, 30, 45]
         with av.open(io.BytesIO(video)) as container:
             assert sum(1 for _ in container.decode(video=0)) == 60
-        assert s3.keys(bucket, "chunks/") == []  # removed once the job is done
+        eventually(lambda: s3.keys(bucket, "chunks/"), until=lambda keys: keys == [],
+                   what="the parts to be removed once the job is done")
         assert s3.keys(bucket, "videos/") == [f"videos/{result['filename']}"]
+
+
+def test_serve_killed_mid_chunked_job_renders_only_the_rest_after_a_restart(
+        serve_factory: ServeFactory, photo: tuple[str, bytes], tmp_path: Path) -> None:
+    """The embedded default: serve and its own Redis killed -9 while chunks render."""
+    url, _ = photo
+    data = tmp_path / "data"
+    env = {"ZOOMREEL_CHUNK_SECONDS": "1"}
+    job = {"length": 8, "frame_rate": 15, "width": 1280, "height": 720}  # 8 chunks of 15
+    first = serve_factory(data, workers=2, env=env)
+    job_id = first.submit(image_url=url, **job)
+    # two render threads, each starting its next chunk once its last is counted done:
+    # four started means two done at least
+    eventually(lambda: _chunk_lines(first.lines, job_id), until=lambda s: len(s) >= 4,
+               interval=0.01, timeout=120, what="four chunks to start")
+    before = _chunk_lines(first.lines, job_id)
+    first.kill9()
+    assert len(before) < 8, "every chunk started before the kill"
+
+    second = serve_factory(data, workers=2, env=env)
+    result = done_result(second, job_id)
+    after = _chunk_lines(second.lines, job_id)
+    assert set(before) | set(after) == set(range(8))
+    assert len(after) <= 6  # the chunks done before the kill were kept, not rendered again
+    video = second.get(DOWNLOAD + result["filename"]).content
+    keys, frames, codec = _keyframes(video)
+    assert (frames, codec) == (120, "h264") and keys == list(range(0, 120, 15))
+    # the killed renders' files went with the restart, the parts with the job's end
+    eventually(lambda: not (data / "chunks" / job_id).exists(),
+               what="the parts to be removed once the job is done")
+    assert [p.name for p in (data / "videos").iterdir()] == [result["filename"]]
+
+
+def test_a_joiner_killed_mid_join_leaves_the_join_to_another_worker(
+        tmp_path: Path, redis_url: str, s3: MotoS3, serve_factory: ServeFactory,
+        photo: tuple[str, bytes]) -> None:
+    """Twelve parts to fetch from the bucket: the joiner is killed between its
+    "joining" line and the job's end; the other worker takes the job up once its lease
+    lapses and joins the parts, rendering none again."""
+    job = {**JOB, "length": 12}  # 180 frames, 12 chunks of 15
+    with machines(tmp_path, redis_url, s3, serve_factory, ZOOMREEL_CHUNK_SECONDS="1",
+                  ZOOMREEL_LEASE_SECONDS="3") as (api, workers, bucket):
+        url, _ = photo
+        job_id = api.submit(image_url=url, **job)
+        line = f"[job {job_id}] all 12 chunks rendered; joining"
+
+        def joiner() -> Worker | None:
+            return next((w for w in workers if any(line in x for x in w.lines)), None)
+
+        killed = eventually(joiner, until=lambda w: w is not None, interval=0.001,
+                            timeout=120, what="a worker to start joining")
+        assert killed is not None
+        killed.kill9()
+        assert api.status(job_id)["response"]["job_status"] == "running", \
+            "the join ended before the kill landed"
+        survivor = next(w for w in workers if w is not killed)
+        result = done_result(api, job_id)
+        assert any(line in x for x in survivor.lines)  # the survivor joined
+        assert any(f"[job {job_id}] joined 12 chunks" in x for x in survivor.lines)
+        started = [n for w in workers for n in _chunk_lines(w.lines, job_id)]
+        assert sorted(started) == list(range(12))  # no chunk rendered twice
+        video = api.get(DOWNLOAD + result["filename"]).content
+        keys, frames, _ = _keyframes(video)
+        assert frames == 180 and keys == list(range(0, 180, 15))
+        eventually(lambda: s3.keys(bucket, "chunks/"), until=lambda keys: keys == [],
+                   what="the parts to be removed once the job is done")
+
+
+def test_retention_removes_the_chunks_a_finish_left(
+        redis_url: str, tmp_path: Path, photo: tuple[str, bytes]) -> None:
+    url, _ = photo
+    with _service(redis_url, tmp_path, retention_s=3600) as service:
+        job, _ = service.submit({**JOB, "image_url": url})
+        service.start_workers(2)
+        done = eventually(lambda: service.get(job.id), timeout=120,
+                          until=lambda j: j.status in ("done", "error"), what="the job to end")
+        client = redis.Redis.from_url(redis_url)
+        assert done.status == "done" and client.hget(KEYS.job(job.id), "chunks") == b"4"
+        # what a worker killed between the job's end and removing its chunks leaves
+        assert not client.exists(KEYS.chunks(job.id))
+        client.hset(KEYS.chunks(job.id), mapping={"count": 4, "size": 15, "ndone": 4})
+        client.set(KEYS.chunk_lease(job.id, 3), "a dead render's")
+        parts = [tmp_path / chunk_key(job.id, n, ".mp4") for n in range(4)]
+        parts[0].parent.mkdir(parents=True)
+        for part in parts:
+            part.write_bytes(b"part")
+        assert service.sweep_expired() == 0  # not old enough yet: all stays
+        assert all(p.exists() for p in parts) and client.exists(KEYS.chunks(job.id))
+        assert service.sweep_expired(now=time.time() + 3601) == 1
+        assert not parts[0].parent.exists()
+        assert not client.exists(KEYS.chunks(job.id), KEYS.chunk_lease(job.id, 3))
+        assert not (tmp_path / "videos" / done.filename).exists()
+
+
+def test_the_sweep_removes_chunk_files_only_once_their_process_is_gone(
+        redis_url: str, tmp_path: Path) -> None:
+    with _service(redis_url, tmp_path, lease_s=3) as service:
+        scratch = service.render_task.storage.scratch
+        scratch.mkdir(parents=True)
+        client = redis.Redis.from_url(redis_url)
+        client.set(KEYS.chunk_lease("j1", 0), "0" * 24 + "aaaaaaaa")  # a live render's
+        client.set(KEYS.lease("j2"), "chunks-" + "0" * 24 + "cccccccc")  # a live joiner's
+        names = {
+            "..chunk-j1-0-aaaaaaaa.mp4.1234abcd.part": True,   # its render holds the lease
+            "..chunk-j1-0-bbbbbbbb.mp4.1234abcd.part": False,  # an earlier, dead render
+            ".chunk-j1-1-bbbbbbbb.mp4": False,                 # rendered, never stored
+            ".join-j2-0-cccccccc.mp4": True,                   # the live join's part
+            ".join-j2-1-dddddddd.mp4": False,                  # a dead joiner's
+            ".chunk-j-with-dashes-2-eeeeeeee.mov": False,      # job ids may hold dashes
+            "video-j1.mp4": True,                              # not a chunk's: never
+        }
+        for name in names:
+            (scratch / name).write_bytes(b"x")
+        fresh = scratch / ".chunk-j3-0-ffffffff.mp4"  # its claim is a moment old
+        fresh.write_bytes(b"x")
+        for name in names:
+            then = time.time() - 10
+            os.utime(scratch / name, (then, then))
+        service.sweep_expired()
+        kept = {p.name for p in scratch.iterdir()}
+        assert kept == {n for n, keep in names.items() if keep} | {fresh.name}
 
 
 def test_chunk_ranges_are_whole_gops_and_cover_the_path():

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -71,6 +72,18 @@ log = logging.getLogger(__name__)
 def chunk_key(job_id: str, index: int, extension: str) -> str:
     """The storage key of a job's chunk ``index``."""
     return f"chunks/{job_id}/{index}{extension}"
+
+
+#: The local scratch files of chunks: ``.chunk-<job>-<n>-<token>`` (a chunk rendered,
+#: not stored yet; the encoder's ``..chunk-...part`` while it renders) and
+#: ``.join-<job>-<n>-<token>`` (a part fetched from the bucket for the join). The token
+#: is the last 8 characters (hex digits) of the lease their process held (the chunk's,
+#: or the job's for a join): a file whose lease is gone belongs to a process that died.
+_SCRATCH = re.compile(r"^\.{1,2}(chunk|join)-(.+)-(\d+)-([0-9a-f]{8})\.")
+
+
+def _scratch_name(kind: str, job_id: str, index: int, token: str, extension: str) -> str:
+    return f".{kind}-{job_id}-{index}-{token[-8:]}{extension}"
 
 
 class ChunkTask:
@@ -252,7 +265,7 @@ class ChunkTask:
         extension = CODECS[spec.codec].extension
         scratch = self.task.storage.scratch
         scratch.mkdir(parents=True, exist_ok=True)
-        out = scratch / f".chunk-{job_id}-{index}-{token[:8]}{extension}"
+        out = scratch / _scratch_name("chunk", job_id, index, token, extension)
         log.info("chunk %d (frames %d-%d) started", index, frames.start, frames.stop - 1,
                  extra={"job_id": job_id})
         render_video(source, out, spec, progress=progress, frames=frames,
@@ -320,12 +333,15 @@ class ChunkTask:
         fetched: list[str] = []
         parts: list[str] = []
         started = time.monotonic()
+        log.info("all %d chunks rendered; joining them", len(ranges),
+                 extra={"job_id": job_id})
         try:
             for n in range(len(ranges)):
                 key = chunk_key(job_id, n, extension)
                 local = storage.local_path(key)
                 if local is None:
-                    local = scratch / f".join-{job_id}-{n}{extension}"
+                    local = scratch / _scratch_name("join", job_id, n, lease.token,
+                                                    extension)
                     fetched.append(str(local))
                     self._fetch(job_id, lease, key, local)
                 parts.append(str(local))
@@ -354,25 +370,60 @@ class ChunkTask:
         path.write_bytes(data)
 
     # -- clean-up and healing ----------------------------------------------------------
-    def remove(self, job: Job) -> None:
-        """Remove a finished (or expired) job's chunks: their record, leases and parts."""
+    def remove(self, job: Job) -> bool:
+        """Remove a finished (or expired) job's chunks: their record, leases and parts.
+
+        Returns False when a part could not be deleted: the record then stays, so that
+        the retention sweep (maintenance.py) finds the job's parts and tries again.
+        """
         raw = self.store.client.hget(self.keys.chunks(job.id), "count")
         if raw is None:
-            return
+            return True
         extension = os.path.splitext(job.filename)[1]
-        for n in range(int(raw)):
-            self._delete_part(chunk_key(job.id, n, extension))
+        deleted = [self._delete_part(chunk_key(job.id, n, extension)) for n in range(int(raw))]
+        if not all(deleted):
+            return False
         if isinstance(self.task.storage, LocalStorage):  # the parts' folder, now empty
             with contextlib.suppress(OSError):
                 (self.task.storage.root / chunk_key(job.id, 0, "")).parent.rmdir()
         self.store.client.delete(self.keys.chunks(job.id),
                                  *(self.keys.chunk_lease(job.id, n) for n in range(int(raw))))
+        return True
 
-    def _delete_part(self, key: str) -> None:
+    def _delete_part(self, key: str) -> bool:
         try:
             self.task.storage.delete(key)
-        except StorageError as exc:
+        except (StorageError, OSError) as exc:
             log.warning("a chunk stays in storage for now: %s", exc)
+            return False
+        return True
+
+    def remove_strays(self, older_than: float) -> int:
+        """Delete this machine's scratch files of chunks and joins whose process died
+        (their lease is gone or another's) and that were last written before
+        ``older_than``; returns how many. A live render or join holds its lease and
+        writes its file all the time, so neither test can remove its file."""
+        scratch = self.task.storage.scratch
+        try:
+            entries = [(e, m) for e in os.scandir(scratch) if (m := _SCRATCH.match(e.name))]
+        except (FileNotFoundError, NotADirectoryError):
+            return 0
+        removed = 0
+        for entry, match in entries:
+            kind, job_id, index, token = match.groups()
+            lease = (self.keys.chunk_lease(job_id, int(index)) if kind == "chunk"
+                     else self.keys.lease(job_id))
+            holder = text(self.store.client.get(lease) or "")
+            try:
+                if holder.endswith(token) or entry.stat().st_mtime >= older_than:
+                    continue
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                continue
+            log.info("removed %s, left by a process that died", entry.name,
+                     extra={"job_id": job_id})
+            removed += 1
+        return removed
 
     def heal(self, job_ids: list[str]) -> int:
         """Take up chunks of the running jobs among ``job_ids`` whose render stopped

@@ -14,8 +14,10 @@ Safe in any number of processes at once (every worker process runs it):
   this process's dead consumer threads are started again (consumers.py).
 * **sweep** (every minute): finished jobs older than the retention go, with their
   videos (from the storage, and from the data dir where a job done before the storage
-  changed left one); temporary files of killed renders and uploads that no job owns go
-  too. A storage that does not answer keeps the job for the next sweep.
+  changed left one) and any chunks their finish left; temporary files of killed renders
+  and uploads that no job owns go too, and chunk files whose process died once their
+  lease is gone (chunks.py). A storage that does not answer keeps the job for the next
+  sweep.
 """
 
 from __future__ import annotations
@@ -97,6 +99,8 @@ class Maintenance:
             recover_unacked(self.client)
             self.store.clear_leases()
             self._remove_stale_files(older_than=time.time())
+            if self.render_task.chunks is not None:
+                self.render_task.chunks.remove_strays(older_than=time.time())
         else:
             recover_unacked(self.client, dead_after_ms=dead_after_ms)
         for job_id in self.store.lapsed_ids():
@@ -146,8 +150,11 @@ class Maintenance:
         retention 0, keep forever), and stale temporary files. Returns the jobs removed."""
         now = time.time() if now is None else now
         removed = 0
+        chunks = self.render_task.chunks
         if self.settings.retention_s > 0:
             for job in self.store.expired(now - self.settings.retention_s):
+                if chunks is not None and not chunks.remove(job):
+                    continue  # parts left by a finish that could not delete them
                 if job.filename:
                     try:
                         self.storage.delete(video_key(job.filename))
@@ -159,6 +166,8 @@ class Maintenance:
                 self.store.delete(job.id)
                 removed += 1
         self._remove_stale_files(older_than=time.time() - _STALE_FILE_S)
+        if chunks is not None:  # a dead process's chunk files: once its lease is gone
+            chunks.remove_strays(older_than=time.time() - self.settings.lease_s)
         return removed
 
     def _remove_stale_files(self, older_than: float) -> None:
