@@ -97,7 +97,13 @@ def main(argv: list[str] | None = None) -> None:
     if a.frames:
         first, stop = (int(v) for v in a.frames.split(":"))
         frames = range(first, stop)
-    result = render_video(a.source, a.out, spec, frames=frames)
+    hwm_by_frame: dict[int, float] = {}
+
+    def progress(done: int, total: int) -> None:
+        if done in (1, 10, 100, 1000):
+            hwm_by_frame[done] = _hwm_mb()
+
+    result = render_video(a.source, a.out, spec, frames=frames, progress=progress)
     end = time.perf_counter()
     print(
         json.dumps(
@@ -105,6 +111,10 @@ def main(argv: list[str] | None = None) -> None:
                 "import_s": _IMPORTED - _T0,
                 "peak_rss_after_import_mb": _IMPORT_HWM,
                 "render_s": end - start,
+                # the peak so far once 1, 10, 100, 1000 frames are encoded: where it
+                # stops growing (the image prepared, x264's lookahead full)
+                "peak_rss_by_frame_mb": hwm_by_frame,
+                "peak_rss_mb": _hwm_mb(),
                 "frames": result.frames,
                 "size_bytes": result.size_bytes,
                 **_cache_state(),

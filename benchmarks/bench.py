@@ -13,7 +13,6 @@ a missed target is recorded, never an error. See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -52,6 +51,8 @@ from benchmarks._measure import (
 )
 from zoomreel.image import load_image
 from zoomreel.spec import RenderSpec
+
+from ._record import save_record
 
 # -- the record ---------------------------------------------------------------------
 
@@ -406,10 +407,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             table = headline_table(record["result"])
     record["machine"]["loadavg_end"] = os.getloadavg()
     record["machine"]["loadavg_by_step"] = _STEPS
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = args.out / f"{stamp}-{record['mode']}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    path = save_record(record, record["mode"], args.out)
     m = record["machine"]
     print(
         f"zoomreel benchmark, {m['date']}, {m['cpu']} x{m['affinity']}, "

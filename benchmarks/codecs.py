@@ -21,7 +21,6 @@ import json
 import os
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,8 @@ from benchmarks.bench import machine
 from zoomreel.codecs import CODECS
 from zoomreel.image import load_image
 from zoomreel.spec import RenderSpec
+
+from ._record import save_record
 
 CORPUS = Path(os.environ.get("ZOOMREEL_CORPUS", "/work/shared/corpus"))
 SIZES = ((1280, 720), (1920, 1080), (3840, 2160), (1080, 1920))
@@ -141,10 +142,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                       for c in args.codecs}}
         record["rows"] = measure(args, source, Path(tmp))
     record["machine"]["loadavg_end"] = os.getloadavg()
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = args.out / f"{stamp}-codecs.json"
-    path.write_text(json.dumps(record, indent=1))
+    path = save_record(record, "codecs", args.out)
     m = record["machine"]
     print(f"{Path(record['job']['image']).name}, {args.length:g} s at 30 fps, zoom speed 3; "
           f"load {m['loadavg_start'][0]:.2f} -> {m['loadavg_end'][0]:.2f}; record {path.name}\n")

@@ -42,7 +42,6 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +57,7 @@ from benchmarks._measure import (
     peak_rss_report,
     pyramid_for,
 )
+from benchmarks._record import save_record, utc_stamp
 from zoomreel.camera import frame_rect
 from zoomreel.codecs import CODECS
 from zoomreel.image import load_image
@@ -409,10 +409,7 @@ def say(text: str) -> None:
 def write(record: dict[str, Any], out: Path, stamp: str) -> Path:
     record["machine"]["loadavg_now"] = os.getloadavg()
     record["machine"]["loadavg_by_step"] = _LOADS
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{stamp}-{record['mode']}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    return path
+    return save_record(record, record["mode"], out, stamp)
 
 
 # -- compare --------------------------------------------------------------------------
@@ -537,7 +534,7 @@ def compare(args: argparse.Namespace) -> None:
     spec = RenderSpec(length=args.length, frame_rate=30, zoom_speed=args.zoom_speed,
                       width=1920, height=1080)
     settings = [Setting.parse(s) for s in args.settings]
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_stamp()
     record: dict[str, Any] = {
         "mode": "encoders-compare",
         "machine": machine(),
@@ -622,7 +619,7 @@ def sweep(args: argparse.Namespace) -> None:
                       width=1920, height=1080)
     labels = [s for g in args.grid for s in GRIDS[g]] + list(args.candidate)
     settings = list(dict.fromkeys(Setting.parse(s) for s in labels))
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_stamp()
     record: dict[str, Any] = {
         "mode": "encoders-sweep",
         "machine": machine(),

@@ -45,6 +45,8 @@ import requests
 
 from benchmarks.load import KEY, ROOT, _free_port, _serve, _wait_processes
 
+from ._record import save_record
+
 SMALL = {"length": 1, "frame_rate": 15, "width": 256, "height": 144}
 
 
@@ -78,9 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             with _running(Path(tmp) / "hooks", env, "--render-threads", "2") as base:
                 record["webhooks"] = webhooks(base, args.hanging, args.per_hanging)
     record["load_end"] = os.getloadavg()
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (args.out / f"{stamp}-hostile.json").write_text(json.dumps(record, indent=2))
+    save_record(record, "hostile", args.out)
     _print(record)
     return 0
 

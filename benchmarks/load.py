@@ -40,6 +40,8 @@ import requests
 
 from zoomreel.frontends.config import http_processes
 
+from ._record import save_record
+
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "load-test-key"
 
@@ -166,10 +168,7 @@ def main(argv: list[str] | None = None) -> int:
               "connections": args.connections, "repeats": args.repeats,
               "rendering": args.rendering,
               "median": summary, "runs": runs}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (out / f"{stamp}-load.json").write_text(json.dumps(record, indent=2))
+    save_record(record, "load", args.out)
     print(f"wrk -t2 -c{args.connections} -d{args.seconds}s, median of {args.repeats}, "
           f"{args.rendering} render(s) running on each serve, "
           f"load average at the end {os.getloadavg()[0]:.2f}\n")

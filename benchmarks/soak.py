@@ -41,7 +41,6 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,8 @@ from typing import Any
 import redis
 import requests
 from PIL import Image
+
+from benchmarks._record import save_record
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "soak-test-key"
@@ -353,9 +354,7 @@ def main(argv: list[str] | None = None) -> int:
             loopback.httpd.shutdown()
     report = _report(args, client, chaos, states, twice, loopback, drained_s,
                      time.monotonic() - started)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (args.out / f"{stamp}-soak.json").write_text(json.dumps(report, indent=2))
+    save_record(report, "soak", args.out)
     for name, value in report.items():
         print(f"{name}: {value}")
     return 0

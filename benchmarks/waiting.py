@@ -16,7 +16,6 @@ one after another, timed one by one. Medians of the repeats are reported. Writes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -29,6 +28,7 @@ from typing import Any
 
 import requests
 
+from benchmarks._record import save_record
 from benchmarks.load import (
     KEY,
     ROOT,
@@ -91,10 +91,7 @@ def main(argv: list[str] | None = None) -> int:
               "waiting": waiting, "waiting_at_the_end": still, "seconds": args.seconds,
               "connections": args.connections, "submits": args.submits,
               "repeats": args.repeats, "median": summary, "runs": runs}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (out / f"{stamp}-waiting.json").write_text(json.dumps(record, indent=2))
+    save_record(record, "waiting", args.out)
     print(f"{processes} HTTP processes; {waiting} synchronous calls waiting on one serve "
           f"({still} still waiting at the end); status: wrk -t2 -c{args.connections} "
           f"-d{args.seconds}s; submits: {args.submits} one after another; median of "
