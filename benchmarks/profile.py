@@ -22,7 +22,6 @@ decode and the hand-off cost it. One JSON record goes to ``--out``, a table to s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -38,6 +37,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the zoomreel commands 
 import numpy as np
 
 from benchmarks._measure import ROOT
+from benchmarks._record import save_record
 from zoomreel import kernel
 from zoomreel.camera import camera_path, cover_size
 from zoomreel.encoder import Encoder
@@ -181,10 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         "pipeline_vs_encode_only_wall": med["encode_only"][0] / med["pipeline"][0],
         "pipeline_vs_encode_only_cpu": med["encode_only"][1] / med["pipeline"][1],
     }
-    a.out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = a.out / f"{stamp}-profile{'-' + a.label if a.label else ''}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    path = save_record(record, "profile" + (f"-{a.label}" if a.label else ""), a.out)
     print(table(record))
     print(f"\nrecord: {path}")
 
