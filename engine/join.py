@@ -23,30 +23,29 @@ if TYPE_CHECKING:
 
     from .render import RenderResult
 
-__all__ = ["join_videos", "chunk_ranges", "GOP", "JOINABLE"]
+__all__ = ["join_videos", "chunk_ranges", "JOINABLE"]
 
 #: The codecs whose parts join. Not AV1: PyAV opens an AV1 part with the dav1d decoder
 #: and cannot make an output stream from it (no codec of that name to mux with).
 JOINABLE = ("h264", "h265", "vp9")
-#: The encoders' keyframe interval (x264's and x265's default): chunks are multiples.
-GOP = 250
 
 
 def chunk_ranges(total: int, frame_rate: int, chunk_s: float) -> list[range]:
     """The frame ranges of a video of ``total`` frames cut into chunks of about
-    ``chunk_s`` seconds: whole GOPs where a chunk is that long, the last one taking the
-    rest (so it is at most half a chunk longer). One range: render it whole.
+    ``chunk_s`` seconds, as many as make chunks nearest that length, all of one length
+    to a frame: the chunks render at once on as many workers, and the video is ready
+    when its longest chunk is. One range: render it whole.
+
+    Each part a chunk renders starts with an IDR frame and its own GOPs (the encoder's
+    keyframe interval counts from there), so its GOPs end with it.
     """
     if chunk_s <= 0:
         return [range(total)]
-    size = max(1, round(chunk_s * frame_rate))
-    if size >= GOP:
-        size = round(size / GOP) * GOP
-    count = max(1, round(total / size))
+    count = max(1, round(total / max(1.0, chunk_s * frame_rate)))
     if count == 1:
         return [range(total)]
-    return [range(i * size, total if i == count - 1 else (i + 1) * size)
-            for i in range(count)]
+    bounds = [total * i // count for i in range(count + 1)]
+    return [range(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
 def join_videos(parts: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,

@@ -80,9 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--allow-private-urls", action="store_true", default=None,
                         help="let SOURCE URLs reach loopback/private addresses")
     render.add_argument("--jobs", type=int, default=1, metavar="N",
-                        help="render in N processes at once, each a part of the video "
-                        "(whole GOPs), then join the parts without re-encoding (AV1: "
-                        "always one)")
+                        help="render in N processes at once, each an equal part of the "
+                        "video starting with a key frame, then join the parts without "
+                        "re-encoding (AV1: always one)")
 
     serve = sub.add_parser("serve", help="run the REST API with in-process workers")
     add_options(serve, "serve")  # every flag with its range (config.py)

@@ -307,7 +307,8 @@ def test_retention_removes_the_chunks_a_finish_left(
         assert done.status == "done" and client.hget(KEYS.job(job.id), "chunks") == b"4"
         # what a worker killed between the job's end and removing its chunks leaves
         assert not client.exists(KEYS.chunks(job.id))
-        client.hset(KEYS.chunks(job.id), mapping={"count": 4, "size": 15, "ndone": 4})
+        client.hset(KEYS.chunks(job.id), mapping={"count": 4, "starts": "0,15,30,45",
+                                                  "ndone": 4})
         client.set(KEYS.chunk_lease(job.id, 3), "a dead render's")
         parts = [tmp_path / chunk_key(job.id, n, ".mp4") for n in range(4)]
         parts[0].parent.mkdir(parents=True)
@@ -350,11 +351,30 @@ def test_the_sweep_removes_chunk_files_only_once_their_process_is_gone(
         assert kept == {n for n, keep in names.items() if keep} | {fresh.name}
 
 
-def test_chunk_ranges_are_whole_gops_and_cover_the_path():
-    ranges = chunk_ranges(120 * 30, 30, 60)  # 1750 frames = 7 GOPs of 250
-    assert [(r.start, r.stop) for r in ranges] == [(0, 1750), (1750, 3600)]
+def test_chunk_ranges_are_even_and_cover_the_path():
+    ranges = chunk_ranges(120 * 30, 30, 60)
+    assert [(r.start, r.stop) for r in ranges] == [(0, 1800), (1800, 3600)]
     assert chunk_ranges(100, 15, 0) == [range(100)]
     assert chunk_ranges(60, 15, 60) == [range(60)]
-    small = chunk_ranges(70, 15, 1)
-    assert small[0] == range(0, 15) and small[-1].stop == 70
-    assert [r.start for r in small[1:]] == [r.stop for r in small[:-1]]
+    assert chunk_ranges(80, 15, 4) == [range(80)]  # 1.33 chunks' worth: one chunk
+    for total, rate, seconds in [(70, 15, 1), (18000, 30, 60), (18001, 30, 60), (7, 1, 2)]:
+        ranges = chunk_ranges(total, rate, seconds)
+        assert ranges[0].start == 0 and ranges[-1].stop == total
+        assert [r.start for r in ranges[1:]] == [r.stop for r in ranges[:-1]]
+        assert max(map(len, ranges)) - min(map(len, ranges)) <= 1  # one length, to a frame
+        assert len(ranges) == round(total / (seconds * rate))
+
+
+def test_a_split_is_read_as_it_was_recorded_by_this_version_or_an_earlier_one(
+        redis_url: str, tmp_path: Path) -> None:
+    """Workers may be configured with other chunk lengths, or be of an earlier version
+    (equal chunks, the last taking the rest): every worker renders the recorded ranges."""
+    spec = RenderSpec.from_request({"length": 5, "frame_rate": 15})  # 75 frames
+    client = redis.Redis.from_url(redis_url)
+    client.hset(KEYS.chunks("now"), mapping={"count": 3, "starts": "0,23,46"})
+    client.hset(KEYS.chunks("before"), mapping={"count": 3, "size": 20})
+    with _service(redis_url, tmp_path) as service:
+        chunks = service.render_task.chunks
+        assert chunks is not None
+        assert chunks.recorded("now", spec) == [range(0, 23), range(23, 46), range(46, 75)]
+        assert chunks.recorded("before", spec) == [range(0, 20), range(20, 40), range(40, 75)]

@@ -5,9 +5,9 @@ frames. A job whose video is longer than ``chunk_s`` (JobSettings) is split when
 claims it (:meth:`ChunkTask.split`):
 
 * its chunks are recorded in ``<p>:chunks:<id>`` (scripts.SPLIT): consecutive frame
-  ranges of whole GOPs (a multiple of the encoder's 250-frame keyframe interval where a
-  chunk is that long), the last one taking the rest; the job's lease becomes a marker
-  without expiry, since from now on each chunk has a lease of its own;
+  ranges of one length to a frame (:func:`zoomreel.join.chunk_ranges`), by their first
+  frames; the job's lease becomes a marker without expiry, since from now on each chunk
+  has a lease of its own;
 * one ``zoomreel.chunk`` message per chunk goes on the render queue, so that any render
   thread of any worker takes one; each renders its frames with the job's settings
   (``render_video(..., frames=...)``, a file that starts with an IDR frame) and stores
@@ -50,7 +50,7 @@ from ..errors import (
     TransientFetchError,
     ZoomreelError,
 )
-from ..join import GOP, JOINABLE, chunk_ranges
+from ..join import JOINABLE, chunk_ranges
 from ..spec import RenderSpec
 from ..storage import LocalStorage
 from . import scripts
@@ -65,7 +65,7 @@ from .store import JobStore
 if TYPE_CHECKING:
     from .render_task import RenderTask
 
-__all__ = ["ChunkTask", "chunk_ranges", "chunk_key", "JOINABLE", "GOP"]
+__all__ = ["ChunkTask", "chunk_ranges", "chunk_key", "JOINABLE"]
 
 log = logging.getLogger(__name__)
 
@@ -126,13 +126,16 @@ class ChunkTask:
     def recorded(self, job_id: str, spec: RenderSpec) -> list[range]:
         """The chunks the job was split into (as recorded: workers may be configured
         with other chunk lengths)."""
-        raw = self.store.client.hmget(self.keys.chunks(job_id), ["count", "size"])
-        if raw[0] is None or raw[1] is None:
+        count, first_frames, size = self.store.client.hmget(
+            self.keys.chunks(job_id), ["count", "starts", "size"])
+        if count is None or (first_frames is None and size is None):
             raise RenderCancelled("the job's chunks are gone")  # it ended meanwhile
-        count, size = int(raw[0]), int(raw[1])
         total = spec.total_frames
-        return [range(n * size, total if n == count - 1 else (n + 1) * size)
-                for n in range(count)]
+        if first_frames is not None:
+            starts = [int(v) for v in text(first_frames).split(",")]
+        else:  # split by an earlier version: equal chunks, the last taking the rest
+            starts = [n * int(text(size)) for n in range(int(count))]
+        return [range(a, b) for a, b in zip(starts, [*starts[1:], total], strict=True)]
 
     # -- splitting (the render actor, having claimed the job) ----------------------
     def split(self, job: Job, spec: RenderSpec, token: str, lease: Lease) -> bool:
@@ -146,7 +149,7 @@ class ChunkTask:
         marker = "chunks-" + token
         done = int(persist(lambda: self._split(
             keys=[k.job(job.id), k.lease(job.id), k.chunks(job.id)],
-            args=[token, len(ranges), ranges[0].stop, marker]),
+            args=[token, len(ranges), ",".join(str(r.start) for r in ranges), marker]),
             "split", job.id, self.shutdown))
         lease.lost.set()  # the job's lease is the marker now: its renewals stop
         if done < 0:

@@ -52,7 +52,7 @@ class Keys:
         return f"{self.prefix}:lease:{job_id}"
 
     def chunks(self, job_id: str) -> str:
-        """A chunked job's chunks: their count and size, and each one's state."""
+        """A chunked job's chunks: their count and first frames, and each one's state."""
         return f"{self.prefix}:chunks:{job_id}"
 
     def chunk_lease(self, job_id: str, index: int) -> str:

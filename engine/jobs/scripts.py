@@ -212,8 +212,9 @@ return redis.call('hincrby', job, 'lost_runs', 1)
 """
 
 # -- chunks (chunks.py) ---------------------------------------------------------------
-# A chunked job's chunks hash holds: count, size (frames per chunk, the last one takes
-# the rest), ndone, and per chunk n: done:n, frames:n (frames encoded), started:n (a
+# A chunked job's chunks hash holds: count, starts (each chunk's first frame,
+# comma-separated; records of earlier versions have size instead: frames per chunk, the
+# last one taking the rest), ndone, and per chunk n: done:n, frames:n (frames encoded), started:n (a
 # render of it began), lost:n (its renders that stopped without a word), attempts:n.
 _CHUNK_PREAMBLE = _PREAMBLE + """
 -- Sum the chunks' frames into the job's frames_done (progress counts every chunk).
@@ -232,14 +233,14 @@ SPLIT = _PREAMBLE + """
 -- again keeps what was done), and its lease becomes a marker without expiry, since
 -- each chunk has a lease of its own (the job is taken up by its chunks, not as a whole).
 -- KEYS: job record, lease, chunks hash
--- ARGV: claim token, chunk count, frames per chunk, the marker
+-- ARGV: claim token, chunk count, each chunk's first frame (comma-separated), the marker
 -- Returns the chunks already done, or -1 when the caller no longer holds the job.
 local job, lease, chunks = KEYS[1], KEYS[2], KEYS[3]
-local token, count, size, marker = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local token, count, starts, marker = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if redis.call('hget', job, 'status') ~= RUNNING then return -1 end
 if redis.call('get', lease) ~= token then return -1 end
 if redis.call('exists', chunks) == 0 then
-  redis.call('hset', chunks, 'count', count, 'size', size, 'ndone', 0)
+  redis.call('hset', chunks, 'count', count, 'starts', starts, 'ndone', 0)
 end
 redis.call('set', lease, marker)
 redis.call('hset', job, 'chunks', redis.call('hget', chunks, 'count'), 'lease_token', marker)
