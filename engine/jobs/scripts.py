@@ -214,8 +214,9 @@ return redis.call('hincrby', job, 'lost_runs', 1)
 # -- chunks (chunks.py) ---------------------------------------------------------------
 # A chunked job's chunks hash holds: count, starts (each chunk's first frame,
 # comma-separated; records of earlier versions have size instead: frames per chunk, the
-# last one taking the rest), ndone, and per chunk n: done:n, frames:n (frames encoded), started:n (a
-# render of it began), lost:n (its renders that stopped without a word), attempts:n.
+# last one taking the rest), ndone, and per chunk n: done:n, frames:n (frames encoded),
+# started:n (a render of it began), lost:n (its renders that stopped without a word),
+# attempts:n.
 _CHUNK_PREAMBLE = _PREAMBLE + """
 -- Sum the chunks' frames into the job's frames_done (progress counts every chunk).
 local function sum_frames(chunks, job)
