@@ -43,6 +43,17 @@ end
 local function hset_pairs(key, first)
   for i = first, #ARGV, 2 do redis.call('hset', key, ARGV[i], ARGV[i + 1]) end
 end
+-- A claim meeting a lease that is held (CLAIM, CHUNK_CLAIM): '{CLAIMED}' when the caller
+-- holds it already (its expiry renewed), '{BUSY}' when another does, nil when it is free.
+local function held_lease(lease, token, lease_ms)
+  local holder = redis.call('get', lease)
+  if holder == token then
+    redis.call('pexpire', lease, lease_ms)
+    return '{CLAIMED}'
+  end
+  if holder then return '{BUSY}' end
+  return nil
+end
 """
 
 CREATE = _PREAMBLE + f"""
@@ -92,12 +103,8 @@ local token, lease_ms, pid, now, job_id, owners_prefix =
 local state = redis.call('hget', job, 'status')
 if not state then return '{MISSING}' end
 if is_finished(state) then return state end
-local holder = redis.call('get', lease)
-if holder == token then
-  redis.call('pexpire', lease, lease_ms)
-  return '{CLAIMED}'
-end
-if holder then return '{BUSY}' end
+local held = held_lease(lease, token, lease_ms)
+if held then return held end
 if state == RUNNING then return '{LAPSED}' end
 redis.call('set', lease, token, 'PX', lease_ms)
 redis.call('hset', job, 'status', RUNNING, 'pid', pid, 'run_started_at', now,
@@ -260,12 +267,8 @@ local n, token, lease_ms, max_lost = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]
 if redis.call('hget', job, 'status') ~= RUNNING then return '{GONE}' end
 if redis.call('exists', chunks) == 0 then return '{GONE}' end
 if redis.call('hget', chunks, 'done:' .. n) then return '{CHUNK_DONE_ALREADY}' end
-local holder = redis.call('get', lease)
-if holder == token then
-  redis.call('pexpire', lease, lease_ms)
-  return '{CLAIMED}'
-end
-if holder then return '{BUSY}' end
+local held = held_lease(lease, token, lease_ms)
+if held then return held end
 if redis.call('hget', chunks, 'started:' .. n) then  -- its last render's worker died
   if redis.call('hincrby', chunks, 'lost:' .. n, 1) >= max_lost then return '{LOST}' end
 end
