@@ -52,7 +52,7 @@ from benchmarks._measure import (
 from zoomreel.image import load_image
 from zoomreel.spec import RenderSpec
 
-from ._record import save_record
+from ._record import RESULTS, save_record
 
 # -- the record ---------------------------------------------------------------------
 
@@ -364,7 +364,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--out",
         type=Path,
-        default=ROOT / "benchmarks" / "results",
+        default=RESULTS,
         help="folder for the JSON record (default benchmarks/results)",
     )
     args = p.parse_args(argv)

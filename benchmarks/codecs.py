@@ -31,13 +31,13 @@ os.environ.setdefault("SVT_LOG", "1")
 from PIL import Image
 
 from benchmarks._fidelity import video_psnr
-from benchmarks._measure import ROOT, make_source, measure_process
+from benchmarks._measure import make_source, measure_process
 from benchmarks.bench import machine
 from zoomreel.codecs import CODECS
 from zoomreel.image import load_image
 from zoomreel.spec import RenderSpec
 
-from ._record import save_record
+from ._record import RESULTS, save_record
 
 CORPUS = Path(os.environ.get("ZOOMREEL_CORPUS", "/work/shared/corpus"))
 SIZES = ((1280, 720), (1920, 1080), (3840, 2160), (1080, 1920))
@@ -126,7 +126,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--speeds", type=lambda t: t.split(","), default=list(SPEEDS))
     p.add_argument("--sizes", type=_sizes, default=list(SIZES), help="WxH,WxH,...")
     p.add_argument("--stride", type=int, default=1, help="PSNR on every K-th frame")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    p.add_argument("--out", type=Path, default=RESULTS)
     return p.parse_args(argv)
 
 

@@ -51,13 +51,12 @@ from PIL import Image, ImageOps
 from benchmarks._fidelity import _luma_frames, colour_of, ssim, ssim_db, video_psnr
 from benchmarks._measure import (
     MB,
-    ROOT,
     ffmpeg_command,
     make_source,
     peak_rss_report,
     pyramid_for,
 )
-from benchmarks._record import save_record, utc_stamp
+from benchmarks._record import RESULTS, save_record, utc_stamp
 from zoomreel.camera import frame_rect
 from zoomreel.codecs import CODECS
 from zoomreel.image import load_image
@@ -817,7 +816,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         q.add_argument("--zoom-speed", type=float, default=3.0)
         q.add_argument("--repeats", type=int, default=2 if name == "compare" else 1)
         q.add_argument(
-            "--out", type=Path, default=ROOT / "benchmarks" / "results", help="record folder"
+            "--out", type=Path, default=RESULTS, help="record folder"
         )
     c = sub.choices["compare"]
     c.add_argument(

@@ -43,9 +43,9 @@ from typing import Any
 
 import requests
 
-from benchmarks.load import KEY, ROOT, _free_port, _serve, _wait_processes
+from benchmarks.load import KEY, _free_port, _serve, _wait_processes
 
-from ._record import save_record
+from ._record import RESULTS, save_record
 
 SMALL = {"length": 1, "frame_rate": 15, "width": 256, "height": 144}
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("flood", "webhooks"), default=None)
     parser.add_argument("--reconnect", action="store_true",
                         help="open each attacking socket serve closes again at once")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the attackers' sockets

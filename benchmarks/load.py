@@ -40,7 +40,7 @@ import requests
 
 from zoomreel.frontends.config import http_processes
 
-from ._record import save_record
+from ._record import RESULTS, save_record
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "load-test-key"
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rendering", type=int, default=0,
                         help="long renders running on each serve meanwhile (default 0)")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -36,8 +36,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the zoomreel commands 
 
 import numpy as np
 
-from benchmarks._measure import ROOT
-from benchmarks._record import save_record
+from benchmarks._record import RESULTS, save_record
 from zoomreel import kernel
 from zoomreel.camera import camera_path, cover_size
 from zoomreel.encoder import Encoder
@@ -146,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--length", type=float, default=10.0)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--label", default="", help="a word for the record's name")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args(argv)
     spec = RenderSpec(length=a.length, frame_rate=30, zoom_speed=3, width=1920, height=1080)
     load = [os.getloadavg()]

@@ -49,7 +49,7 @@ import redis
 import requests
 from PIL import Image
 
-from benchmarks._record import save_record
+from benchmarks._record import RESULTS, save_record
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "soak-test-key"
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain", type=float, default=180.0,
                         help="seconds to wait for every job to end after the chaos")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     started = time.monotonic()

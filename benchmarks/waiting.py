@@ -28,10 +28,9 @@ from typing import Any
 
 import requests
 
-from benchmarks._record import save_record
+from benchmarks._record import RESULTS, save_record
 from benchmarks.load import (
     KEY,
-    ROOT,
     _free_port,
     _lua,
     _serve,
@@ -48,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--submits", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
