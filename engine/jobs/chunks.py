@@ -198,44 +198,28 @@ class ChunkTask:
             return
         if outcome != scripts.CLAIMED:  # done, gone, or a live render holds it
             return
-        stop = threading.Event()
-        renewer = threading.Thread(target=self._keep_leased, daemon=True,
-                                   args=(job_id, index, token, stop),
-                                   name=f"lease-{job_id}-{index}")
-        renewer.start()
-        try:
-            self._render_chunk(job_id, index, token, stop)
-        except RenderCancelled:
-            if not stop.is_set():
-                self._release_chunk(job_id, index, token, count=False)
-                self.messages.send_chunk(job_id, index)
-        except redis.RedisError:
-            raise
-        except StorageError as exc:
-            self.task.fail(job_id, str(exc), OUR_FAULT)
-        except (TransientFetchError, RenderError) as exc:
-            self._retry_or_fail(job_id, index, token, str(exc), INPUT_FAULT if isinstance(
-                exc, TransientFetchError) else OUR_FAULT)
-        except ZoomreelError as exc:  # the input: every chunk would fail alike
-            self.task.fail(job_id, str(exc), INPUT_FAULT)
-        except Exception as exc:
-            log.exception("chunk %d failed unexpectedly", index, extra={"job_id": job_id})
-            self._retry_or_fail(job_id, index, token,
-                                f"Internal error while rendering: {exc}", OUR_FAULT)
-        finally:
-            stop.set()
-            renewer.join(timeout=1.0)
-
-    def _keep_leased(self, job_id: str, index: int, token: str,
-                     lost: threading.Event) -> None:
-        """Renew the chunk's lease from a side thread (as lease.Lease for a job)."""
-        while not lost.wait(self.lease_ms / 5000):
+        lease = Lease(self.store, job_id, token, self.lease_ms, name=f"lease-{job_id}-{index}",
+                      renew=lambda: self._renew_chunk(job_id, index, token, None))
+        with lease:
             try:
-                if not self._renew_chunk(job_id, index, token, None):
-                    lost.set()
-            except redis.RedisError as exc:
-                log.warning("could not renew chunk %d's lease: %s", index, exc,
-                            extra={"job_id": job_id})
+                self._render_chunk(job_id, index, token, lease.lost)
+            except RenderCancelled:
+                if not lease.lost.is_set():
+                    self._release_chunk(job_id, index, token, count=False)
+                    self.messages.send_chunk(job_id, index)
+            except redis.RedisError:
+                raise
+            except StorageError as exc:
+                self.task.fail(job_id, str(exc), OUR_FAULT)
+            except (TransientFetchError, RenderError) as exc:
+                self._retry_or_fail(job_id, index, token, str(exc), INPUT_FAULT if isinstance(
+                    exc, TransientFetchError) else OUR_FAULT)
+            except ZoomreelError as exc:  # the input: every chunk would fail alike
+                self.task.fail(job_id, str(exc), INPUT_FAULT)
+            except Exception as exc:
+                log.exception("chunk %d failed unexpectedly", index, extra={"job_id": job_id})
+                self._retry_or_fail(job_id, index, token,
+                                    f"Internal error while rendering: {exc}", OUR_FAULT)
 
     def _renew_chunk(self, job_id: str, index: int, token: str, frames: int | None) -> bool:
         k = self.keys

@@ -52,19 +52,25 @@ class Lease:
         job_id: the leased job.
         token: the claim's token (the lease's value).
         lease_ms: the lease's lifetime; it is renewed five times per lifetime.
+        renew: renews the lease, False once it is not the caller's; default the job's
+            (``store.renew``). A chunk's lease passes its own (chunks.py).
+        name: the renewing thread's name; default ``lease-<job_id>``.
     """
 
-    def __init__(self, store: JobStore, job_id: str, token: str, lease_ms: int) -> None:
+    def __init__(self, store: JobStore, job_id: str, token: str, lease_ms: int, *,
+                 renew: Callable[[], bool] | None = None, name: str | None = None) -> None:
         self.store, self.job_id, self.token, self.lease_ms = store, job_id, token, lease_ms
+        self._renew = renew or (lambda: self.store.renew(job_id, token, lease_ms))
         #: Set once the job is no longer this lease's (someone took it up).
         self.lost = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name=f"lease-{job_id}")
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=name or f"lease-{job_id}")
 
     def _run(self) -> None:
         while not self._stop.wait(self.lease_ms / 5000):
             try:
-                if not self.store.renew(self.job_id, self.token, self.lease_ms):
+                if not self._renew():
                     self.lost.set()
                     return
             except redis.RedisError as exc:
