@@ -125,6 +125,7 @@ def _check_processes(container: Container) -> None:
                until=lambda pids: orphan not in pids, what=f"orphan {orphan} to be reaped")
 
 
+@pytest.mark.timeout(3000)  # building the base and the image: minutes, not a hang
 def test_image_serves_stops_cleanly_and_keeps_its_data_in_the_volume(
         containers: Any, podman: Podman, image_server: LoopbackServer) -> None:
     volume = f"zoomreel-test-{uuid.uuid4().hex[:8]}"
