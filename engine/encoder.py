@@ -5,6 +5,8 @@ Every stream option is set before the first frame; frames carry explicit pts; th
 encoder is always flushed; an MP4 gets its index at the front (``+faststart``) so a
 browser can play it while it downloads. Frames are written to a temporary name in the
 target folder and renamed when complete, so a partial file never has the output name.
+No thread leaves an encoder call in a real-time scheduling class (SVT-AV1 moves its
+threads there when it may: zoomreel.realtime).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from av.video.stream import VideoStream
 
 from .codecs import CODECS, EncoderSettings, encoder_settings
 from .errors import DiskFullError, RenderError, disk_full
+from .realtime import RealtimeGuard
 from .spec import RenderSpec
 
 __all__ = ["Encoder"]
@@ -75,6 +78,7 @@ class Encoder:
         folder, name = os.path.split(os.path.abspath(self.path))
         self.tmp_path = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.part")
         self._frames = 0
+        self._realtime = RealtimeGuard()  # before the encoder starts any thread
         if not os.path.isdir(folder):
             raise RenderError(f"Cannot write the video {self._name}: its folder does not exist")
         options = {"movflags": "+faststart"} if kind.container == "mp4" else {}
@@ -137,6 +141,8 @@ class Encoder:
             self._container.mux(self._stream.encode(frame))
         except (av.FFmpegError, OSError) as exc:  # a full disk, mostly
             raise _failed("Encoding failed", exc) from exc
+        finally:
+            self._realtime.check()
 
     def close(self) -> None:
         """Flush the encoder, finish the file and give it its final name."""
@@ -146,6 +152,8 @@ class Encoder:
             os.replace(self.tmp_path, self.path)
         except (av.FFmpegError, OSError) as exc:
             raise _failed(f"Cannot finish the video {self._name}", exc) from exc
+        finally:
+            self._realtime.check()
 
     def abort(self) -> None:
         """Drop the partial file."""

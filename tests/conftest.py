@@ -8,6 +8,7 @@ loopback HTTP, and the service runs as a subprocess the tests talk to with reque
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,12 +20,26 @@ from s3server import CheckingS3, MotoS3
 from service_helpers import ServeFactory
 
 from zoomreel.jobs import EmbeddedRedis
+from zoomreel.realtime import realtime_threads
 
 # Hypothesis fails an example that takes over 200 ms of wall time; on a shared 2-core
 # machine running three test processes a plain RenderSpec check sometimes does. Speed is
 # measured in benchmarks/, not asserted here.
 settings.register_profile("zoomreel", deadline=None)
 settings.load_profile("zoomreel")
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_real_time() -> Iterator[None]:
+    """A test that leaves a thread of this test process in a real-time scheduling class
+    fails here: every process started from such a thread inherits the class, and a
+    busy one starves the machine (Chromium at SCHED_FIFO 99, after this process had
+    rendered AV1, once hung CI for 20 minutes)."""
+    before = realtime_threads()
+    yield
+    left = realtime_threads() - before
+    assert not left, f"threads {sorted(left)} of pid {os.getpid()} were left real-time"
+
 
 # -- Redis -----------------------------------------------------------------------
 
