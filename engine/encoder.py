@@ -5,8 +5,9 @@ Every stream option is set before the first frame; frames carry explicit pts; th
 encoder is always flushed; an MP4 gets its index at the front (``+faststart``) so a
 browser can play it while it downloads. Frames are written to a temporary name in the
 target folder and renamed when complete, so a partial file never has the output name.
-No thread leaves an encoder call in a real-time scheduling class (SVT-AV1 moves its
-threads there when it may: zoomreel.realtime).
+The encoder is called where no thread may enter a real-time scheduling class, and no
+thread leaves a call in one (SVT-AV1 moves its threads there when it may:
+zoomreel.realtime).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from av.video.stream import VideoStream
 
 from .codecs import CODECS, EncoderSettings, encoder_settings
 from .errors import DiskFullError, RenderError, disk_full
-from .realtime import RealtimeGuard
+from .realtime import RealtimeGuard, no_realtime
 from .spec import RenderSpec
 
 __all__ = ["Encoder"]
@@ -138,7 +139,8 @@ class Encoder:
         frame.color_trc = _BT709
         self._frames += 1
         try:
-            self._container.mux(self._stream.encode(frame))
+            with no_realtime():
+                self._container.mux(self._stream.encode(frame))
         except (av.FFmpegError, OSError) as exc:  # a full disk, mostly
             raise _failed("Encoding failed", exc) from exc
         finally:
@@ -147,8 +149,9 @@ class Encoder:
     def close(self) -> None:
         """Flush the encoder, finish the file and give it its final name."""
         try:
-            self._container.mux(self._stream.encode(None))
-            self._container.close()
+            with no_realtime():
+                self._container.mux(self._stream.encode(None))
+                self._container.close()
             os.replace(self.tmp_path, self.path)
         except (av.FFmpegError, OSError) as exc:
             raise _failed(f"Cannot finish the video {self._name}", exc) from exc

@@ -7,16 +7,23 @@ a core busy starves everything else on it: the API's answers, Redis, the other
 renders. And every thread or process the moved thread starts afterwards inherits the
 class: a test run whose worker process had rendered AV1 later started Chromium from it
 at priority 99, and the machine stopped answering anything but Chromium. A render
-never needs real time, so the encoder puts such threads back after each call into the
-library (:class:`RealtimeGuard`). Linux only; elsewhere nothing is checked.
+never needs real time, so the encoder calls into the library inside
+:func:`no_realtime`: the calling thread may not raise a priority there (CAP_SYS_NICE is
+out of its effective capabilities, and out of every thread it starts), as for any user
+but root, and SVT-AV1 runs as it does for them. What still enters a real-time class (a
+process with a real-time limit, RLIMIT_RTPRIO, that allows it) is put back after each
+call (:class:`RealtimeGuard`). Linux only; elsewhere both do nothing.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["CHECK_ALL_CALLS", "RealtimeGuard", "realtime_threads"]
+__all__ = ["CHECK_ALL_CALLS", "RealtimeGuard", "no_realtime", "realtime_threads"]
 
 _REALTIME = frozenset(getattr(os, name) for name in ("SCHED_FIFO", "SCHED_RR")
                       if hasattr(os, name))
@@ -27,6 +34,57 @@ _TASKS = "/proc/self/task"
 #: encoder starts its threads within its first frames); after them, the calling thread,
 #: and every thread again if it was moved.
 CHECK_ALL_CALLS = 8
+
+
+_CAP_VERSION_3 = 0x20080522  # capget/capset's header: 64-bit sets, two 32-bit words each
+_CAP_SYS_NICE = 1 << 23  # in the first word
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.capget, libc.capset  # noqa: B018  # glibc and musl both have them
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _libc() if _LINUX else None
+
+
+@contextmanager
+def no_realtime() -> Iterator[None]:
+    """Inside, this thread (and every thread it starts) may not raise a thread's
+    priority, nor move one to a real-time class: CAP_SYS_NICE is out of its effective
+    capabilities, and back on leaving (it stays permitted). Lowering a priority (a
+    higher nice value, as render threads do) needs no capability. Where the thread does
+    not hold it, or capabilities cannot be read or set, nothing changes."""
+    if _LIBC is None:
+        yield
+        return
+    header = _CapHeader(_CAP_VERSION_3, 0)  # pid 0: this thread
+    data = (_CapData * 2)()
+    if _LIBC.capget(ctypes.byref(header), data) != 0 or not data[0].effective & _CAP_SYS_NICE:
+        yield
+        return
+    data[0].effective &= ~_CAP_SYS_NICE
+    if _LIBC.capset(ctypes.byref(header), data) != 0:
+        yield
+        return
+    try:
+        yield
+    finally:
+        data[0].effective |= _CAP_SYS_NICE
+        _LIBC.capset(ctypes.byref(header), data)
 
 
 def _policies() -> dict[int, int]:

@@ -1,8 +1,9 @@
 """No render leaves a thread in a real-time scheduling class.
 
 SVT-AV1 moves the thread that opens it, and every thread it starts, to SCHED_FIFO at
-priority 99 wherever the process may (root, CAP_SYS_NICE); zoomreel.realtime puts them
-back. Where this process may not use real time, neither may SVT-AV1, and these skip.
+priority 99 wherever the process may (root, CAP_SYS_NICE); zoomreel.realtime keeps the
+encoder from doing so and puts back what still did. Where this process may not use real
+time, neither may SVT-AV1, and these skip.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 from imagegen import photo_like
 
 from zoomreel import RenderSpec, render_video
-from zoomreel.realtime import CHECK_ALL_CALLS, RealtimeGuard, realtime_threads
+from zoomreel.realtime import CHECK_ALL_CALLS, RealtimeGuard, no_realtime, realtime_threads
 
 
 def _in_thread(target: Callable[[], object]) -> None:
@@ -101,6 +102,22 @@ def test_an_av1_render_leaves_no_thread_in_real_time(tmp_path: Path) -> None:
     assert all(found == before for found in during)  # after each frame, SVT's threads too
     assert caller == [os.SCHED_OTHER, 0]  # the rendering thread: its class and nice value
     assert realtime_threads() == before
+
+
+@needs_real_time
+def test_inside_no_realtime_no_thread_may_enter_real_time_and_after_it_may_again() -> None:
+    def inside() -> None:
+        with no_realtime():
+            with pytest.raises(PermissionError):
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 5)  # lowering: allowed
+            started = []
+            _in_thread(lambda: started.append(_may_use_real_time()))
+            assert started == [False]  # what it starts inherits it
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+        assert os.sched_getscheduler(0) == os.SCHED_FIFO
+
+    _in_thread(inside)
 
 
 @needs_real_time
