@@ -635,7 +635,10 @@ def test_two_jobs_back_to_back_show_the_second_ones_video(page: Any, web: Serve,
 
     page.route("**/v1/toolkit/job/status", status)
     _start(page, web, photo)
-    _set(page, {"length": 2, "frame_rate": 15, "width": 256, "height": 144})
+    # 600 frames of 720p: the first job still renders, and the page still polls it, for
+    # seconds after the page lists it (30 frames of 144p were done before, on a quiet
+    # machine, and no status request of it came to hold).
+    _set(page, {"length": 40, "frame_rate": 15, "width": 1280, "height": 720})
     page.click("button[type=submit]")
     _wait(page, "document.querySelectorAll('#recent li[data-job-id]').length === 1")
     first = page.get_attribute("#recent li[data-job-id]", "data-job-id")
