@@ -11,7 +11,9 @@ plane, row by row, so no intermediate frame exists.
 
 from __future__ import annotations
 
+import ctypes
 import math
+import sys
 
 import numba
 import numpy as np
@@ -22,7 +24,55 @@ import numpy as np
 # zoomreel commands set OMP_WAIT_POLICY=PASSIVE (unless set) before Numba loads, and
 # programs embedding the library may do the same.
 
-__all__ = ["axis_weights", "resample", "rgb_to_yuv420", "KR", "KB"]
+__all__ = ["axis_weights", "page_out_compiler", "resample", "rgb_to_yuv420", "KR", "KB"]
+
+_MADV_DONTNEED = 4
+_COMPILER = "libllvmlite.so"
+
+
+def page_out_compiler() -> int:
+    """Give back the resident pages of LLVM (llvmlite's shared library): about 70 MB that
+    Numba needs to compile a kernel or load one from its cache, and not to run one.
+
+    Call it once the kernels a render uses have run. Only the library's read-only
+    mappings none of whose pages the process has written (its code and constants, never
+    its relocated data) are advised ``MADV_DONTNEED`` (Linux): their pages leave this
+    process and are read again from the file (the page cache) if a later compilation
+    touches them; nothing is lost. (``MADV_PAGEOUT`` would leave the pages that another
+    process maps too, as every worker beside another does.) Returns the bytes advised
+    (0 where the system has no such call)."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    try:
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return 0
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    advised = 0
+    for start, end in _unwritten_mappings(_COMPILER):
+        if madvise(start, end - start, _MADV_DONTNEED) == 0:
+            advised += end - start
+    return advised
+
+
+def _unwritten_mappings(library: str) -> list[tuple[int, int]]:
+    """(start, end) of each mapping of ``library`` that is not writable and holds no
+    page the process has written (``Anonymous: 0 kB`` in /proc/self/smaps)."""
+    found: list[tuple[int, int]] = []
+    current: tuple[int, int] | None = None
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5:  # a mapping's first line
+                mine = len(fields) >= 6 and fields[5].endswith(library)
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                current = (start, end) if mine and "w" not in fields[1] else None
+            elif current is not None and fields[0] == "Anonymous:":
+                if fields[1] == "0":
+                    found.append(current)
+                current = None
+    return found
+
 
 # BT.709 luma coefficients.
 KR = 0.2126

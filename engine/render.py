@@ -5,7 +5,9 @@ thread encodes the previous ones; a small bounded queue between them keeps memor
 flat whatever the length, and lets the Numba kernel (which releases the GIL) and
 x264 work at the same time. The frames themselves are a ring allocated once: the
 kernel writes straight into the planes PyAV hands to x264 (which copies its input
-when it is given it), so no frame is allocated, zeroed or copied per frame.
+when it is given it), so no frame is allocated, zeroed or copied per frame. Once the
+first frame is made, LLVM's pages go back (kernel.page_out_compiler): about 60 MB of a
+render's memory that only compiling needs.
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import av
+import numpy as np
+
 from .camera import cover_size, frame_rect
 from .canvas import fit_canvas
 from .encoder import Encoder
 from .errors import RenderCancelled
 from .image import Source, load_image
+from .kernel import page_out_compiler
 from .pyramid import Pyramid
 from .spec import RenderSpec
 
@@ -79,27 +85,15 @@ def render_video(
     frames = _frames_of(spec, frames)
     pyramid, width, height = _prepare(source, spec)
     total = len(frames)
-    cubic = spec.resampler == "catmull-rom"
     ready: queue.Queue[object] = queue.Queue(maxsize=_AHEAD)
     stop = threading.Event()
 
     with Encoder.from_spec(out, spec, width, height) as encoder:
         ring = [encoder.new_frame() for _ in range(min(_RING, total))]
 
-        def produce() -> None:
-            try:
-                for n in frames:
-                    box = frame_rect(n, spec, pyramid.width, pyramid.height, (width, height))
-                    if stop.is_set():
-                        return
-                    frame, y, u, v = ring[n % len(ring)]
-                    pyramid.render(box, y, u, v, cubic)
-                    ready.put(frame)
-                ready.put(None)
-            except BaseException as exc:  # handed to the encoding thread
-                ready.put(exc)
-
-        worker = threading.Thread(target=produce, name="zoomreel-kernel", daemon=True)
+        worker = threading.Thread(
+            target=_produce, args=(frames, spec, pyramid, (width, height), ring, ready, stop),
+            name="zoomreel-kernel", daemon=True)
         worker.start()
         try:
             done = 0
@@ -131,6 +125,27 @@ def render_video(
         frame_rate=spec.frame_rate,
         size_bytes=os.path.getsize(out),
     )
+
+
+def _produce(frames: range, spec: RenderSpec, pyramid: Pyramid, size: tuple[int, int],
+             ring: list[tuple[av.VideoFrame, np.ndarray, np.ndarray, np.ndarray]],
+             ready: queue.Queue[object], stop: threading.Event) -> None:
+    """The producer thread: each frame's planes made by the kernel in the next slot of
+    ``ring``, the frame put on ``ready``; then None, or the exception that stopped it."""
+    cubic = spec.resampler == "catmull-rom"
+    try:
+        for n in frames:
+            box = frame_rect(n, spec, pyramid.width, pyramid.height, size)
+            if stop.is_set():
+                return
+            frame, y, u, v = ring[n % len(ring)]
+            pyramid.render(box, y, u, v, cubic)
+            if n == frames.start:  # every kernel this render runs has run
+                page_out_compiler()
+            ready.put(frame)
+        ready.put(None)
+    except BaseException as exc:  # handed to the encoding thread
+        ready.put(exc)
 
 
 def _frames_of(spec: RenderSpec, frames: range | None) -> range:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
-from imagegen import ALL, chroma, luma, psnr, reference_frame
+from imagegen import ALL, chroma, luma, photo_like, psnr, reference_frame
 from PIL import Image
 
-from zoomreel.kernel import axis_weights, rgb_to_yuv420
+from zoomreel.kernel import axis_weights, page_out_compiler, rgb_to_yuv420
 from zoomreel.pyramid import Pyramid
 
 OUT = (320, 180)
@@ -124,3 +126,35 @@ def test_colour_conversion_is_bt709_limited_range():
     assert y.tolist() == [[16, 235], [63, 32]]
     cb, cr = chroma(rgb.reshape(-1, 3).mean(axis=0))
     assert abs(int(u[0, 0]) - cb) <= 0.5 and abs(int(v[0, 0]) - cr) <= 0.5
+
+
+def _compiler_resident_kb() -> int:
+    """Resident kB of LLVM's library (llvmlite's) in this process."""
+    resident, inside = 0, False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5:  # a mapping's first line
+                inside = len(fields) >= 6 and fields[5].endswith("libllvmlite.so")
+            elif inside and fields[0] == "Rss:":
+                resident += int(fields[1])
+    return resident
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="Linux's /proc only")
+def test_page_out_compiler_gives_llvm_back_and_the_kernels_still_run():
+    rgb = np.asarray(photo_like(640, 360, seed=8))
+    box = (100.0, 50.0, 580.0, 320.0)
+
+    def frame() -> np.ndarray:
+        y, u, v = (np.zeros((180, 320), np.uint8), np.zeros((90, 160), np.uint8),
+                   np.zeros((90, 160), np.uint8))
+        Pyramid(rgb).render(box, y, u, v)
+        return np.concatenate([y.ravel(), u.ravel(), v.ravel()])
+
+    before = frame()  # every kernel loaded (compiled, or read from Numba's cache)
+    resident = _compiler_resident_kb()
+    assert page_out_compiler() > 0
+    after = _compiler_resident_kb()
+    assert after < resident / 2, (resident, after)
+    assert np.array_equal(frame(), before)
