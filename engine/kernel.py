@@ -31,7 +31,7 @@ _COMPILER = "libllvmlite.so"
 
 
 def page_out_compiler() -> int:
-    """Give back the resident pages of LLVM (llvmlite's shared library): about 70 MB that
+    """Give back the resident pages of LLVM (llvmlite's shared library): 50-70 MB that
     Numba needs to compile a kernel or load one from its cache, and not to run one.
 
     Call it once the kernels a render uses have run. Only the library's read-only

@@ -1,4 +1,4 @@
-"""Threads an encoder library moved to a real-time scheduling class, put back.
+"""No thread of a render left in a real-time scheduling class, whatever its encoder does.
 
 SVT-AV1 (libsvtav1, the ``av1`` codec), where its process may (root, as in most
 containers, or CAP_SYS_NICE), moves the thread that opens it and every thread it starts

@@ -6,7 +6,7 @@ flat whatever the length, and lets the Numba kernel (which releases the GIL) and
 x264 work at the same time. The frames themselves are a ring allocated once: the
 kernel writes straight into the planes PyAV hands to x264 (which copies its input
 when it is given it), so no frame is allocated, zeroed or copied per frame. Once the
-first frame is made, LLVM's pages go back (kernel.page_out_compiler): about 60 MB of a
+first frame is made, LLVM's pages go back (kernel.page_out_compiler): 50-70 MB of a
 render's memory that only compiling needs.
 """
 
