@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 KR, KB = 0.2126, 0.0722
+
+
+def encode(image: Image.Image, fmt: str, **kw: object) -> bytes:
+    """``image`` as a file of format ``fmt`` would hold it (Pillow's save options ``kw``)."""
+    buf = io.BytesIO()
+    image.save(buf, fmt, **kw)
+    return buf.getvalue()
 
 
 def photo_like(width: int, height: int, seed: int = 0) -> Image.Image:

@@ -4,7 +4,6 @@ processes answer HTTP on serve's port, as one service, and never outlive serve."
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import signal
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from imagegen import photo_like
+from imagegen import encode, photo_like
 from loopback import LoopbackServer
 from service_helpers import SMALL, ended, jpeg, metric, zoomreel_script
 from waiting import eventually
@@ -178,9 +177,8 @@ def test_renders_run_below_the_answers(serve_factory: Any,
     # A photo-like image, 5 min of 720p: x264 has real work on every frame, so the render
     # outlasts the measuring below even on a fast idle machine (a flat colour at 30 s
     # finished within it there).
-    buf = io.BytesIO()
-    photo_like(1280, 720, seed=4).save(buf, "JPEG", quality=90)
-    url = image_server.add("/api-processes/long.jpg", buf.getvalue())
+    image = encode(photo_like(1280, 720, seed=4), "JPEG", quality=90)
+    url = image_server.add("/api-processes/long.jpg", image)
     job = serve.submit(image_url=url, length=300, frame_rate=30, width=1280, height=720)
 
     def progress() -> dict[str, Any]:

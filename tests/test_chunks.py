@@ -17,7 +17,7 @@ import av
 import pytest
 import redis
 from decoded import frames_on_the_path
-from imagegen import photo_like
+from imagegen import encode, photo_like
 from loopback import LoopbackServer
 from s3server import DOWNLOAD, MotoS3, done_result, machines
 from service_helpers import Serve, ServeFactory, Worker
@@ -34,12 +34,6 @@ KEYS = Keys()  # the job store's keys, as the service makes them
 IMAGE = photo_like(640, 360, seed=5)
 #: 4 s at 15 fps: 60 frames, four chunks of 15 with ZOOMREEL_CHUNK_SECONDS=1.
 JOB = {"length": 4, "frame_rate": 15, "zoom_speed": 30, "width": 320, "height": 180}
-
-
-def _jpeg(image: Any) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, "JPEG", quality=95)
-    return buf.getvalue()
 
 
 def _chunk_lines(lines: list[str], job_id: str) -> list[int]:
@@ -73,7 +67,7 @@ def _service(redis_url: str, data_dir: Path, **settings: Any) -> Iterator[JobSer
 
 @pytest.fixture
 def photo(image_server: LoopbackServer) -> tuple[str, bytes]:
-    data = _jpeg(IMAGE)
+    data = encode(IMAGE, "JPEG", quality=95)
     return image_server.add(f"/chunked-{uuid.uuid4().hex}.jpg", data), data
 
 

@@ -8,17 +8,11 @@ import zlib
 
 import numpy as np
 import pytest
-from imagegen import photo_like
+from imagegen import encode, photo_like
 from PIL import Image
 
 from zoomreel.errors import ImageError, ImageTooLargeError
 from zoomreel.image import load_image
-
-
-def encode(image: Image.Image, fmt: str, **kw) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, fmt, **kw)
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ Without Chromium the browser tests skip on a developer machine and fail in CI (C
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shlex
@@ -22,7 +21,7 @@ import numpy as np
 import pytest
 import redis
 import requests
-from imagegen import photo_like
+from imagegen import encode, photo_like
 from service_helpers import Serve
 
 from zoomreel.camera import frame_rect
@@ -63,9 +62,7 @@ def web(tmp_path_factory: pytest.TempPathFactory, redis_server: EmbeddedRedis) -
 
 
 def photo_bytes(width: int, height: int) -> bytes:
-    buf = io.BytesIO()
-    photo_like(width, height, seed=5).save(buf, "JPEG", quality=90)
-    return buf.getvalue()
+    return encode(photo_like(width, height, seed=5), "JPEG", quality=90)
 
 
 @pytest.fixture(scope="module")
