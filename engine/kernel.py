@@ -18,6 +18,8 @@ import sys
 import numba
 import numpy as np
 
+from ._libc import libc_function
+
 # Numba's parallel kernels run on OpenMP threads, which by default spin between kernels
 # and take CPU from x264 beside them (1080p: ~86 frames/s spinning, ~108 waiting
 # passively, on 2 cores). The wait policy is process-wide, so it is not set here: the
@@ -43,9 +45,8 @@ def page_out_compiler() -> int:
     (0 where the system has no such call)."""
     if not sys.platform.startswith("linux"):
         return 0
-    try:
-        madvise = ctypes.CDLL(None, use_errno=True).madvise
-    except (OSError, AttributeError):
+    madvise = libc_function("madvise")
+    if madvise is None:
         return 0
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     advised = 0

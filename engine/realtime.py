@@ -23,6 +23,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ._libc import libc_function
+
 __all__ = ["CHECK_ALL_CALLS", "RealtimeGuard", "no_realtime", "realtime_threads"]
 
 _REALTIME = frozenset(getattr(os, name) for name in ("SCHED_FIFO", "SCHED_RR")
@@ -49,16 +51,8 @@ class _CapData(ctypes.Structure):
                 ("inheritable", ctypes.c_uint32)]
 
 
-def _libc() -> ctypes.CDLL | None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.capget, libc.capset  # noqa: B018  # glibc and musl both have them
-    except (OSError, AttributeError):
-        return None
-    return libc
-
-
-_LIBC = _libc() if _LINUX else None
+_CAPGET = libc_function("capget") if _LINUX else None
+_CAPSET = libc_function("capset") if _LINUX else None
 
 
 @contextmanager
@@ -68,23 +62,23 @@ def no_realtime() -> Iterator[None]:
     capabilities, and back on leaving (it stays permitted). Lowering a priority (a
     higher nice value, as render threads do) needs no capability. Where the thread does
     not hold it, or capabilities cannot be read or set, nothing changes."""
-    if _LIBC is None:
+    if _CAPGET is None or _CAPSET is None:
         yield
         return
     header = _CapHeader(_CAP_VERSION_3, 0)  # pid 0: this thread
     data = (_CapData * 2)()
-    if _LIBC.capget(ctypes.byref(header), data) != 0 or not data[0].effective & _CAP_SYS_NICE:
+    if _CAPGET(ctypes.byref(header), data) != 0 or not data[0].effective & _CAP_SYS_NICE:
         yield
         return
     data[0].effective &= ~_CAP_SYS_NICE
-    if _LIBC.capset(ctypes.byref(header), data) != 0:
+    if _CAPSET(ctypes.byref(header), data) != 0:
         yield
         return
     try:
         yield
     finally:
         data[0].effective |= _CAP_SYS_NICE
-        _LIBC.capset(ctypes.byref(header), data)
+        _CAPSET(ctypes.byref(header), data)
 
 
 def _policies() -> dict[int, int]:

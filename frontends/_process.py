@@ -8,8 +8,6 @@ library").
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import json
 import logging
 import os
@@ -19,19 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from zoomreel._libc import libc_function
+
 __all__ = ["configure_logging", "count_metrics_in", "prefer_passive_openmp",
            "prepare_rendering", "render_threads", "RENDER_NICENESS"]
-
-
-@functools.cache
-def _libc() -> Any:
-    """glibc, loaded once; None where there is none (musl, macOS, Windows)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt, libc.malloc_trim  # noqa: B018 - glibc has both
-    except (OSError, AttributeError):
-        return None
-    return libc
 
 
 def prefer_passive_openmp() -> None:
@@ -73,9 +62,9 @@ def _map_large_allocations() -> None:
     278 to 296 MB; with the threshold fixed at 1 MB, at 275-278 MB (benchmarks.memory).
     No-op without glibc; ``MALLOC_MMAP_THRESHOLD_`` in the environment wins.
     """
-    libc = _libc()
-    if libc is not None and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-        libc.mallopt(_M_MMAP_THRESHOLD, 1_000_000)
+    mallopt = libc_function("mallopt")
+    if mallopt is not None and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        mallopt(_M_MMAP_THRESHOLD, 1_000_000)
 
 
 #: The nice value of render threads: above the API's 0, so that on a machine that renders
@@ -112,9 +101,9 @@ def render_threads() -> Any:
 
         def after_process_message(self, broker: dramatiq.Broker, message: Any, *,
                                   result: Any = None, exception: Any = None) -> None:
-            libc = _libc()
-            if message.queue_name == RENDER_QUEUE and libc is not None:
-                libc.malloc_trim(0)
+            malloc_trim = libc_function("malloc_trim")
+            if message.queue_name == RENDER_QUEUE and malloc_trim is not None:
+                malloc_trim(0)
 
     return RenderThreads()
 
