@@ -6,10 +6,12 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from imagegen import ALL, chroma, luma, photo_like, psnr, reference_frame
 from PIL import Image
 
-from zoomreel.kernel import axis_weights, page_out_compiler, rgb_to_yuv420
+from zoomreel.kernel import LANES, axis_weights, page_out_compiler, resample, rgb_to_yuv420
 from zoomreel.pyramid import Pyramid
 
 OUT = (320, 180)
@@ -113,6 +115,52 @@ def test_axis_weights_are_normalised_and_local():
     assert ntaps <= weights.shape[1]
     centres = first + (weights * np.arange(weights.shape[1])).sum(axis=1) + 0.5
     assert np.allclose(centres, 10.25 + (np.arange(100) + 0.5) * 4.0, atol=1e-3)
+
+
+def _dense(first: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
+    """The taps of one axis as a (outputs, size) matrix, in float64."""
+    matrix = np.zeros((len(first), size))
+    for i, (lo, row) in enumerate(zip(first, weights, strict=True)):
+        taps = row[: size - lo]  # padding taps past the edge weigh 0
+        matrix[i, lo:lo + len(taps)] = taps
+    return matrix
+
+
+@given(
+    src_size=st.tuples(st.integers(1, 90), st.integers(1, 70)),
+    out_size=st.tuples(st.integers(LANES, 70), st.integers(1, 23)),
+    box=st.tuples(st.floats(0.0, 0.9), st.floats(0.0, 0.9), st.floats(0.05, 1.0),
+                  st.floats(0.05, 1.0)),
+    cubic=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_resample_is_the_separable_sum_at_every_size_and_edge(src_size, out_size, box,
+                                                              cubic, seed):
+    """Every output width (whole vectors or not), source widths under one vector, boxes
+    at the edges, magnified and minified: each pixel is the two axes' taps applied in
+    float64, to rounding; into a plane whose rows are padded (as a video frame's are),
+    whose padding stays untouched."""
+    (sw, sh), (ow, oh) = src_size, out_size
+    rng = np.random.default_rng(seed)
+    src = rng.integers(0, 256, (sh, sw), dtype=np.uint8)
+    x0, y0 = box[0] * sw, box[1] * sh
+    x1, y1 = x0 + box[2] * (sw - x0), y0 + box[3] * (sh - y0)
+    xf, xw, nx = axis_weights(x0, x1, sw, ow, 1.0, cubic)
+    yf, yw, ny = axis_weights(y0, y1, sh, oh, 1.0, cubic)
+    padded = np.full((oh, ow + 13), 7, dtype=np.uint8)
+    resample(src, xf, xw, nx, yf, yw, ny, padded[:, :ow])
+    want = _dense(yf, yw, sh) @ src @ _dense(xf, xw, sw).T
+    want = np.clip(np.floor(want + 0.5), 0, 255)
+    assert np.abs(padded[:, :ow].astype(int) - want).max() <= 1
+    assert (padded[:, ow:] == 7).all()
+
+
+def test_resample_refuses_an_output_narrower_than_a_vector():
+    src = np.zeros((40, 40), np.uint8)
+    xf, xw, nx = axis_weights(0.0, 40.0, 40, LANES - 1, 1.0)
+    yf, yw, ny = axis_weights(0.0, 40.0, 40, 20, 1.0)
+    with pytest.raises(ValueError, match="narrower"):
+        resample(src, xf, xw, nx, yf, yw, ny, np.zeros((20, LANES - 1), np.uint8))
 
 
 def test_colour_conversion_is_bt709_limited_range():
