@@ -80,7 +80,7 @@ CODECS: dict[str, Codec] = {c.name: c for c in (
     Codec("h264", "libx264", "mp4", ".mp4", "video/mp4", None, {
         "fastest": EncoderSettings(25, "superfast", {"x264-params": "bframes=1"}),
         "balanced": EncoderSettings(21, "superfast", {"x264-params": _X264_BALANCED}),
-        # 0.46-0.62x ffmpeg's size at -1.5..+0.1 dB PSNR, 293-303 MB peak RSS (issue 22)
+        # 0.46-0.62x ffmpeg's size at -1.5..+0.1 dB PSNR, 293-307 MB peak RSS (issue 22)
         "smallest": EncoderSettings(22, "veryfast"),
     }),
     # hvc1, not hev1: Apple's players open only HEVC tagged hvc1.
