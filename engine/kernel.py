@@ -344,7 +344,8 @@ def resample(
     out: np.ndarray,
 ) -> None:
     """Resample the uint8 plane ``src`` into the uint8 plane ``out`` (rows x cols, at
-    least LANES columns).
+    least LANES columns; rows may be padded, as a video frame's are, but each row's
+    pixels must be contiguous).
 
     Works on blocks of four output rows, in float32 vectors of LANES lanes. Vertical
     pass first: each row's taps combined over just the source columns the horizontal
@@ -356,6 +357,8 @@ def resample(
     out_h, out_w = out.shape
     if out_w < LANES:
         raise ValueError("resample: the output is narrower than LANES pixels")
+    if src.strides[1] != 1 or out.strides[1] != 1:  # the vectors read and write runs
+        raise ValueError("resample: each plane's rows must be contiguous")
     c0 = xfirst.min()
     width = min(xfirst.max() + nx, src.shape[1]) - c0
     cols, first, span, tiles, stride = _column_tiles(xfirst, xweights, nx)

@@ -163,6 +163,17 @@ def test_resample_refuses_an_output_narrower_than_a_vector():
         resample(src, xf, xw, nx, yf, yw, ny, np.zeros((20, LANES - 1), np.uint8))
 
 
+def test_resample_refuses_planes_whose_rows_are_not_contiguous():
+    src = np.zeros((40, 80), np.uint8)
+    xf, xw, nx = axis_weights(0.0, 40.0, 40, 20, 1.0)
+    yf, yw, ny = axis_weights(0.0, 40.0, 40, 20, 1.0)
+    out = np.zeros((20, 20), np.uint8)
+    with pytest.raises(ValueError, match="contiguous"):
+        resample(src[:, ::2], xf, xw, nx, yf, yw, ny, out)
+    with pytest.raises(ValueError, match="contiguous"):
+        resample(src[:, :40], xf, xw, nx, yf, yw, ny, np.zeros((20, 40), np.uint8)[:, ::2])
+
+
 def test_colour_conversion_is_bt709_limited_range():
     rgb = np.array(
         [[[0, 0, 0], [255, 255, 255]], [[255, 0, 0], [0, 0, 255]]], dtype=np.uint8
