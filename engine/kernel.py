@@ -319,17 +319,19 @@ def _vertical_pass(src: np.ndarray, c0: int, width: int, yfirst: np.ndarray,
     c0, LANES columns at a time (narrower rows one pixel at a time)."""
     src_h = src.shape[0]
     y0 = yfirst[j]
-    for x in range(0, width if width >= LANES else 0, LANES):
-        at = min(x, width - LANES)  # the last vector overlaps the one before
-        acc = _splat(0.0)
-        for k in range(ny):  # padding taps weigh 0: clamp their row
-            acc = _fma(yweights[j, k], _load(src, min(y0 + k, src_h - 1), c0 + at), acc)
-        _store(rows, r, at, acc)
-    for x in range(width if width < LANES else 0):
-        total = np.float32(0.0)
-        for k in range(ny):
-            total += yweights[j, k] * np.float32(src[min(y0 + k, src_h - 1), c0 + x])
-        rows[r, x] = total
+    if width >= LANES:
+        for x in range(0, width, LANES):
+            at = min(x, width - LANES)  # the last vector overlaps the one before
+            acc = _splat(0.0)
+            for k in range(ny):  # padding taps weigh 0: clamp their row
+                acc = _fma(yweights[j, k], _load(src, min(y0 + k, src_h - 1), c0 + at), acc)
+            _store(rows, r, at, acc)
+    else:
+        for x in range(width):
+            total = np.float32(0.0)
+            for k in range(ny):
+                total += yweights[j, k] * np.float32(src[min(y0 + k, src_h - 1), c0 + x])
+            rows[r, x] = total
 
 
 @numba.njit(nogil=True, cache=True, parallel=True, fastmath=True)
