@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from hypothesis import strategies as st
 from imagegen import ALL, chroma, luma, photo_like, psnr, reference_frame
 from PIL import Image
 
+from zoomreel import kernel
 from zoomreel.kernel import LANES, axis_weights, page_out_compiler, resample, rgb_to_yuv420
 from zoomreel.pyramid import Pyramid
 
@@ -126,6 +129,14 @@ def _dense(first: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
     return matrix
 
 
+#: Both horizontal passes, whatever this CPU has: resample picks the permuted one where
+#: Numba compiles for AVX-512 and a tile spans at most 64 source columns (the lane-by-lane
+#: stand-in for the permute runs here otherwise), the dense one elsewhere.
+PASSES = {"resample": resample, "permuted": kernel._resample_permuted,
+          "dense": kernel._resample_dense}
+
+
+@pytest.mark.parametrize("kind", sorted(PASSES))
 @given(
     src_size=st.tuples(st.integers(1, 90), st.integers(1, 70)),
     out_size=st.tuples(st.integers(LANES, 70), st.integers(1, 23)),
@@ -134,7 +145,7 @@ def _dense(first: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
     cubic=st.booleans(),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_resample_is_the_separable_sum_at_every_size_and_edge(src_size, out_size, box,
+def test_resample_is_the_separable_sum_at_every_size_and_edge(kind, src_size, out_size, box,
                                                               cubic, seed):
     """Every output width (whole vectors or not), source widths under one vector, boxes
     at the edges, magnified and minified: each pixel is the two axes' taps applied in
@@ -147,12 +158,54 @@ def test_resample_is_the_separable_sum_at_every_size_and_edge(src_size, out_size
     x1, y1 = x0 + box[2] * (sw - x0), y0 + box[3] * (sh - y0)
     xf, xw, nx = axis_weights(x0, x1, sw, ow, 1.0, cubic)
     yf, yw, ny = axis_weights(y0, y1, sh, oh, 1.0, cubic)
+    if kind == "permuted" and kernel._tile_span(xf, nx) > 2 * kernel._WINDOW:
+        return  # beyond what the permuted pass takes (resample goes dense there)
     padded = np.full((oh, ow + 13), 7, dtype=np.uint8)
-    resample(src, xf, xw, nx, yf, yw, ny, padded[:, :ow])
+    PASSES[kind](src, xf, xw, nx, yf, yw, ny, padded[:, :ow])
     want = _dense(yf, yw, sh) @ src @ _dense(xf, xw, sw).T
     want = np.clip(np.floor(want + 0.5), 0, 255)
     assert np.abs(padded[:, :ow].astype(int) - want).max() <= 1
     assert (padded[:, ow:] == 7).all()
+
+
+def _one_frame(outputs: str) -> None:
+    """Resample a photograph-like plane at the scales a zoom uses (the permuted pass to
+    3.7, where it picks from two windows past 1.9; the dense one beyond), every pass,
+    into ``outputs`` (.npz)."""
+    src = np.asarray(photo_like(900, 500, seed=3).convert("L"))
+    planes = {}
+    for scale in (0.7, 1.0, 1.47, 2.0, 3.3, 3.9, 5.2):
+        w, h = int(900 / scale) // LANES * LANES, int(500 / scale)
+        xf, xw, nx = axis_weights(3.3, 3.3 + w * scale, 900, w, 1.0)
+        yf, yw, ny = axis_weights(1.7, 1.7 + h * scale, 500, h, 1.0)
+        for name, fn in PASSES.items():
+            if name == "permuted" and kernel._tile_span(xf, nx) > 2 * kernel._WINDOW:
+                continue
+            planes[f"{name}{scale}"] = out = np.empty((h, w), np.uint8)
+            fn(src, xf, xw, nx, yf, yw, ny, out)
+    np.savez(outputs, permutes=kernel.PERMUTES, **planes)
+
+
+def test_both_passes_agree_for_cpus_with_and_without_avx512(tmp_path):
+    """What Numba compiles for a CPU without AVX-512 (named by NUMBA_CPU_FEATURES, in a
+    process of its own) makes the same frames as what it compiles for this one; both
+    horizontal passes agree with each other, and resample picks the permuted one only
+    with AVX-512."""
+    haswell = ("+64bit,+avx,+avx2,+bmi,+bmi2,+cx16,+f16c,+fma,+fsgsbase,+lzcnt,+mmx,+movbe,"
+               "+pclmul,+popcnt,+sahf,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave")
+    env = {**os.environ, "NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": haswell,
+           "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache"),
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+    script = f"import test_kernel; test_kernel._one_frame({str(tmp_path / 'avx2.npz')!r})"
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=600)
+    _one_frame(str(tmp_path / "here.npz"))
+    avx2, here = np.load(tmp_path / "avx2.npz"), np.load(tmp_path / "here.npz")
+    assert not avx2["permutes"] and here["permutes"] == kernel.PERMUTES
+    assert sorted(avx2.files) == sorted(here.files)
+    for name in set(avx2.files) - {"permutes"}:
+        assert np.array_equal(avx2[name], here[name]), name
+        scale = name.removeprefix("permuted").removeprefix("resample").removeprefix("dense")
+        assert np.array_equal(here[name], here[f"dense{scale}"]), name
 
 
 def test_resample_refuses_an_output_narrower_than_a_vector():
