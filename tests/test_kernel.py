@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 
@@ -186,6 +187,8 @@ def _one_frame(outputs: str) -> None:
     np.savez(outputs, permutes=kernel.PERMUTES, **planes)
 
 
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
+                    reason="builds for an x86-64 CPU without AVX-512")
 def test_both_passes_agree_for_cpus_with_and_without_avx512(tmp_path):
     """What Numba compiles for a CPU without AVX-512 (named by NUMBA_CPU_FEATURES, in a
     process of its own) makes the same frames as what it compiles for this one; both
