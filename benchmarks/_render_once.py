@@ -46,7 +46,8 @@ _IMPORT_HWM = _hwm_mb()
 
 def _cache_state() -> dict[str, int]:
     hits = misses = 0
-    for fn in (kernel.axis_weights, kernel.resample, kernel.rgb_to_yuv420):
+    for fn in (kernel.axis_weights, kernel._resample_permuted, kernel._resample_dense,
+               kernel.rgb_to_yuv420):  # resample picks one of the two, in Python
         stats = fn.stats
         hits += sum(stats.cache_hits.values())
         misses += sum(stats.cache_misses.values())

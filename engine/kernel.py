@@ -567,7 +567,6 @@ def _tile_span(xfirst: np.ndarray, nx: int) -> int:
     return span
 
 
-@numba.njit(nogil=True, cache=True)
 def resample(
     src: np.ndarray,
     xfirst: np.ndarray,
@@ -588,7 +587,8 @@ def resample(
     once, tile by tile of LANES output columns, stored as LANES output pixels: by
     permutes where the CPU has them and a tile spans at most 2 x _WINDOW source
     columns (scales up to 3.7, 3.3 with Catmull-Rom), densely otherwise. No pixel is
-    gathered or scattered.
+    gathered or scattered. The choice is made here, in Python, so that a process
+    compiles (or loads from Numba's cache) only the pass its frames use.
     """
     if out.shape[1] < LANES:
         raise ValueError("resample: the output is narrower than LANES pixels")
