@@ -191,9 +191,9 @@ def _one_frame(outputs: str) -> None:
                     reason="builds for an x86-64 CPU without AVX-512")
 def test_both_passes_agree_for_cpus_with_and_without_avx512(tmp_path):
     """What Numba compiles for a CPU without AVX-512 (named by NUMBA_CPU_FEATURES, in a
-    process of its own) makes the same frames as what it compiles for this one; both
-    horizontal passes agree with each other, and resample picks the permuted one only
-    with AVX-512."""
+    process of its own, where PERMUTES is False and the permuted pass is the lane-by-lane
+    stand-in) makes the same frames as what it compiles for this one, pass by pass; and
+    every pass makes the dense pass's frames."""
     haswell = ("+64bit,+avx,+avx2,+bmi,+bmi2,+cx16,+f16c,+fma,+fsgsbase,+lzcnt,+mmx,+movbe,"
                "+pclmul,+popcnt,+sahf,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave")
     env = {**os.environ, "NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": haswell,
