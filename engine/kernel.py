@@ -363,49 +363,12 @@ _ROWS = 4
 
 
 @numba.njit(nogil=True, cache=True)
-def _lane_taps(
-    xfirst: np.ndarray, xweights: np.ndarray, nx: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """The horizontal taps by tile of LANES output columns, for ``_pick``.
+def _tiles(xfirst: np.ndarray, nx: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The tiles of LANES output columns both horizontal passes work in.
 
     Tile t covers output columns ``cols[t] .. cols[t] + LANES`` (the last tile ends at
-    the last column, overlapping the one before it), whose first source column is
-    ``first[t]`` (relative to ``xfirst.min()``): output column ``cols[t] + l`` is
-    ``sum(weights[t * nx + k, l] * column(first[t] + index[t, l] + k))`` over k < nx.
-    ``span`` is the most source columns a tile reads."""
-    out_w = xfirst.shape[0]
-    base = xfirst.min()
-    count = (out_w + LANES - 1) // LANES
-    cols = np.empty(count, dtype=np.int64)
-    first = np.empty(count, dtype=np.int64)
-    index = np.empty((count, LANES), dtype=np.int32)
-    weights = np.empty((count * nx, LANES), dtype=np.float32)
-    span = 0
-    for t in range(count):
-        i0 = min(t * LANES, out_w - LANES)
-        lo = xfirst[i0:i0 + LANES].min()
-        cols[t] = i0
-        first[t] = lo - base
-        span = max(span, xfirst[i0:i0 + LANES].max() + nx - lo)
-        for lane in range(LANES):
-            index[t, lane] = xfirst[i0 + lane] - lo
-            for k in range(nx):
-                weights[t * nx + k, lane] = xweights[i0 + lane, k]
-    return cols, first, index, weights, span
-
-
-@numba.njit(nogil=True, cache=True)
-def _column_tiles(
-    xfirst: np.ndarray, xweights: np.ndarray, nx: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """The horizontal taps as dense tiles of LANES output columns.
-
-    Tile t covers output columns ``cols[t] .. cols[t] + LANES`` (as in _lane_taps) and
-    reads ``span[t]`` consecutive source columns from ``first[t]`` (relative to
-    ``xfirst.min()``): output column ``cols[t] + l`` is
-    ``sum(weights[t * stride + c, l] * column(first[t] + c))`` over c.
-    Most of a tile's weights are zero (it spans about LANES x scale + nx columns, each
-    lane nx of them); in exchange the pass is LANES-wide multiply-adds with no permute."""
+    the last column, overlapping the one before it); its taps read ``span[t]``
+    consecutive source columns from ``first[t]`` (relative to ``xfirst.min()``)."""
     out_w = xfirst.shape[0]
     base = xfirst.min()
     count = (out_w + LANES - 1) // LANES
@@ -418,9 +381,42 @@ def _column_tiles(
         cols[t] = i0
         first[t] = lo - base
         span[t] = xfirst[i0:i0 + LANES].max() + nx - lo
+    return cols, first, span
+
+
+@numba.njit(nogil=True, cache=True)
+def _lane_taps(
+    xfirst: np.ndarray, xweights: np.ndarray, nx: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The horizontal taps by tile (``_tiles``), for ``_pick``: output column
+    ``cols[t] + l`` is ``sum(weights[t * nx + k, l] * column(first[t] + index[t, l] + k))``
+    over k < nx. The last value is the most source columns a tile reads."""
+    cols, first, span = _tiles(xfirst, nx)
+    base = xfirst.min()
+    index = np.empty((cols.shape[0], LANES), dtype=np.int32)
+    weights = np.empty((cols.shape[0] * nx, LANES), dtype=np.float32)
+    for t in range(cols.shape[0]):
+        for lane in range(LANES):
+            i = cols[t] + lane
+            index[t, lane] = xfirst[i] - base - first[t]
+            for k in range(nx):
+                weights[t * nx + k, lane] = xweights[i, k]
+    return cols, first, index, weights, span.max()
+
+
+@numba.njit(nogil=True, cache=True)
+def _column_tiles(
+    xfirst: np.ndarray, xweights: np.ndarray, nx: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The horizontal taps as dense tiles (``_tiles``): output column ``cols[t] + l`` is
+    ``sum(weights[t * stride + c, l] * column(first[t] + c))`` over c < span[t].
+    Most of a tile's weights are zero (it spans about LANES x scale + nx columns, each
+    lane nx of them); in exchange the pass is LANES-wide multiply-adds with no permute."""
+    cols, first, span = _tiles(xfirst, nx)
+    base = xfirst.min()
     stride = span.max()
-    weights = np.zeros((count * stride, LANES), dtype=np.float32)
-    for t in range(count):
+    weights = np.zeros((cols.shape[0] * stride, LANES), dtype=np.float32)
+    for t in range(cols.shape[0]):
         for lane in range(LANES):
             i = cols[t] + lane
             offset = t * stride + xfirst[i] - base - first[t]
@@ -558,12 +554,8 @@ def _resample_dense(src: np.ndarray, xfirst: np.ndarray, xweights: np.ndarray, n
 
 @numba.njit(nogil=True, cache=True)
 def _tile_span(xfirst: np.ndarray, nx: int) -> int:
-    """The most source columns a tile of LANES output columns reads."""
-    out_w = xfirst.shape[0]
-    span = 0
-    for i0 in range(0, out_w, LANES):
-        i0 = min(i0, out_w - LANES)
-        span = max(span, xfirst[i0:i0 + LANES].max() + nx - xfirst[i0:i0 + LANES].min())
+    """The most source columns a tile of LANES output columns reads (``_tiles``)."""
+    span: int = _tiles(xfirst, nx)[2].max()
     return span
 
 
