@@ -35,8 +35,8 @@ import numpy as np
 from benchmarks._measure import make_source
 from benchmarks._record import RESULTS, save_record
 from zoomreel import kernel
-from zoomreel.camera import camera_path, cover_size
-from zoomreel.pyramid import Pyramid
+from zoomreel.camera import camera_path
+from zoomreel.render import _prepare
 from zoomreel.spec import RenderSpec
 
 #: The passes this kernel has (an older one, on PYTHONPATH, may have resample alone).
@@ -48,28 +48,19 @@ Call = tuple[Any, ...]
 
 
 def frames(photo: Path, stride: int) -> tuple[list[list[Call]], float, float]:
-    """The kernel's arguments for every stride-th frame's three planes; the path's
-    largest and smallest scale (source pixels per output pixel)."""
+    """The kernel's arguments for every stride-th frame's three planes, as a render
+    makes them (``Pyramid.kernel_calls``); the path's largest and smallest scale (source
+    pixels per output pixel)."""
     spec = RenderSpec(length=10, frame_rate=30, zoom_speed=3, width=1920, height=1080)
-    pyramid = Pyramid.read(photo, max_pixels=spec.max_pixels, background=spec.background)
-    w, h = spec.size_for(pyramid.width, pyramid.height)
-    cw, _ = cover_size(pyramid.width, pyramid.height, w, h)
-    pyramid.prepare(max_scale=cw / (min(spec.zoom_keyframes) * w))
+    pyramid, w, h = _prepare(photo, spec)
     calls, scales = [], []
-    for n, (x0, y0, x1, y1) in enumerate(camera_path(spec, pyramid.width, pyramid.height,
-                                                     (w, h))):
+    for n, box in enumerate(camera_path(spec, pyramid.width, pyramid.height, (w, h))):
         if n % stride:
             continue
-        scale = max((x1 - x0) / w, (y1 - y0) / h)
-        scales.append(scale)
-        lv = pyramid.level(pyramid.level_for(scale))
-        planes = []
-        for src, half in ((lv.y, 1.0), (lv.u, 0.5), (lv.v, 0.5)):
-            oh, ow = int(h * half), int(w * half)
-            xf, xw, nx = kernel.axis_weights(x0, x1, src.shape[1], ow, lv.fx * half)
-            yf, yw, ny = kernel.axis_weights(y0, y1, src.shape[0], oh, lv.fy * half)
-            planes.append((src, xf, xw, nx, yf, yw, ny, np.empty((oh, ow), np.uint8)))
-        calls.append(planes)
+        scales.append(max((box[2] - box[0]) / w, (box[3] - box[1]) / h))
+        y = np.empty((h, w), np.uint8)
+        u, v = np.empty((h // 2, w // 2), np.uint8), np.empty((h // 2, w // 2), np.uint8)
+        calls.append(pyramid.kernel_calls(box, y, u, v))
     return calls, max(scales), min(scales)
 
 

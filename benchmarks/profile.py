@@ -7,7 +7,7 @@ whole process, x264's threads included) between two marks belongs to one stage:
 
 - decode: the JPEG decoded strip by strip into level-0 YUV planes (``Pyramid.read``);
 - levels: the reduced levels the zoom needs (``Pyramid.prepare``);
-- weights: each frame's filter taps, both axes, luma and chroma (``axis_weights``);
+- weights: each frame's filter taps, both axes, luma and chroma (``Pyramid.kernel_calls``);
 - resample: the kernel writing the three planes of every frame (``resample``), into
   frames taken from the encoder as the pipeline does;
 - frames: taking a frame from the encoder (``Encoder.new_frame``);
@@ -40,8 +40,8 @@ from benchmarks._record import RESULTS, save_record
 from zoomreel import kernel
 from zoomreel.camera import camera_path, cover_size
 from zoomreel.encoder import Encoder
-from zoomreel.pyramid import _KERNEL_LOCK, Pyramid
-from zoomreel.render import render_video
+from zoomreel.pyramid import Pyramid
+from zoomreel.render import _prepare, render_video
 from zoomreel.spec import RenderSpec
 
 
@@ -79,38 +79,20 @@ def stages(photo: Path, spec: RenderSpec, out: Path) -> dict[str, Any]:
         for box in camera_path(spec, pyramid.width, pyramid.height, (width, height)):
             frame, y, u, v = encoder.new_frame()
             clock.mark("frames")
-            _weights(pyramid, box, y, cubic)
+            calls = pyramid.kernel_calls(box, y, u, v, cubic)
             clock.mark("weights")
-            pyramid.render(box, y, u, v, cubic)
+            for args in calls:  # Pyramid.render's calls, one thread here: no lock
+                kernel.resample(*args)
             clock.mark("resample")
             encoder.encode(frame)
             clock.mark("encode")
     clock.mark("encode")  # the flush and the file's index
-    # Pyramid.render computes the weights itself: take them out of the resample stage.
-    for d in (clock.wall, clock.cpu):
-        d["resample"] -= d["weights"]
     return {"wall_s": clock.wall, "cpu_s": clock.cpu}
-
-
-def _weights(pyramid: Pyramid, box: tuple[float, float, float, float], y: np.ndarray,
-             cubic: bool) -> None:
-    """The taps Pyramid.render computes for this box, computed alone (to time them)."""
-    x0, y0, x1, y1 = box
-    out_h, out_w = y.shape
-    lv = pyramid.level(pyramid.level_for(max((x1 - x0) / out_w, (y1 - y0) / out_h)))
-    for plane, half in ((lv.y, 1.0), (lv.u, 0.5)):
-        ph, pw = plane.shape
-        with _KERNEL_LOCK:
-            kernel.axis_weights(x0, x1, pw, int(out_w * half), lv.fx * half, cubic)
-            kernel.axis_weights(y0, y1, ph, int(out_h * half), lv.fy * half, cubic)
 
 
 def frames_of(photo: Path, spec: RenderSpec) -> list[tuple[np.ndarray, ...]]:
     """Every frame of the job as the kernel makes it, held in memory (encode-only)."""
-    pyramid = Pyramid.read(photo, max_pixels=spec.max_pixels, background=spec.background)
-    width, height = spec.size_for(pyramid.width, pyramid.height)
-    cw, _ = cover_size(pyramid.width, pyramid.height, width, height)
-    pyramid.prepare(max_scale=cw / (min(spec.zoom_keyframes) * width))
+    pyramid, width, height = _prepare(photo, spec)
     out = []
     for box in camera_path(spec, pyramid.width, pyramid.height, (width, height)):
         y = np.empty((height, width), np.uint8)

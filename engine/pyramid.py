@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -151,16 +152,27 @@ class Pyramid:
         u and v are the half-size chroma planes of the output; ``cubic`` filters with
         Catmull-Rom instead of the triangle (sharper where the image is magnified).
         """
+        for args in self.kernel_calls(box, y, u, v, cubic):
+            with _KERNEL_LOCK:
+                resample(*args)
+
+    def kernel_calls(
+        self,
+        box: tuple[float, float, float, float],
+        y: np.ndarray,
+        u: np.ndarray,
+        v: np.ndarray,
+        cubic: bool = False,
+    ) -> list[tuple[Any, ...]]:
+        """The arguments of the ``resample`` call that fills each of y, u, v for
+        :meth:`render`: the level's plane, the filter taps of both axes (computed here,
+        u's and v's once), the output plane."""
         x0, y0, x1, y1 = box
         out_h, out_w = y.shape
         scale = max((x1 - x0) / out_w, (y1 - y0) / out_h)
         lv = self.level(self.level_for(scale))
-        for plane_src, outs, half in ((lv.y, (y,), 1.0), (lv.u, (u, v), 0.5)):
-            ph, pw = plane_src.shape
-            oh, ow = outs[0].shape
-            xf, xw, nx = axis_weights(x0, x1, pw, ow, lv.fx * half, cubic)
-            yf, yw, ny = axis_weights(y0, y1, ph, oh, lv.fy * half, cubic)
-            with _KERNEL_LOCK:
-                resample(plane_src, xf, xw, nx, yf, yw, ny, outs[0])
-                if len(outs) == 2:
-                    resample(lv.v, xf, xw, nx, yf, yw, ny, outs[1])
+        taps = {}
+        for half, (ph, pw), (oh, ow) in ((1.0, lv.y.shape, y.shape), (0.5, lv.u.shape, u.shape)):
+            taps[half] = (*axis_weights(x0, x1, pw, ow, lv.fx * half, cubic),
+                          *axis_weights(y0, y1, ph, oh, lv.fy * half, cubic))
+        return [(lv.y, *taps[1.0], y), (lv.u, *taps[0.5], u), (lv.v, *taps[0.5], v)]
