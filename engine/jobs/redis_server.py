@@ -59,6 +59,26 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: Ports tried when the server picks its own: a port free when picked can be taken
+#: before redis-server binds it, by any socket, a client's connection included (both
+#: come from the ephemeral range).
+_PORT_TRIES = 5
+
+
+class _PortTaken(JobError):
+    """redis-server could not bind its port: another socket holds it."""
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    """The bytes of ``path`` from ``offset`` on (none if it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read()
+    except OSError:
+        return b""
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
     """Ask Linux to SIGTERM the server when the process that started it dies."""
     if sys.platform.startswith("linux"):
@@ -97,20 +117,39 @@ class EmbeddedRedis:
         return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 20.0) -> str:
-        """Start the server and wait until it answers; return its URL.
+        """Start the server and wait until it answers; return its URL. A port it picked
+        itself that another socket takes before the server binds it is replaced by
+        another (``_PORT_TRIES`` in all); a port it was given is not.
 
         Raises:
             JobError: when it does not start within ``timeout`` seconds.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         self._stop_leftover()
-        if not self.port:
-            self.port = _free_port()
-        with self._lock:
-            self._launch(timeout)
+        picked = not self.port
+        for tries_left in reversed(range(_PORT_TRIES if picked else 1)):
+            if picked:
+                self.port = _free_port()
+            try:
+                with self._lock:
+                    self._launch(timeout)
+                break
+            except _PortTaken:
+                if not tries_left:
+                    raise
+                log.info("port %d was taken before redis-server bound it; picking another",
+                         self.port)
         return self.url
 
     def _launch(self, timeout: float) -> None:
+        """Start redis-server and wait until it answers.
+
+        Raises:
+            _PortTaken: it exited because its port was in use.
+            JobError: it exited otherwise, or did not answer within ``timeout`` seconds.
+        """
+        logfile = self.directory / "redis.log"
+        logged = logfile.stat().st_size if logfile.exists() else 0
         args = [
             self.binary or find_redis_server(),
             "--port", str(self.port),
@@ -122,7 +161,7 @@ class EmbeddedRedis:
             "--save", "",
             "--daemonize", "no",
             "--pidfile", str((self.directory / "redis.pid").resolve()),
-            "--logfile", str((self.directory / "redis.log").resolve()),
+            "--logfile", str(logfile.resolve()),
         ]
         # A session of its own: a terminal's Ctrl-C reaches serve alone, whose workers
         # then still give their jobs back to a live server before serve stops it.
@@ -136,8 +175,9 @@ class EmbeddedRedis:
         try:
             while True:
                 if self.process.poll() is not None:
-                    raise JobError(
-                        f"redis-server exited at start; see {self.directory}/redis.log")
+                    taken = b"Address already in use" in _read_from(logfile, logged)
+                    raise (_PortTaken if taken else JobError)(
+                        f"redis-server exited at start; see {logfile}")
                 try:
                     if client.ping():
                         break
