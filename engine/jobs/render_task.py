@@ -52,7 +52,7 @@ from .broker import Messages
 from .lease import Lease, take_up
 from .metrics import JobMetrics
 from .settings import JobSettings
-from .states import DONE, ERROR
+from .states import JobState
 from .store import JobStore
 
 if TYPE_CHECKING:
@@ -228,7 +228,7 @@ class RenderTask:
         }
         # A finish retried after a stall may find the job done by its first try: the
         # webhook message is then re-sent by the healing pass (the job stays pending).
-        if persist(lambda: self.store.finish(job_id, DONE, fields), "finish", job_id,
+        if persist(lambda: self.store.finish(job_id, JobState.DONE, fields), "finish", job_id,
                    self.shutdown):
             self.metrics.render_done(result.frames, seconds)
             log.info("render done: %d frames in %.1f s (%.0f frames/s), %d bytes",
@@ -305,9 +305,9 @@ class RenderTask:
             code: :data:`INPUT_FAULT` or :data:`OUR_FAULT` (the job's ``error_code``).
         """
         fields = {"error": message, "error_code": code}
-        if persist(lambda: self.store.finish(job_id, ERROR, fields), "finish",
+        if persist(lambda: self.store.finish(job_id, JobState.ERROR, fields), "finish",
                    job_id, self.shutdown):
-            self.metrics.finished.labels(ERROR).inc()
+            self.metrics.finished.labels(JobState.ERROR).inc()
             log.warning("job failed: %s", message, extra={"job_id": job_id})
             self._after_finish(job_id)
 

@@ -13,7 +13,7 @@ script finds it from the job's record, so it gets the owners' key prefix in ARGV
 
 from __future__ import annotations
 
-from .states import DONE, ERROR, HOOK_PENDING, QUEUED, RUNNING
+from .states import JobState, WebhookState
 
 __all__ = ["CREATE", "CLAIM", "RENEW", "FINISH", "REQUEUE", "TAKE_UP",
            "SPLIT", "CHUNK_CLAIM", "CHUNK_RENEW", "CHUNK_DONE", "CHUNK_RELEASE",
@@ -30,8 +30,9 @@ CLAIMED, BUSY, LAPSED, MISSING = "ok", "busy", "lapsed", "missing"
 GONE, CHUNK_DONE_ALREADY, LOST = "gone", "done", "lost"
 
 _PREAMBLE = f"""
-local QUEUED, RUNNING, DONE, ERROR = '{QUEUED}', '{RUNNING}', '{DONE}', '{ERROR}'
-local HOOK_PENDING = '{HOOK_PENDING}'
+local QUEUED, RUNNING = '{JobState.QUEUED}', '{JobState.RUNNING}'
+local DONE, ERROR = '{JobState.DONE}', '{JobState.ERROR}'
+local HOOK_PENDING = '{WebhookState.PENDING}'
 local function is_finished(state) return state == DONE or state == ERROR end
 -- The owner's own queue of the job (nil when it has no owner).
 local function owner_queue(job_key, owners_prefix)

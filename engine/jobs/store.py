@@ -17,7 +17,7 @@ from ..errors import JobNotFound, QueueFullError
 from . import scripts
 from .job import Job, decode_job, text
 from .keys import Keys
-from .states import FINISHED, HOOK_PENDING, QUEUED, RUNNING
+from .states import FINISHED, JobState, WebhookState
 
 __all__ = ["JobStore"]
 
@@ -72,7 +72,7 @@ class JobStore:
         now = time.time()
         stamp = time.strftime("%Y%m%d_%H%M%S", time.gmtime(now))
         record: dict[Any, Any] = {
-            "id": job_id, "status": QUEUED, "request": json.dumps(request),
+            "id": job_id, "status": JobState.QUEUED, "request": json.dumps(request),
             "client_id": json.dumps(client_id), "created_at": repr(now),
             "frames_done": 0, "frames_total": frames_total,
             "filename": f"{filename_prefix}_{stamp}_{job_id[:8]}{extension}",
@@ -179,14 +179,14 @@ class JobStore:
         return bool(self._renew(keys=[self.keys.lease(job_id), self.keys.job(job_id)],
                                 args=args))
 
-    def finish(self, job_id: str, status: str, fields: dict[str, Any]) -> bool:
+    def finish(self, job_id: str, status: JobState, fields: dict[str, Any]) -> bool:
         """Mark the job ``done`` or ``error`` with ``fields``; False if it already was.
 
         Raises:
             ValueError: ``status`` is not a final state.
         """
         if status not in FINISHED:
-            raise ValueError(f"a job can only finish as one of {FINISHED}, not {status!r}")
+            raise ValueError(f"a job can only finish as {' or '.join(FINISHED)}, not {status!r}")
         k = self.keys
         keys = [k.job(job_id), k.lease(job_id), k.active, k.finished, k.queued,
                 k.webhooks_pending, k.updated, k.finishes]
@@ -221,7 +221,7 @@ class JobStore:
         answers = pipe.execute()
         return [job_id for job_id, status, leased
                 in zip(ids, answers[::2], answers[1::2], strict=True)
-                if status is not None and text(status) == RUNNING and not leased]
+                if status is not None and text(status) == JobState.RUNNING and not leased]
 
     def unchanged_since(self, ids: list[str], before: float) -> list[str]:
         """Those of ``ids`` whose state last changed before ``before`` (epoch seconds)."""
@@ -254,7 +254,7 @@ class JobStore:
         """Release :meth:`lock_webhook`."""
         self.client.delete(self.keys.hook_lock(job_id))
 
-    def webhook_result(self, job_id: str, state: str, attempts: int,
+    def webhook_result(self, job_id: str, state: WebhookState, attempts: int,
                        last_error: str | None) -> None:
         """Record one delivery attempt; ``delivered`` and ``failed`` are final."""
         pipe = self.client.pipeline(transaction=True)
@@ -262,7 +262,7 @@ class JobStore:
             "webhook_state": state, "webhook_attempts": attempts,
             "webhook_last_error": last_error or "",
         })
-        if state != HOOK_PENDING:
+        if state != WebhookState.PENDING:
             pipe.srem(self.keys.webhooks_pending, job_id)
         pipe.execute()
 
