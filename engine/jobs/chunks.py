@@ -59,6 +59,7 @@ from .broker import Messages, queued_chunks
 from .job import Job, text
 from .lease import Lease
 from .render_task import INPUT_FAULT, OUR_FAULT
+from .scripts import ChunkClaimResult, ChunkDoneResult
 from .settings import JobSettings
 from .store import JobStore
 
@@ -187,16 +188,16 @@ class ChunkTask:
 
     def _claim_and_render(self, job_id: str, index: int) -> None:
         token = uuid.uuid4().hex
-        outcome = text(persist(lambda: self._claim(
+        outcome = ChunkClaimResult(text(persist(lambda: self._claim(
             keys=self._keys(job_id, index),
             args=[index, token, self.lease_ms, self.settings.max_lost_runs]),
-            "claim chunk", job_id, self.shutdown))
-        if outcome == scripts.LOST:
+            "claim chunk", job_id, self.shutdown)))
+        if outcome == ChunkClaimResult.LOST:
             self.task.fail(job_id, f"The render stopped without finishing "
                            f"{self.settings.max_lost_runs} times (the worker process "
                            "rendering it died each time); not retried", OUR_FAULT)
             return
-        if outcome != scripts.CLAIMED:  # done, gone, or a live render holds it
+        if outcome != ChunkClaimResult.CLAIMED:  # done, gone, or a live render holds it
             return
         lease = Lease(self.store, job_id, token, self.lease_ms, name=f"lease-{job_id}-{index}",
                       renew=lambda: self._renew_chunk(job_id, index, token, None))
@@ -264,14 +265,14 @@ class ChunkTask:
             out.unlink(missing_ok=True)
         join_token = uuid.uuid4().hex
         k = self.keys
-        answer = int(persist(lambda: self._done(
+        answer = ChunkDoneResult(text(persist(lambda: self._done(
             keys=[k.job(job_id), k.chunks(job_id), k.chunk_lease(job_id, index),
                   k.lease(job_id)],
             args=[index, len(frames), join_token, self.lease_ms]),
-            "chunk done", job_id, self.shutdown))
-        if answer == -1:  # the job ended meanwhile: this part is not wanted
+            "chunk done", job_id, self.shutdown)))
+        if answer == ChunkDoneResult.NOT_WANTED:  # the job ended meanwhile: this part is not wanted
             self._delete_part(key)
-        elif answer == 1:
+        elif answer == ChunkDoneResult.LAST:
             self._join_leased(job_id, join_token)
 
     def _release_chunk(self, job_id: str, index: int, token: str, *, count: bool) -> int:

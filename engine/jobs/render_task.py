@@ -46,11 +46,11 @@ from ..errors import (
 )
 from ..spec import RenderSpec
 from ..storage import LocalStorage, Storage, upload_key, video_key
-from . import scripts
 from ._persist import persist
 from .broker import Messages
 from .lease import Lease, take_up
 from .metrics import JobMetrics
+from .scripts import ClaimResult
 from .settings import JobSettings
 from .states import JobState
 from .store import JobStore
@@ -119,13 +119,13 @@ class RenderTask:
         token = uuid.uuid4().hex
         outcome = persist(lambda: self.store.claim(job_id, token, self.lease_ms, os.getpid()),
                           "claim", job_id, self.shutdown)
-        if outcome == scripts.BUSY:
+        if outcome == ClaimResult.BUSY:
             self._busy(job_id)
             return
-        if outcome == scripts.LAPSED:  # running, no lease: its worker died
+        if outcome == ClaimResult.LAPSED:  # running, no lease: its worker died
             self.take_up(job_id)
             return
-        if outcome != scripts.CLAIMED:  # finished or gone: nothing to do
+        if outcome != ClaimResult.CLAIMED:  # finished or gone: nothing to do
             return
         self._render_leased(job_id, token)
 

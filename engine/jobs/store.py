@@ -17,6 +17,7 @@ from ..errors import JobNotFound, QueueFullError
 from . import scripts
 from .job import Job, decode_job, text
 from .keys import Keys
+from .scripts import ClaimResult, CreateResult
 from .states import FINISHED, JobState, WebhookState
 
 __all__ = ["JobStore"]
@@ -88,13 +89,13 @@ class JobStore:
         for name, value in record.items():
             args += [name, value]
         answer = self._create(keys=keys, args=args)
-        outcome = text(answer[0])
-        if outcome == scripts.LATE:
+        outcome = CreateResult(text(answer[0]))
+        if outcome == CreateResult.LATE:
             self._clock = None  # measure again: the clocks may have moved apart
             raise redis.TimeoutError("Redis answered too late; the job was not created")
-        if outcome == scripts.FULL:
+        if outcome == CreateResult.FULL:
             raise QueueFullError(self.queue_length())
-        if outcome == scripts.OWNER_FULL:
+        if outcome == CreateResult.OWNER_FULL:
             raise QueueFullError(int(self.client.zcard(keys[4])), per_key=True)
         record["queue_id"] = answer[1]
         return decode_job(job_id, record), int(answer[2])
@@ -162,13 +163,12 @@ class JobStore:
         return sorted(text(x) for x in self.client.smembers(self.keys.webhooks_pending))
 
     # -- the render's life -----------------------------------------------------
-    def claim(self, job_id: str, token: str, lease_ms: int, pid: int) -> str:
-        """Take the job for rendering: scripts.CLAIMED, BUSY, LAPSED, MISSING, or the
-        finished job's state (see scripts.CLAIM)."""
+    def claim(self, job_id: str, token: str, lease_ms: int, pid: int) -> ClaimResult:
+        """Take the job for rendering (see scripts.CLAIM)."""
         keys = [self.keys.job(job_id), self.keys.lease(job_id), self.keys.queued,
                 self.keys.updated]
-        return text(self._claim(keys=keys, args=[token, lease_ms, pid, repr(time.time()),
-                                                 job_id, self._owners]))
+        return ClaimResult(text(self._claim(
+            keys=keys, args=[token, lease_ms, pid, repr(time.time()), job_id, self._owners])))
 
     def renew(self, job_id: str, token: str, lease_ms: int,
               progress: tuple[int, int] | None = None) -> bool:
