@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from .._backoff import backoff
 from ..codecs import CODECS
 from ..errors import (
     RenderCancelled,
@@ -54,7 +55,7 @@ from ..join import JOINABLE, chunk_ranges
 from ..spec import RenderSpec
 from ..storage import LocalStorage
 from . import scripts
-from ._persist import persist
+from ._redis_retry import retry_redis
 from .broker import Messages, queued_chunks
 from .job import Job, text
 from .lease import Lease
@@ -148,7 +149,7 @@ class ChunkTask:
             return False
         k = self.keys
         marker = "chunks-" + token
-        done = int(persist(lambda: self._split(
+        done = int(retry_redis(lambda: self._split(
             keys=[k.job(job.id), k.lease(job.id), k.chunks(job.id)],
             args=[token, len(ranges), ",".join(str(r.start) for r in ranges), marker]),
             "split", job.id, self.shutdown))
@@ -169,7 +170,7 @@ class ChunkTask:
         return True
 
     def _send(self, job_id: str, index: int) -> None:
-        persist(lambda: self.messages.send_chunk(job_id, index), "send chunk", job_id,
+        retry_redis(lambda: self.messages.send_chunk(job_id, index), "send chunk", job_id,
                 self.shutdown)
 
     # -- a chunk (the chunk actor) ----------------------------------------------------
@@ -188,7 +189,7 @@ class ChunkTask:
 
     def _claim_and_render(self, job_id: str, index: int) -> None:
         token = uuid.uuid4().hex
-        outcome = ChunkClaimResult(text(persist(lambda: self._claim(
+        outcome = ChunkClaimResult(text(retry_redis(lambda: self._claim(
             keys=self._keys(job_id, index),
             args=[index, token, self.lease_ms, self.settings.max_lost_runs]),
             "claim chunk", job_id, self.shutdown)))
@@ -234,7 +235,7 @@ class ChunkTask:
                       ) -> None:
         from ..render import render_video
 
-        job = persist(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
+        job = retry_redis(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
         spec = RenderSpec.from_request(job.request)
         frames = self.recorded(job_id, spec)[index]
         source = self.task.source_of(job, lost)
@@ -265,7 +266,7 @@ class ChunkTask:
             out.unlink(missing_ok=True)
         join_token = uuid.uuid4().hex
         k = self.keys
-        answer = ChunkDoneResult(text(persist(lambda: self._done(
+        answer = ChunkDoneResult(text(retry_redis(lambda: self._done(
             keys=[k.job(job_id), k.chunks(job_id), k.chunk_lease(job_id, index),
                   k.lease(job_id)],
             args=[index, len(frames), join_token, self.lease_ms]),
@@ -282,7 +283,7 @@ class ChunkTask:
 
     def _retry_or_fail(self, job_id: str, index: int, token: str, message: str,
                        code: int) -> None:
-        attempts = persist(lambda: self._release_chunk(job_id, index, token, count=True),
+        attempts = retry_redis(lambda: self._release_chunk(job_id, index, token, count=True),
                            "release chunk", job_id, self.shutdown)
         if attempts < 0:
             return
@@ -291,7 +292,7 @@ class ChunkTask:
             return
         log.warning("chunk %d will be retried (attempt %d): %s", index, attempts, message,
                     extra={"job_id": job_id})
-        self.messages.send_chunk(job_id, index, min(60_000, 2_000 * 2 ** (attempts - 1)))
+        self.messages.send_chunk(job_id, index, int(backoff(attempts, 2_000, 60_000)))
 
     # -- the join ----------------------------------------------------------------------
     def _joiner(self, job_id: str) -> str:
@@ -311,7 +312,7 @@ class ChunkTask:
     def _join(self, job_id: str, lease: Lease) -> None:
         from ..join import join_videos
 
-        job = persist(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
+        job = retry_redis(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
         spec = RenderSpec.from_request(job.request)
         extension = CODECS[spec.codec].extension
         ranges = self.recorded(job_id, spec)

@@ -16,7 +16,7 @@ Delivery is at-least-once, so every step is idempotent:
   storage and the cause, and the local file is removed.
 
 Redis may stall or restart under a render. Each bookkeeping step is retried until Redis
-answers (_persist.py), a progress write that fails is skipped, and the task never raises
+answers (_redis_retry.py), a progress write that fails is skipped, and the task never raises
 because of Redis: what a long outage leaves behind is found by maintenance.py.
 """
 
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import redis
 
+from .._backoff import backoff
 from ..codecs import content_type_of
 from ..errors import (
     DiskFullError,
@@ -46,7 +47,7 @@ from ..errors import (
 )
 from ..spec import RenderSpec
 from ..storage import LocalStorage, Storage, upload_key, video_key
-from ._persist import persist
+from ._redis_retry import retry_redis
 from .broker import Messages
 from .lease import Lease, take_up
 from .metrics import JobMetrics
@@ -69,6 +70,12 @@ T = TypeVar("T")
 #: A job leased by another live worker is looked at again this much later.
 BUSY_DELAY_MS = 5_000
 _PROGRESS_EVERY_S = 0.5
+# A failed render is sent again this much later, doubled after each failure up to the cap.
+_RETRY_FIRST_WAIT_MS = 2_000
+_RETRY_LONGEST_WAIT_MS = 60_000
+# A storage step that fails is tried again after 0.5 s, 1 s, 2 s ... up to 15 s.
+_STORAGE_FIRST_WAIT_S = 0.5
+_STORAGE_LONGEST_WAIT_S = 15.0
 #: A failed job's ``error_code``: the input was at fault (an image that could not be
 #: fetched or decoded, a field out of range) ...
 INPUT_FAULT = 400
@@ -117,7 +124,7 @@ class RenderTask:
 
     def _claim_and_render(self, job_id: str) -> None:
         token = uuid.uuid4().hex
-        outcome = persist(lambda: self.store.claim(job_id, token, self.lease_ms, os.getpid()),
+        outcome = retry_redis(lambda: self.store.claim(job_id, token, self.lease_ms, os.getpid()),
                           "claim", job_id, self.shutdown)
         if outcome == ClaimResult.BUSY:
             self._busy(job_id)
@@ -161,16 +168,16 @@ class RenderTask:
         """Another worker holds the job: look again once its lease could lapse; unless
         the job was split, since its chunks carry it (chunks.py)."""
         chunks = self.chunks
-        if chunks is not None and persist(lambda: chunks.is_split(job_id), "read", job_id,
+        if chunks is not None and retry_redis(lambda: chunks.is_split(job_id), "read", job_id,
                                           self.shutdown):
             return  # a lapsed lease (its joiner died) is taken up as any job's
-        persist(lambda: self.messages.send_render(job_id, BUSY_DELAY_MS), "re-send",
+        retry_redis(lambda: self.messages.send_render(job_id, BUSY_DELAY_MS), "re-send",
                 job_id, self.shutdown)
 
     def _render(self, job_id: str, token: str, lease: Lease) -> None:
         from ..render import render_video
 
-        job = persist(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
+        job = retry_redis(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
         spec = RenderSpec.from_request(job.request)
         if self.chunks is not None and self.chunks.split(job, spec, token, lease):
             return
@@ -228,7 +235,7 @@ class RenderTask:
         }
         # A finish retried after a stall may find the job done by its first try: the
         # webhook message is then re-sent by the healing pass (the job stays pending).
-        if persist(lambda: self.store.finish(job_id, JobState.DONE, fields), "finish", job_id,
+        if retry_redis(lambda: self.store.finish(job_id, JobState.DONE, fields), "finish", job_id,
                    self.shutdown):
             self.metrics.render_done(result.frames, seconds)
             log.info("render done: %d frames in %.1f s (%.0f frames/s), %d bytes",
@@ -263,11 +270,13 @@ class RenderTask:
             RenderCancelled: the process stops, or the job was taken from us, meanwhile.
         """
         deadline = time.monotonic() + self.settings.storage_retry_s
-        delay = 0.5
+        failed = 0
         while True:
             try:
                 return step()
             except StorageError as exc:
+                failed += 1
+                delay = backoff(failed, _STORAGE_FIRST_WAIT_S, _STORAGE_LONGEST_WAIT_S)
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise
@@ -275,20 +284,19 @@ class RenderTask:
                             exc, extra={"job_id": job_id})
                 if self.shutdown.wait(min(delay, left)) or lost.is_set():
                     raise RenderCancelled(f"{what}: stopped while storage failed") from exc
-                delay = min(delay * 2, 15.0)
 
     def _retry_or_fail(self, job_id: str, token: str, message: str, code: int) -> None:
-        attempts = persist(lambda: self.store.requeue(job_id, token, message), "requeue",
+        attempts = retry_redis(lambda: self.store.requeue(job_id, token, message), "requeue",
                            job_id, self.shutdown)
         if attempts < 0:
             return
         if attempts > self.settings.transient_retries:
             self.fail(job_id, message, code)
             return
-        delay = min(60_000, 2_000 * 2 ** (attempts - 1))
+        delay = int(backoff(attempts, _RETRY_FIRST_WAIT_MS, _RETRY_LONGEST_WAIT_MS))
         log.warning("render will be retried (attempt %d): %s", attempts, message,
                     extra={"job_id": job_id})
-        persist(lambda: self.messages.send_render(job_id, delay), "re-send", job_id,
+        retry_redis(lambda: self.messages.send_render(job_id, delay), "re-send", job_id,
                 self.shutdown)
 
     def take_up(self, job_id: str) -> bool:
@@ -305,16 +313,16 @@ class RenderTask:
             code: :data:`INPUT_FAULT` or :data:`OUR_FAULT` (the job's ``error_code``).
         """
         fields = {"error": message, "error_code": code}
-        if persist(lambda: self.store.finish(job_id, JobState.ERROR, fields), "finish",
+        if retry_redis(lambda: self.store.finish(job_id, JobState.ERROR, fields), "finish",
                    job_id, self.shutdown):
             self.metrics.finished.labels(JobState.ERROR).inc()
             log.warning("job failed: %s", message, extra={"job_id": job_id})
             self._after_finish(job_id)
 
     def _after_finish(self, job_id: str) -> None:
-        job = persist(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
+        job = retry_redis(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
         if self.chunks is not None:
-            persist(lambda: self.chunks.remove(job) if self.chunks else None,
+            retry_redis(lambda: self.chunks.remove(job) if self.chunks else None,
                     "remove chunks", job_id, self.shutdown)
         if job.upload:
             try:
@@ -322,5 +330,5 @@ class RenderTask:
             except StorageError as exc:  # the sweep removes it later (an upload no job owns)
                 log.warning("the upload stays for now: %s", exc, extra={"job_id": job_id})
         if job.webhook_url:
-            persist(lambda: self.messages.send_webhook(job_id, 0), "webhook send", job_id,
+            retry_redis(lambda: self.messages.send_webhook(job_id, 0), "webhook send", job_id,
                     self.shutdown)
