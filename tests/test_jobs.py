@@ -86,7 +86,7 @@ def test_claim_is_exclusive_and_finish_is_final(make_service: Callable[..., JobS
     store = service.store
     job, _ = store.create({"length": 1}, frames_total=15)
     assert job.status == "queued" and store.queue_length() == 1
-    assert store.claim(job.id, "a", 10_000, 1) == "ok"
+    assert store.claim(job.id, "a", 10_000, 1) == "claimed"
     assert store.claim(job.id, "b", 10_000, 2) == "busy"
     assert store.get(job.id).status == "running" and store.queue_length() == 0
     assert store.renew(job.id, "a", 10_000, (5, 15)) and not store.renew(job.id, "b", 10_000)
@@ -96,7 +96,7 @@ def test_claim_is_exclusive_and_finish_is_final(make_service: Callable[..., JobS
     assert not store.finish(job.id, "done", {"size": 99})
     final = store.get(job.id)
     assert final.status == "done" and final.error is None and final.result["size"] == 10
-    assert store.claim(job.id, "c", 10_000, 3) == "done"
+    assert store.claim(job.id, "c", 10_000, 3) == "finished"
     assert store.requeue(job.id, "a", "x") == -1  # never backwards from done
     assert store.claim("no-such-job", "d", 10_000, 4) == "missing"
     with pytest.raises(JobNotFound):
@@ -134,7 +134,7 @@ def test_a_job_leased_elsewhere_is_rechecked_not_dropped(
         make_service: Callable[..., JobService]) -> None:
     service = make_service()
     job, _ = service.submit(dict(SMALL), upload=jpeg())
-    assert service.store.claim(job.id, "other-worker", 60_000, 1) == "ok"
+    assert service.store.claim(job.id, "other-worker", 60_000, 1) == "claimed"
     service.start_workers(1)
     # Our worker takes the message, finds the job busy and sends it again, delayed:
     # the job is looked at again later instead of being dropped.
@@ -431,7 +431,7 @@ def test_an_owners_queue_follows_the_job_through_claim_requeue_and_finish(
     with pytest.raises(QueueFullError, match="This API key has 1 jobs waiting"):
         store.create({"length": 1}, frames_total=15, **limits)  # type: ignore[arg-type]
     store.create({"length": 1}, frames_total=15, owner="k2", max_queued_per_owner=1)
-    assert store.claim(first.id, "t", 10_000, 1) == "ok"  # running: no longer waiting
+    assert store.claim(first.id, "t", 10_000, 1) == "claimed"  # running: no longer waiting
     second, _ = store.create({"length": 1}, frames_total=15, **limits)  # type: ignore[arg-type]
     assert store.requeue(first.id, "t", "retry") == 1  # waiting again: over the limit
     with pytest.raises(QueueFullError):

@@ -17,8 +17,9 @@ Where each rule lives:
 | broker.py | the Dramatiq broker, the two actors, lost-message recovery |
 | consumers.py | Dramatiq workers whose consumer threads outlive Redis errors |
 | lease.py | a render's lease; what happens when a worker dies |
-| render_task.py | the render actor's body: claim, render, retry, fail |
+| render_task.py | the render actor's body: claim, render, hand the end to outcomes.py |
 | chunks.py | long jobs split into chunks many workers render at once, then joined |
+| outcomes.py | how a render ends its job: stored and done, failed, retried (both kinds) |
 | webhook_task.py | the webhook actor's body: deliver, retry |
 | receivers.py | webhook receivers in flight: one that hangs delays only its own |
 | finishes.py | waiting for a job to finish (the upstream toolkit's synchronous calls) |

@@ -30,7 +30,6 @@ AV1 is rendered whole (zoomreel.join.JOINABLE says why).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -38,7 +37,6 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import redis
 
@@ -52,27 +50,20 @@ from ..errors import (
 )
 from ..join import JOINABLE, chunk_ranges
 from ..spec import RenderSpec
-from ..storage import LocalStorage
+from ..storage import chunk_key
 from . import scripts
-from ._persist import persist
+from ._redis_retry import retry_redis
 from .broker import Messages, queued_chunks
 from .job import Job, text
 from .lease import Lease
-from .render_task import INPUT_FAULT, OUR_FAULT
+from .outcomes import INPUT_FAULT, OUR_FAULT, Outcomes
+from .scripts import ChunkClaimResult, ChunkDoneResult
 from .settings import JobSettings
 from .store import JobStore
-
-if TYPE_CHECKING:
-    from .render_task import RenderTask
 
 __all__ = ["ChunkTask", "chunk_ranges", "chunk_key", "JOINABLE"]
 
 log = logging.getLogger(__name__)
-
-def chunk_key(job_id: str, index: int, extension: str) -> str:
-    """The storage key of a job's chunk ``index``."""
-    return f"chunks/{job_id}/{index}{extension}"
-
 
 #: The local scratch files of chunks: ``.chunk-<job>-<n>-<token>`` (a chunk rendered,
 #: not stored yet; the encoder's ``..chunk-...part`` while it renders) and
@@ -91,17 +82,23 @@ class ChunkTask:
     joins them.
 
     Args:
-        render_task: the render task, whose storage, store, finishing and failing steps
-            chunks share.
+        store: the job store.
+        settings: chunk length, retries, the lease's length.
+        messages: where chunk messages are sent.
+        shutdown: set when the process stops; running chunks give themselves back.
+        outcomes: ends the jobs (stored and done, failed, sent again), as whole
+            renders do; its storage holds the parts.
     """
 
-    def __init__(self, render_task: RenderTask) -> None:
-        self.task = render_task
-        self.store: JobStore = render_task.store
-        self.settings: JobSettings = render_task.settings
-        self.messages: Messages = render_task.messages
-        self.shutdown: threading.Event = render_task.shutdown
-        self.lease_ms = render_task.lease_ms
+    def __init__(self, store: JobStore, settings: JobSettings, messages: Messages,
+                 shutdown: threading.Event, outcomes: Outcomes) -> None:
+        self.store = store
+        self.settings = settings
+        self.messages = messages
+        self.shutdown = shutdown
+        self.outcomes = outcomes
+        self.storage = outcomes.storage
+        self.lease_ms = int(settings.lease_s * 1000)
         k = self.store.keys
         client = self.store.client
         self.keys = k
@@ -147,7 +144,7 @@ class ChunkTask:
             return False
         k = self.keys
         marker = "chunks-" + token
-        done = int(persist(lambda: self._split(
+        done = int(retry_redis(lambda: self._split(
             keys=[k.job(job.id), k.lease(job.id), k.chunks(job.id)],
             args=[token, len(ranges), ",".join(str(r.start) for r in ranges), marker]),
             "split", job.id, self.shutdown))
@@ -168,8 +165,8 @@ class ChunkTask:
         return True
 
     def _send(self, job_id: str, index: int) -> None:
-        persist(lambda: self.messages.send_chunk(job_id, index), "send chunk", job_id,
-                self.shutdown)
+        retry_redis(lambda: self.messages.send_chunk(job_id, index), "send chunk", job_id,
+                    self.shutdown)
 
     # -- a chunk (the chunk actor) ----------------------------------------------------
     def __call__(self, job_id: str, index: int) -> None:
@@ -187,16 +184,16 @@ class ChunkTask:
 
     def _claim_and_render(self, job_id: str, index: int) -> None:
         token = uuid.uuid4().hex
-        outcome = text(persist(lambda: self._claim(
+        claimed = ChunkClaimResult(text(retry_redis(lambda: self._claim(
             keys=self._keys(job_id, index),
             args=[index, token, self.lease_ms, self.settings.max_lost_runs]),
-            "claim chunk", job_id, self.shutdown))
-        if outcome == scripts.LOST:
-            self.task.fail(job_id, f"The render stopped without finishing "
-                           f"{self.settings.max_lost_runs} times (the worker process "
-                           "rendering it died each time); not retried", OUR_FAULT)
+            "claim chunk", job_id, self.shutdown)))
+        if claimed == ChunkClaimResult.LOST:
+            self.outcomes.fail(job_id, f"The render stopped without finishing "
+                               f"{self.settings.max_lost_runs} times (the worker process "
+                               "rendering it died each time); not retried", OUR_FAULT)
             return
-        if outcome != scripts.CLAIMED:  # done, gone, or a live render holds it
+        if claimed != ChunkClaimResult.CLAIMED:  # done, gone, or a live render holds it
             return
         lease = Lease(self.store, job_id, token, self.lease_ms, name=f"lease-{job_id}-{index}",
                       renew=lambda: self._renew_chunk(job_id, index, token, None))
@@ -210,12 +207,12 @@ class ChunkTask:
             except redis.RedisError:
                 raise
             except StorageError as exc:
-                self.task.fail(job_id, str(exc), OUR_FAULT)
+                self.outcomes.fail(job_id, str(exc), OUR_FAULT)
             except (TransientFetchError, RenderError) as exc:
                 self._retry_or_fail(job_id, index, token, str(exc), INPUT_FAULT if isinstance(
                     exc, TransientFetchError) else OUR_FAULT)
             except ZoomreelError as exc:  # the input: every chunk would fail alike
-                self.task.fail(job_id, str(exc), INPUT_FAULT)
+                self.outcomes.fail(job_id, str(exc), INPUT_FAULT)
             except Exception as exc:
                 log.exception("chunk %d failed unexpectedly", index, extra={"job_id": job_id})
                 self._retry_or_fail(job_id, index, token,
@@ -233,10 +230,10 @@ class ChunkTask:
                       ) -> None:
         from ..render import render_video
 
-        job = persist(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
+        job = retry_redis(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
         spec = RenderSpec.from_request(job.request)
         frames = self.recorded(job_id, spec)[index]
-        source = self.task.source_of(job, lost)
+        source = self.outcomes.source_of(job, lost)
         last = [0.0]
 
         def progress(done: int, total: int) -> None:
@@ -250,7 +247,7 @@ class ChunkTask:
                     pass
 
         extension = CODECS[spec.codec].extension
-        scratch = self.task.storage.scratch
+        scratch = self.storage.scratch
         scratch.mkdir(parents=True, exist_ok=True)
         out = scratch / _scratch_name("chunk", job_id, index, token, extension)
         log.info("chunk %d (frames %d-%d) started", index, frames.start, frames.stop - 1,
@@ -259,19 +256,19 @@ class ChunkTask:
                      cancel=lambda: self.shutdown.is_set() or lost.is_set())
         key = chunk_key(job_id, index, extension)
         try:
-            self.task.storage.save_file(key, out, "application/octet-stream")
+            self.storage.save_file(key, out, "application/octet-stream")
         finally:
             out.unlink(missing_ok=True)
         join_token = uuid.uuid4().hex
         k = self.keys
-        answer = int(persist(lambda: self._done(
+        counted = ChunkDoneResult(text(retry_redis(lambda: self._done(
             keys=[k.job(job_id), k.chunks(job_id), k.chunk_lease(job_id, index),
                   k.lease(job_id)],
             args=[index, len(frames), join_token, self.lease_ms]),
-            "chunk done", job_id, self.shutdown))
-        if answer == -1:  # the job ended meanwhile: this part is not wanted
-            self._delete_part(key)
-        elif answer == 1:
+            "chunk done", job_id, self.shutdown)))
+        if counted == ChunkDoneResult.NOT_WANTED:  # the job ended meanwhile
+            self.outcomes.delete_part(key)
+        elif counted == ChunkDoneResult.LAST:
             self._join_leased(job_id, join_token)
 
     def _release_chunk(self, job_id: str, index: int, token: str, *, count: bool) -> int:
@@ -281,16 +278,13 @@ class ChunkTask:
 
     def _retry_or_fail(self, job_id: str, index: int, token: str, message: str,
                        code: int) -> None:
-        attempts = persist(lambda: self._release_chunk(job_id, index, token, count=True),
-                           "release chunk", job_id, self.shutdown)
-        if attempts < 0:
-            return
-        if attempts > self.settings.transient_retries:
-            self.task.fail(job_id, message, code)
-            return
-        log.warning("chunk %d will be retried (attempt %d): %s", index, attempts, message,
-                    extra={"job_id": job_id})
-        self.messages.send_chunk(job_id, index, min(60_000, 2_000 * 2 ** (attempts - 1)))
+        attempts = retry_redis(
+            lambda: self._release_chunk(job_id, index, token, count=True),
+            "release chunk", job_id, self.shutdown)
+        self.outcomes.retry_or_fail(
+            job_id, attempts, message, code,
+            lambda delay_ms: self.messages.send_chunk(job_id, index, delay_ms),
+            what=f"chunk {index}")
 
     # -- the join ----------------------------------------------------------------------
     def _joiner(self, job_id: str) -> str:
@@ -305,16 +299,16 @@ class ChunkTask:
             except RenderCancelled:
                 return  # lease lost or shutdown: whoever takes the job up joins
             except (StorageError, RenderError) as exc:
-                self.task.fail(job_id, str(exc), OUR_FAULT)
+                self.outcomes.fail(job_id, str(exc), OUR_FAULT)
 
     def _join(self, job_id: str, lease: Lease) -> None:
         from ..join import join_videos
 
-        job = persist(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
+        job = retry_redis(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
         spec = RenderSpec.from_request(job.request)
         extension = CODECS[spec.codec].extension
         ranges = self.recorded(job_id, spec)
-        storage = self.task.storage
+        storage = self.storage
         scratch = storage.scratch
         scratch.mkdir(parents=True, exist_ok=True)
         fetched: list[str] = []
@@ -341,56 +335,28 @@ class ChunkTask:
         log.info("joined %d chunks in %.2f s", len(parts), time.monotonic() - started,
                  extra={"job_id": job_id})
         # the render's time: from the split to the joined video, every chunk included
-        self.task.finish_rendered(job_id, lease, result,
+        self.outcomes.finish_rendered(job_id, lease, result,
                                   time.time() - (job.run_started_at or time.time()))
 
     def _fetch(self, job_id: str, lease: Lease, key: str, path: Path) -> None:
         """Copy the stored part ``key`` to the local file ``path``."""
-        storage = self.task.storage
+        storage = self.storage
 
         def load() -> bytes | None:
             return storage.load_bytes(key)
 
-        data = self.task.with_storage(job_id, lease.lost, "reading a chunk", load)
+        data = self.outcomes.with_storage(job_id, lease.lost, "reading a chunk", load)
         if data is None:
             raise RenderError(f"A part of the video ({key}) is missing")
         path.write_bytes(data)
 
     # -- clean-up and healing ----------------------------------------------------------
-    def remove(self, job: Job) -> bool:
-        """Remove a finished (or expired) job's chunks: their record, leases and parts.
-
-        Returns False when a part could not be deleted: the record then stays, so that
-        the retention sweep (maintenance.py) finds the job's parts and tries again.
-        """
-        raw = self.store.client.hget(self.keys.chunks(job.id), "count")
-        if raw is None:
-            return True
-        extension = os.path.splitext(job.filename)[1]
-        deleted = [self._delete_part(chunk_key(job.id, n, extension)) for n in range(int(raw))]
-        if not all(deleted):
-            return False
-        if isinstance(self.task.storage, LocalStorage):  # the parts' folder, now empty
-            with contextlib.suppress(OSError):
-                (self.task.storage.root / chunk_key(job.id, 0, "")).parent.rmdir()
-        self.store.client.delete(self.keys.chunks(job.id),
-                                 *(self.keys.chunk_lease(job.id, n) for n in range(int(raw))))
-        return True
-
-    def _delete_part(self, key: str) -> bool:
-        try:
-            self.task.storage.delete(key)
-        except (StorageError, OSError) as exc:
-            log.warning("a chunk stays in storage for now: %s", exc)
-            return False
-        return True
-
     def remove_strays(self, older_than: float) -> int:
         """Delete this machine's scratch files of chunks and joins whose process died
         (their lease is gone or another's) and that were last written before
         ``older_than``; returns how many. A live render or join holds its lease and
         writes its file all the time, so neither test can remove its file."""
-        scratch = self.task.storage.scratch
+        scratch = self.storage.scratch
         try:
             entries = [(e, m) for e in os.scandir(scratch) if (m := _SCRATCH.match(e.name))]
         except (FileNotFoundError, NotADirectoryError):

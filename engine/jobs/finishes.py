@@ -149,8 +149,7 @@ class Finishes:
 
     def _listen(self) -> None:
         while not self._closed.is_set():
-            pubsub = self.client.pubsub(  # type: ignore[no-untyped-call]
-                ignore_subscribe_messages=True)
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(self.store.keys.finishes)
                 self._recheck()  # what finished while we were not subscribed

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import JobNotFound
-from .states import DONE, HOOK_PENDING
+from .states import JobState, WebhookState
 
 __all__ = ["Job", "decode_job", "text"]
 
@@ -50,7 +50,7 @@ class Job:
     """
 
     id: str
-    status: str
+    status: JobState
     request: dict[str, Any]
     client_id: Any
     queue_id: int
@@ -79,7 +79,7 @@ class Job:
     def from_hash(cls, data: dict[str, str]) -> Job:
         """Build a Job from its Redis hash (decoded strings)."""
         result = None
-        if data.get("status") == DONE:
+        if data.get("status") == JobState.DONE:
             result = {
                 "size": _int(data.get("size")),
                 "duration": _float(data.get("duration")),
@@ -90,14 +90,14 @@ class Job:
         webhook = None
         if data.get("webhook_url"):
             webhook = {
-                "state": data.get("webhook_state") or HOOK_PENDING,
+                "state": WebhookState(data.get("webhook_state") or WebhookState.PENDING),
                 "attempts": int(data.get("webhook_attempts") or 0),
                 "last_error": data.get("webhook_last_error") or None,
                 "msg_id": data.get("webhook_msg_id") or None,
             }
         return cls(
             id=data["id"],
-            status=data["status"],
+            status=JobState(data["status"]),
             request=json.loads(data.get("request") or "{}"),
             client_id=json.loads(data.get("client_id") or "null"),
             queue_id=int(data.get("queue_id") or 0),

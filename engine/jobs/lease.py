@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import redis
 
-from ._persist import persist
+from ._redis_retry import retry_redis
 from .store import JobStore
 
 __all__ = ["Lease", "take_up", "LOST_RUN"]
@@ -104,7 +104,7 @@ def take_up(store: JobStore, job_id: str, *, max_lost_runs: int,
     Returns:
         Whether this call took the job up.
     """
-    lost = persist(lambda: store.take_up(job_id, LOST_RUN), "take-up", job_id, shutdown)
+    lost = retry_redis(lambda: store.take_up(job_id, LOST_RUN), "take-up", job_id, shutdown)
     if lost < 0:
         return False
     if lost >= max_lost_runs:
@@ -115,5 +115,5 @@ def take_up(store: JobStore, job_id: str, *, max_lost_runs: int,
     else:
         log.warning("its worker stopped before finishing; queued again (%d/%d)", lost,
                     max_lost_runs, extra={"job_id": job_id})
-        persist(lambda: resend(job_id), "re-send", job_id, shutdown)
+        retry_redis(lambda: resend(job_id), "re-send", job_id, shutdown)
     return True

@@ -40,6 +40,8 @@ from .broker import (
     queued_job_ids,
     recover_unacked,
 )
+from .chunks import ChunkTask
+from .outcomes import Outcomes
 from .render_task import RenderTask
 from .settings import JobSettings
 from .store import JobStore
@@ -70,19 +72,24 @@ class Maintenance:
         settings: folders, retention, the lease's length.
         messages: where re-sent messages go.
         render_task: takes lapsed jobs up (and ends those lost too often).
+        chunk_task: takes up chunks whose worker died; knows their scratch files.
+        outcomes: removes the chunks a finish left.
         heartbeat_timeout_ms: a Dramatiq worker silent this long is dead.
         storage: where uploads and videos are kept; default the data dir.
     """
 
     def __init__(self, client: redis.Redis, store: JobStore, settings: JobSettings,
-                 messages: Messages, render_task: RenderTask,
-                 heartbeat_timeout_ms: int, storage: Storage | None = None) -> None:
+                 messages: Messages, render_task: RenderTask, chunk_task: ChunkTask,
+                 outcomes: Outcomes, heartbeat_timeout_ms: int,
+                 storage: Storage | None = None) -> None:
         self.storage = storage or LocalStorage(settings.data_dir)
         self.client = client
         self.store = store
         self.settings = settings
         self.messages = messages
         self.render_task = render_task
+        self.chunk_task = chunk_task
+        self.outcomes = outcomes
         self.heartbeat_timeout_ms = heartbeat_timeout_ms
         self._threads: list[threading.Thread] = []
         #: Restarts this process's dead consumer threads; returns how many (see start).
@@ -99,8 +106,7 @@ class Maintenance:
             recover_unacked(self.client)
             self.store.clear_leases()
             self._remove_stale_files(older_than=time.time())
-            if self.render_task.chunks is not None:
-                self.render_task.chunks.remove_strays(older_than=time.time())
+            self.chunk_task.remove_strays(older_than=time.time())
         else:
             recover_unacked(self.client, dead_after_ms=dead_after_ms)
         for job_id in self.store.lapsed_ids():
@@ -120,8 +126,7 @@ class Maintenance:
         for job_id in self.store.lapsed_ids():
             healed += self.render_task.take_up(job_id)
         recover_unacked(self.client, dead_after_ms=self.heartbeat_timeout_ms)
-        if self.render_task.chunks is not None:  # chunks whose worker died, lost messages
-            healed += self.render_task.chunks.heal(self.store.active_ids())
+        healed += self.chunk_task.heal(self.store.active_ids())  # dead workers, lost messages
         now = time.time()
         ttl_ms = int(ORPHAN_AFTER_S * 3000)
         for queue, ids, send in self._carried(queued_only=True):
@@ -150,10 +155,9 @@ class Maintenance:
         retention 0, keep forever), and stale temporary files. Returns the jobs removed."""
         now = time.time() if now is None else now
         removed = 0
-        chunks = self.render_task.chunks
         if self.settings.retention_s > 0:
             for job in self.store.expired(now - self.settings.retention_s):
-                if chunks is not None and not chunks.remove(job):
+                if not self.outcomes.remove_chunks(job):
                     continue  # parts left by a finish that could not delete them
                 if job.filename:
                     try:
@@ -166,8 +170,8 @@ class Maintenance:
                 self.store.delete(job.id)
                 removed += 1
         self._remove_stale_files(older_than=time.time() - _STALE_FILE_S)
-        if chunks is not None:  # a dead process's chunk files: once its lease is gone
-            chunks.remove_strays(older_than=time.time() - self.settings.lease_s)
+        # a dead process's chunk files: once its lease is gone
+        self.chunk_task.remove_strays(older_than=time.time() - self.settings.lease_s)
         return removed
 
     def _remove_stale_files(self, older_than: float) -> None:

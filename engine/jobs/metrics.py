@@ -21,6 +21,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from .states import JobState
 from .store import JobStore
 
 __all__ = ["JobMetrics", "counting_connections"]
@@ -74,7 +75,7 @@ class JobMetrics:
 
     def render_done(self, frames: int, seconds: float) -> None:
         """Count a finished render."""
-        self.finished.labels("done").inc()
+        self.finished.labels(JobState.DONE).inc()
         self.render_frames.inc(frames)
         self.render_seconds.observe(seconds)
         if seconds > 0:
@@ -95,8 +96,8 @@ class _StateCollector(Collector):
         except redis.RedisError:  # the scrape still answers, without these
             return
         jobs = GaugeMetricFamily("zoomreel_jobs", "Unfinished jobs by state", labels=["state"])
-        jobs.add_metric(["queued"], queued)
-        jobs.add_metric(["running"], max(0, unfinished - queued))
+        jobs.add_metric([JobState.QUEUED], queued)
+        jobs.add_metric([JobState.RUNNING], max(0, unfinished - queued))
         yield jobs
         yield GaugeMetricFamily("zoomreel_queue_length", "Jobs waiting for a worker",
                                 value=queued)

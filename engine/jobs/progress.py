@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from .job import Job
+from .states import JobState
 
 __all__ = ["job_times", "progress_of", "poll_after"]
 
@@ -27,7 +28,7 @@ def job_times(job: Job, now: float | None = None) -> tuple[float, float, float]:
 
 
 def _eta(job: Job, now: float) -> float | None:
-    if job.status != "running" or not job.run_started_at or job.frames_done <= 0:
+    if job.status != JobState.RUNNING or not job.run_started_at or job.frames_done <= 0:
         return None
     elapsed = now - job.run_started_at
     if elapsed <= 0:
@@ -39,8 +40,8 @@ def progress_of(job: Job, now: float | None = None) -> dict[str, Any]:
     """Frames done and total, percent, and the estimated seconds left (None if unknown)."""
     now = time.time() if now is None else now
     total = job.frames_total
-    done = total if job.status == "done" else min(job.frames_done, total)
-    eta = 0.0 if job.status == "done" else _eta(job, now)
+    done = total if job.status == JobState.DONE else min(job.frames_done, total)
+    eta = 0.0 if job.status == JobState.DONE else _eta(job, now)
     return {
         "frames_done": done,
         "frames_total": total,
@@ -55,7 +56,7 @@ def poll_after(job: Job, now: float | None = None) -> int | None:
     Follows the documented polling advice: jobs with under 30 s left every 2-3 s,
     up to 2 minutes every 5-10 s, longer ones every 15-30 s.
     """
-    if job.status not in ("queued", "running"):
+    if job.status not in (JobState.QUEUED, JobState.RUNNING):
         return None
     now = time.time() if now is None else now
     left = _eta(job, now)

@@ -15,8 +15,12 @@ Delivery is at-least-once, so every step is idempotent:
   ``storage_retry_s`` (never rendered again), then the job ends ``error`` naming the
   storage and the cause, and the local file is removed.
 
+How a job ends (stored and ``done``, failed, sent again) is outcomes.py's, shared with
+the chunks of long jobs (chunks.py), which this task hands a claimed job to when it is
+long enough to split.
+
 Redis may stall or restart under a render. Each bookkeeping step is retried until Redis
-answers (_persist.py), a progress write that fails is skipped, and the task never raises
+answers (_redis_retry.py), a progress write that fails is skipped, and the task never raises
 because of Redis: what a long outage leaves behind is found by maintenance.py.
 """
 
@@ -27,16 +31,12 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import Protocol
 
 import redis
 
-from ..codecs import content_type_of
 from ..errors import (
     DiskFullError,
-    ImageError,
     RenderCancelled,
     RenderError,
     StorageError,
@@ -45,39 +45,37 @@ from ..errors import (
     disk_full,
 )
 from ..spec import RenderSpec
-from ..storage import LocalStorage, Storage, upload_key, video_key
-from . import scripts
-from ._persist import persist
+from ._redis_retry import retry_redis
 from .broker import Messages
+from .job import Job
 from .lease import Lease, take_up
-from .metrics import JobMetrics
+from .outcomes import INPUT_FAULT, OUR_FAULT, RENDERED_TWICE, Outcomes
+from .scripts import ClaimResult
 from .settings import JobSettings
-from .states import DONE, ERROR
 from .store import JobStore
 
-if TYPE_CHECKING:
-    from ..render import RenderResult
-    from .chunks import ChunkTask
-    from .job import Job
-
-__all__ = ["RenderTask", "BUSY_DELAY_MS", "DISK_FULL", "INPUT_FAULT", "OUR_FAULT",
-           "RENDERED_TWICE"]
+__all__ = ["RenderTask", "Splitter", "BUSY_DELAY_MS", "DISK_FULL", "INPUT_FAULT",
+           "OUR_FAULT", "RENDERED_TWICE"]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 #: A job leased by another live worker is looked at again this much later.
 BUSY_DELAY_MS = 5_000
 _PROGRESS_EVERY_S = 0.5
-#: A failed job's ``error_code``: the input was at fault (an image that could not be
-#: fetched or decoded, a field out of range) ...
-INPUT_FAULT = 400
-#: ... or zoomreel was (the encoder, a crash, a worker that died each time).
-OUR_FAULT = 500
-#: Logged when a render ends for a job that another render ended already.
-RENDERED_TWICE = "render done, but the job had ended already (rendered twice)"
 #: How a render that found no room for its video says so (the error's text follows).
 DISK_FULL = "The disk holding the videos is full"
+
+
+class Splitter(Protocol):
+    """What a render asks of the chunks of long jobs (chunks.ChunkTask)."""
+
+    def is_split(self, job_id: str) -> bool:
+        """Whether the job was split into chunks."""
+        ...
+
+    def split(self, job: Job, spec: RenderSpec, token: str, lease: Lease) -> bool:
+        """Split the claimed job and send its chunks; False to render it whole."""
+        ...
 
 
 class RenderTask:
@@ -86,24 +84,25 @@ class RenderTask:
     Args:
         store: the job store.
         settings: folders, limits, retries, the lease's length.
-        messages: where render and webhook messages are sent.
+        messages: where render messages are sent.
         shutdown: set when the process stops; running renders give their job back.
-        metrics: where renders are counted.
-        storage: where uploads are read and videos stored; default the data dir.
+        outcomes: ends the jobs (stored and done, failed, sent again); its storage
+            holds uploads and videos.
+        chunks: splits long jobs into chunks (chunks.py); None = every job rendered
+            whole.
     """
 
     def __init__(self, store: JobStore, settings: JobSettings, messages: Messages,
-                 shutdown: threading.Event, metrics: JobMetrics,
-                 storage: Storage | None = None) -> None:
+                 shutdown: threading.Event, outcomes: Outcomes,
+                 chunks: Splitter | None = None) -> None:
         self.store = store
-        self.storage = storage or LocalStorage(settings.data_dir)
         self.settings = settings
         self.messages = messages
         self.shutdown = shutdown
-        self.metrics = metrics
+        self.outcomes = outcomes
+        self.storage = outcomes.storage
+        self.chunks = chunks
         self.lease_ms = int(settings.lease_s * 1000)
-        #: Splits long jobs into chunks (chunks.py); None = every job rendered whole.
-        self.chunks: ChunkTask | None = None
 
     def __call__(self, job_id: str) -> None:
         """Render ``job_id``. Never raises because of Redis: Dramatiq's own retry would
@@ -117,20 +116,22 @@ class RenderTask:
 
     def _claim_and_render(self, job_id: str) -> None:
         token = uuid.uuid4().hex
-        outcome = persist(lambda: self.store.claim(job_id, token, self.lease_ms, os.getpid()),
-                          "claim", job_id, self.shutdown)
-        if outcome == scripts.BUSY:
+        claimed = retry_redis(
+            lambda: self.store.claim(job_id, token, self.lease_ms, os.getpid()),
+            "claim", job_id, self.shutdown)
+        if claimed == ClaimResult.BUSY:
             self._busy(job_id)
             return
-        if outcome == scripts.LAPSED:  # running, no lease: its worker died
+        if claimed == ClaimResult.LAPSED:  # running, no lease: its worker died
             self.take_up(job_id)
             return
-        if outcome != scripts.CLAIMED:  # finished or gone: nothing to do
+        if claimed != ClaimResult.CLAIMED:  # finished or gone: nothing to do
             return
         self._render_leased(job_id, token)
 
     def _render_leased(self, job_id: str, token: str) -> None:
         """Render a job this call claimed, under its lease; what ends it, and how."""
+        fail = self.outcomes.fail
         with Lease(self.store, job_id, token, self.lease_ms) as lease:
             try:
                 self._render(job_id, token, lease)
@@ -142,13 +143,13 @@ class RenderTask:
             except redis.RedisError:
                 raise  # not the render's fault: see __call__
             except StorageError as exc:  # retried for storage_retry_s already
-                self.fail(job_id, str(exc), OUR_FAULT)
+                fail(job_id, str(exc), OUR_FAULT)
             except TransientFetchError as exc:  # the image host may recover: retry a few times
                 self._retry_or_fail(job_id, token, str(exc), INPUT_FAULT)
             except (RenderError, DiskFullError) as exc:  # the encoder, the disk: may pass
                 self._retry_or_fail(job_id, token, str(exc), OUR_FAULT)
             except ZoomreelError as exc:  # the user's input: retrying cannot help
-                self.fail(job_id, str(exc), INPUT_FAULT)
+                fail(job_id, str(exc), INPUT_FAULT)
             except Exception as exc:
                 if disk_full(exc):  # a folder made, a file moved, outside the encoder
                     message = f"{DISK_FULL} ({getattr(exc, 'strerror', None) or exc})"
@@ -161,20 +162,20 @@ class RenderTask:
         """Another worker holds the job: look again once its lease could lapse; unless
         the job was split, since its chunks carry it (chunks.py)."""
         chunks = self.chunks
-        if chunks is not None and persist(lambda: chunks.is_split(job_id), "read", job_id,
-                                          self.shutdown):
+        if chunks is not None and retry_redis(lambda: chunks.is_split(job_id), "read",
+                                              job_id, self.shutdown):
             return  # a lapsed lease (its joiner died) is taken up as any job's
-        persist(lambda: self.messages.send_render(job_id, BUSY_DELAY_MS), "re-send",
-                job_id, self.shutdown)
+        retry_redis(lambda: self.messages.send_render(job_id, BUSY_DELAY_MS), "re-send",
+                    job_id, self.shutdown)
 
     def _render(self, job_id: str, token: str, lease: Lease) -> None:
         from ..render import render_video
 
-        job = persist(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
+        job = retry_redis(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
         spec = RenderSpec.from_request(job.request)
         if self.chunks is not None and self.chunks.split(job, spec, token, lease):
             return
-        source = self.source_of(job, lease.lost)
+        source = self.outcomes.source_of(job, lease.lost)
         last = [0.0]
 
         def progress(done: int, total: int) -> None:
@@ -195,132 +196,17 @@ class RenderTask:
         log.info("render started", extra={"job_id": job_id})
         started = time.monotonic()
         result = render_video(source, out, spec, progress=progress, cancel=cancel)
-        self.finish_rendered(job_id, lease, result, time.monotonic() - started)
-
-    def source_of(self, job: Job, lost: threading.Event) -> bytes:
-        """The job's image: its upload's bytes, or fetched from its URL.
-
-        Raises:
-            ImageError: the upload is gone. FetchError: the URL failed.
-        """
-        from ..net import fetch_url
-
-        if job.upload:  # as bytes: no message may show the server's folders
-            key = upload_key(job.upload)
-            found = self.with_storage(job.id, lost, "reading the upload",
-                                      lambda: self.storage.load_bytes(key))
-            if found is None:
-                raise ImageError("The uploaded image is gone (removed before its render)")
-            return found
-        return fetch_url(job.request["image_url"], max_bytes=self.settings.max_image_bytes,
-                         allow_private=self.settings.allow_private_urls)
-
-    def finish_rendered(self, job_id: str, lease: Lease, result: RenderResult,
-                        seconds: float) -> None:
-        """Store the finished video ``result`` and end its job ``done``."""
-        out = Path(result.path)
-        self._store_video(job_id, lease, out)
-        fields = {
-            "size": result.size_bytes, "duration": result.duration, "width": result.width,
-            "height": result.height, "frame_rate": result.frame_rate,
-            "frames_done": result.frames, "pid": os.getpid(),
-            "storage": "" if self.storage.kind == LocalStorage.kind else self.storage.kind,
-        }
-        # A finish retried after a stall may find the job done by its first try: the
-        # webhook message is then re-sent by the healing pass (the job stays pending).
-        if persist(lambda: self.store.finish(job_id, DONE, fields), "finish", job_id,
-                   self.shutdown):
-            self.metrics.render_done(result.frames, seconds)
-            log.info("render done: %d frames in %.1f s (%.0f frames/s), %d bytes",
-                     result.frames, seconds, result.frames / max(seconds, 1e-9),
-                     result.size_bytes, extra={"job_id": job_id})
-            self._after_finish(job_id)
-        else:  # at-least-once delivery let two renders run to the end: worth knowing
-            log.warning(RENDERED_TWICE, extra={"job_id": job_id})
-
-    def _store_video(self, job_id: str, lease: Lease, out: Path) -> None:
-        """Store the rendered file ``out`` (see Storage.save_file); a copy left in the
-        scratch folder by a failure is removed."""
-        key = video_key(out.name)
-        content_type = content_type_of(out.name) or "application/octet-stream"
-        try:
-            self._with_storage(job_id, lease, "storing the video",
-                               lambda: self.storage.save_file(key, out, content_type))
-        except BaseException:
-            out.unlink(missing_ok=True)
-            raise
-
-    def _with_storage(self, job_id: str, lease: Lease, what: str, step: Callable[[], T]) -> T:
-        return self.with_storage(job_id, lease.lost, what, step)
-
-    def with_storage(self, job_id: str, lost: threading.Event, what: str,
-                     step: Callable[[], T]) -> T:
-        """``step()``, tried again with backoff while storage fails, for
-        ``storage_retry_s`` in all (``lost``: set once the job was taken from us).
-
-        Raises:
-            StorageError: it still failed then.
-            RenderCancelled: the process stops, or the job was taken from us, meanwhile.
-        """
-        deadline = time.monotonic() + self.settings.storage_retry_s
-        delay = 0.5
-        while True:
-            try:
-                return step()
-            except StorageError as exc:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise
-                log.warning("%s failed, tried again in %.1f s: %s", what, min(delay, left),
-                            exc, extra={"job_id": job_id})
-                if self.shutdown.wait(min(delay, left)) or lost.is_set():
-                    raise RenderCancelled(f"{what}: stopped while storage failed") from exc
-                delay = min(delay * 2, 15.0)
+        self.outcomes.finish_rendered(job_id, lease, result, time.monotonic() - started)
 
     def _retry_or_fail(self, job_id: str, token: str, message: str, code: int) -> None:
-        attempts = persist(lambda: self.store.requeue(job_id, token, message), "requeue",
-                           job_id, self.shutdown)
-        if attempts < 0:
-            return
-        if attempts > self.settings.transient_retries:
-            self.fail(job_id, message, code)
-            return
-        delay = min(60_000, 2_000 * 2 ** (attempts - 1))
-        log.warning("render will be retried (attempt %d): %s", attempts, message,
-                    extra={"job_id": job_id})
-        persist(lambda: self.messages.send_render(job_id, delay), "re-send", job_id,
-                self.shutdown)
+        attempts = retry_redis(lambda: self.store.requeue(job_id, token, message), "requeue",
+                               job_id, self.shutdown)
+        self.outcomes.retry_or_fail(job_id, attempts, message, code,
+                                    lambda delay_ms: self.messages.send_render(job_id, delay_ms))
 
     def take_up(self, job_id: str) -> bool:
         """Take up a lapsed job (see lease.py); whether this call did."""
         return take_up(self.store, job_id, max_lost_runs=self.settings.max_lost_runs,
                        resend=self.messages.send_render,
-                       give_up=lambda job, why: self.fail(job, why, OUR_FAULT),
+                       give_up=lambda job, why: self.outcomes.fail(job, why, OUR_FAULT),
                        shutdown=self.shutdown)
-
-    def fail(self, job_id: str, message: str, code: int) -> None:
-        """End the job ``error`` with ``message`` (unless it has ended already).
-
-        Args:
-            code: :data:`INPUT_FAULT` or :data:`OUR_FAULT` (the job's ``error_code``).
-        """
-        fields = {"error": message, "error_code": code}
-        if persist(lambda: self.store.finish(job_id, ERROR, fields), "finish",
-                   job_id, self.shutdown):
-            self.metrics.finished.labels(ERROR).inc()
-            log.warning("job failed: %s", message, extra={"job_id": job_id})
-            self._after_finish(job_id)
-
-    def _after_finish(self, job_id: str) -> None:
-        job = persist(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
-        if self.chunks is not None:
-            persist(lambda: self.chunks.remove(job) if self.chunks else None,
-                    "remove chunks", job_id, self.shutdown)
-        if job.upload:
-            try:
-                self.storage.delete(upload_key(job.upload))
-            except StorageError as exc:  # the sweep removes it later (an upload no job owns)
-                log.warning("the upload stays for now: %s", exc, extra={"job_id": job_id})
-        if job.webhook_url:
-            persist(lambda: self.messages.send_webhook(job_id, 0), "webhook send", job_id,
-                    self.shutdown)

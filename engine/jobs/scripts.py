@@ -13,25 +13,74 @@ script finds it from the job's record, so it gets the owners' key prefix in ARGV
 
 from __future__ import annotations
 
-from .states import DONE, ERROR, HOOK_PENDING, QUEUED, RUNNING
+from enum import StrEnum
+
+from .states import JobState, WebhookState
 
 __all__ = ["CREATE", "CLAIM", "RENEW", "FINISH", "REQUEUE", "TAKE_UP",
            "SPLIT", "CHUNK_CLAIM", "CHUNK_RENEW", "CHUNK_DONE", "CHUNK_RELEASE",
            "CHUNK_TAKE_UP",
-           "CREATED", "LATE", "FULL", "OWNER_FULL",
-           "CLAIMED", "BUSY", "LAPSED", "MISSING", "GONE", "CHUNK_DONE_ALREADY", "LOST"]
+           "CreateResult", "ClaimResult", "ChunkClaimResult", "ChunkDoneResult"]
 
-# What CREATE answers (first element of its reply).
-CREATED, LATE, FULL, OWNER_FULL = "ok", "late", "full", "owner_full"
-# What CLAIM answers (besides a finished job's state, DONE or ERROR).
-CLAIMED, BUSY, LAPSED, MISSING = "ok", "busy", "lapsed", "missing"
-# What CHUNK_CLAIM answers besides CLAIMED and BUSY: the job is no longer running, the
-# chunk is rendered already, its renders stopped without a word too often.
-GONE, CHUNK_DONE_ALREADY, LOST = "gone", "done", "lost"
+
+class CreateResult(StrEnum):
+    """What CREATE answers (the first element of its reply)."""
+
+    CREATED = "created"
+    #: Redis ran the call after the caller's deadline: nothing was created.
+    LATE = "late"
+    #: The queue holds its limit of jobs.
+    FULL = "full"
+    #: The owner's queue holds its limit of jobs.
+    OWNER_FULL = "owner-full"
+
+
+class ClaimResult(StrEnum):
+    """What CLAIM answers."""
+
+    #: The caller holds the job's lease now (or held it already).
+    CLAIMED = "claimed"
+    #: Another caller holds the lease.
+    BUSY = "busy"
+    #: Running without a lease: its worker is gone (lease.py).
+    LAPSED = "lapsed"
+    #: No such job.
+    MISSING = "missing"
+    #: The job is done or failed: nothing to do.
+    FINISHED = "finished"
+
+
+class ChunkClaimResult(StrEnum):
+    """What CHUNK_CLAIM answers."""
+
+    #: As CLAIM's: both come from the preamble's held_lease.
+    CLAIMED = ClaimResult.CLAIMED.value
+    BUSY = ClaimResult.BUSY.value
+    #: The job is not running (or its chunks are gone).
+    GONE = "gone"
+    #: The chunk was rendered already.
+    DONE_ALREADY = "done-already"
+    #: Its renders stopped without a word too often: the job should fail.
+    LOST = "lost"
+
+
+class ChunkDoneResult(StrEnum):
+    """What CHUNK_DONE answers."""
+
+    #: The last chunk: the caller holds the job's lease and joins the parts now.
+    LAST = "last"
+    #: Counted; other chunks are still to come.
+    COUNTED = "counted"
+    #: Counted before: a second render of the chunk.
+    COUNTED_BEFORE = "counted-before"
+    #: The job is no longer running: the chunk is not wanted.
+    NOT_WANTED = "not-wanted"
+
 
 _PREAMBLE = f"""
-local QUEUED, RUNNING, DONE, ERROR = '{QUEUED}', '{RUNNING}', '{DONE}', '{ERROR}'
-local HOOK_PENDING = '{HOOK_PENDING}'
+local QUEUED, RUNNING = '{JobState.QUEUED}', '{JobState.RUNNING}'
+local DONE, ERROR = '{JobState.DONE}', '{JobState.ERROR}'
+local HOOK_PENDING = '{WebhookState.PENDING}'
 local function is_finished(state) return state == DONE or state == ERROR end
 -- The owner's own queue of the job (nil when it has no owner).
 local function owner_queue(job_key, owners_prefix)
@@ -43,15 +92,16 @@ end
 local function hset_pairs(key, first)
   for i = first, #ARGV, 2 do redis.call('hset', key, ARGV[i], ARGV[i + 1]) end
 end
--- A claim meeting a lease that is held (CLAIM, CHUNK_CLAIM): '{CLAIMED}' when the caller
--- holds it already (its expiry renewed), '{BUSY}' when another does, nil when it is free.
+-- A claim meeting a lease that is held (CLAIM, CHUNK_CLAIM): '{ClaimResult.CLAIMED}' when
+-- the caller holds it already (its expiry renewed), '{ClaimResult.BUSY}' when another
+-- does, nil when it is free.
 local function held_lease(lease, token, lease_ms)
   local holder = redis.call('get', lease)
   if holder == token then
     redis.call('pexpire', lease, lease_ms)
-    return '{CLAIMED}'
+    return '{ClaimResult.CLAIMED}'
   end
-  if holder then return '{BUSY}' end
+  if holder then return '{ClaimResult.BUSY}' end
   return nil
 end
 """
@@ -64,8 +114,8 @@ CREATE = _PREAMBLE + f"""
 --       queue id counter
 -- ARGV: job id, now, queue limit (0 = none), per-owner limit (0 = none, -1 = no owner),
 --       deadline in Redis's clock (0 = none), then the record's name, value pairs
--- Returns {{'{CREATED}', queue id, queue length}}, {{'{LATE}'}}, {{'{FULL}'}} or
---         {{'{OWNER_FULL}'}}.
+-- Returns {{'{CreateResult.CREATED}', queue id, queue length}}, {{'{CreateResult.LATE}'}},
+--         {{'{CreateResult.FULL}'}} or {{'{CreateResult.OWNER_FULL}'}}.
 local job, active, queued, updated, owners_queued, counter =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local job_id, now = ARGV[1], ARGV[2]
@@ -73,12 +123,12 @@ local limit, per_owner, deadline = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumbe
 if deadline > 0 then
   local clock = redis.call('time')
   if tonumber(clock[1]) + tonumber(clock[2]) / 1000000 > deadline then
-    return {{'{LATE}'}}
+    return {{'{CreateResult.LATE}'}}
   end
 end
-if limit > 0 and redis.call('zcard', queued) >= limit then return {{'{FULL}'}} end
+if limit > 0 and redis.call('zcard', queued) >= limit then return {{'{CreateResult.FULL}'}} end
 if per_owner > 0 and redis.call('zcard', owners_queued) >= per_owner then
-  return {{'{OWNER_FULL}'}}
+  return {{'{CreateResult.OWNER_FULL}'}}
 end
 local queue_id = redis.call('incr', counter)
 hset_pairs(job, 6)
@@ -87,25 +137,26 @@ redis.call('sadd', active, job_id)
 redis.call('zadd', queued, now, job_id)
 redis.call('zadd', updated, now, job_id)
 if per_owner >= 0 then redis.call('zadd', owners_queued, now, job_id) end
-return {{'{CREATED}', queue_id, redis.call('zcard', queued)}}
+return {{'{CreateResult.CREATED}', queue_id, redis.call('zcard', queued)}}
 """
 
 CLAIM = _PREAMBLE + f"""
 -- Take a queued job for rendering: lease it to the caller and mark it running.
 -- KEYS: job record, lease, queued set, updated set
 -- ARGV: lease token, lease ms, worker pid, now, job id, owners' queue prefix
--- Returns '{CLAIMED}' (also for the holder's own claim again, after a stall), '{BUSY}'
--- (leased by another), '{LAPSED}' (running without a lease: its worker is gone, see
--- lease.py), '{MISSING}', or the finished job's state.
+-- Returns '{ClaimResult.CLAIMED}' (also for the holder's own claim again, after a stall),
+-- '{ClaimResult.BUSY}' (leased by another), '{ClaimResult.LAPSED}' (running without a
+-- lease: its worker is gone, see lease.py), '{ClaimResult.MISSING}' or
+-- '{ClaimResult.FINISHED}'.
 local job, lease, queued, updated = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local token, lease_ms, pid, now, job_id, owners_prefix =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local state = redis.call('hget', job, 'status')
-if not state then return '{MISSING}' end
-if is_finished(state) then return state end
+if not state then return '{ClaimResult.MISSING}' end
+if is_finished(state) then return '{ClaimResult.FINISHED}' end
 local held = held_lease(lease, token, lease_ms)
 if held then return held end
-if state == RUNNING then return '{LAPSED}' end
+if state == RUNNING then return '{ClaimResult.LAPSED}' end
 redis.call('set', lease, token, 'PX', lease_ms)
 redis.call('hset', job, 'status', RUNNING, 'pid', pid, 'run_started_at', now,
            'lease_token', token)
@@ -116,7 +167,7 @@ redis.call('zrem', queued, job_id)
 local mine = owner_queue(job, owners_prefix)
 if mine then redis.call('zrem', mine, job_id) end
 redis.call('zadd', updated, now, job_id)
-return '{CLAIMED}'
+return '{ClaimResult.CLAIMED}'
 """
 
 RENEW = _PREAMBLE + """
@@ -259,22 +310,27 @@ CHUNK_CLAIM = _PREAMBLE + f"""
 -- Take chunk n of a running chunked job for rendering.
 -- KEYS: job record, chunks hash, chunk lease
 -- ARGV: n, lease token, lease ms, lost renders after which the chunk is given up
--- Returns '{CLAIMED}' (also for the holder's own claim again), '{BUSY}' (another live
--- render holds it), '{GONE}' (the job is not running), '{CHUNK_DONE_ALREADY}', or
--- '{LOST}' (its renders stopped without a word too often: the job should fail).
+-- Returns '{ChunkClaimResult.CLAIMED}' (also for the holder's own claim again),
+-- '{ChunkClaimResult.BUSY}' (another live render holds it), '{ChunkClaimResult.GONE}' (the
+-- job is not running), '{ChunkClaimResult.DONE_ALREADY}', or '{ChunkClaimResult.LOST}'
+-- (its renders stopped without a word too often: the job should fail).
 local job, chunks, lease = KEYS[1], KEYS[2], KEYS[3]
 local n, token, lease_ms, max_lost = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-if redis.call('hget', job, 'status') ~= RUNNING then return '{GONE}' end
-if redis.call('exists', chunks) == 0 then return '{GONE}' end
-if redis.call('hget', chunks, 'done:' .. n) then return '{CHUNK_DONE_ALREADY}' end
+if redis.call('hget', job, 'status') ~= RUNNING then return '{ChunkClaimResult.GONE}' end
+if redis.call('exists', chunks) == 0 then return '{ChunkClaimResult.GONE}' end
+if redis.call('hget', chunks, 'done:' .. n) then
+  return '{ChunkClaimResult.DONE_ALREADY}'
+end
 local held = held_lease(lease, token, lease_ms)
 if held then return held end
 if redis.call('hget', chunks, 'started:' .. n) then  -- its last render's worker died
-  if redis.call('hincrby', chunks, 'lost:' .. n, 1) >= max_lost then return '{LOST}' end
+  if redis.call('hincrby', chunks, 'lost:' .. n, 1) >= max_lost then
+    return '{ChunkClaimResult.LOST}'
+  end
 end
 redis.call('set', lease, token, 'PX', lease_ms)
 redis.call('hset', chunks, 'started:' .. n, 1, 'frames:' .. n, 0)
-return '{CLAIMED}'
+return '{ChunkClaimResult.CLAIMED}'
 """
 
 CHUNK_RENEW = _CHUNK_PREAMBLE + """
@@ -303,26 +359,29 @@ end
 return 1
 """
 
-CHUNK_DONE = _CHUNK_PREAMBLE + """
+CHUNK_DONE = _CHUNK_PREAMBLE + f"""
 -- Count chunk n done, once however often it is rendered (delivery is at-least-once).
 -- The caller of the last one gets the job's lease (with an expiry again) to join them.
 -- KEYS: job record, chunks hash, chunk lease, job lease
 -- ARGV: n, frames, join token, lease ms
--- Returns 1 (the last chunk: join now), 0 (counted), -2 (counted before: a second
--- render of it) or -1 (the job is no longer running: the chunk is not wanted).
+-- Returns '{ChunkDoneResult.LAST}' (join now), '{ChunkDoneResult.COUNTED}',
+-- '{ChunkDoneResult.COUNTED_BEFORE}' (a second render of it) or
+-- '{ChunkDoneResult.NOT_WANTED}' (the job is no longer running).
 local job, chunks, lease, job_lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local n, frames, join_token, lease_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-if redis.call('hget', job, 'status') ~= RUNNING then return -1 end
-if redis.call('exists', chunks) == 0 then return -1 end
-if redis.call('hget', chunks, 'done:' .. n) then return -2 end
+if redis.call('hget', job, 'status') ~= RUNNING then return '{ChunkDoneResult.NOT_WANTED}' end
+if redis.call('exists', chunks) == 0 then return '{ChunkDoneResult.NOT_WANTED}' end
+if redis.call('hget', chunks, 'done:' .. n) then return '{ChunkDoneResult.COUNTED_BEFORE}' end
 redis.call('hset', chunks, 'done:' .. n, 1, 'frames:' .. n, frames)
 redis.call('del', lease)
 sum_frames(chunks, job)
 local done = redis.call('hincrby', chunks, 'ndone', 1)
-if done < tonumber(redis.call('hget', chunks, 'count')) then return 0 end
+if done < tonumber(redis.call('hget', chunks, 'count')) then
+  return '{ChunkDoneResult.COUNTED}'
+end
 redis.call('set', job_lease, join_token, 'PX', lease_ms)
 redis.call('hset', job, 'lease_token', join_token)
-return 1
+return '{ChunkDoneResult.LAST}'
 """
 
 CHUNK_RELEASE = _PREAMBLE + """

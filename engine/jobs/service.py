@@ -40,6 +40,7 @@ from .finishes import Finishes
 from .job import Job
 from .maintenance import Maintenance
 from .metrics import JobMetrics, counting_connections
+from .outcomes import Outcomes
 from .render_task import RenderTask
 from .settings import JobSettings
 from .store import JobStore
@@ -119,16 +120,20 @@ class JobService:
                                     middleware=middleware)
         self.messages = Messages(self.broker)
         worker_store = JobStore(self.worker_client)
+        # whole renders and chunks end jobs alike: one Outcomes for both
+        outcomes = Outcomes(worker_store, settings, self.messages, self.shutdown,
+                            self.metrics, self.storage)
+        self.chunk_task = ChunkTask(worker_store, settings, self.messages, self.shutdown,
+                                    outcomes)
         self.render_task = RenderTask(worker_store, settings, self.messages, self.shutdown,
-                                      self.metrics, self.storage)
+                                      outcomes, chunks=self.chunk_task)
         self.webhook_task = WebhookTask(worker_store, settings, self.messages, answer,
                                         self.metrics)
         self.messages.declare(render=self.render_task, webhook=self.webhook_task)
-        self.render_task.chunks = ChunkTask(self.render_task)
-        self.messages.declare_chunk(self.render_task.chunks)
+        self.messages.declare_chunk(self.chunk_task)
         self.maintenance = Maintenance(self.client, self.store, settings, self.messages,
-                                       self.render_task, self.broker.heartbeat_timeout,
-                                       self.storage)
+                                       self.render_task, self.chunk_task, outcomes,
+                                       self.broker.heartbeat_timeout, self.storage)
         self.finishes = Finishes(self.client, self.store, max_waiting=settings.max_waiting)
         self._workers: list[SteadyWorker] = []
 

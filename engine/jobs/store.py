@@ -17,7 +17,8 @@ from ..errors import JobNotFound, QueueFullError
 from . import scripts
 from .job import Job, decode_job, text
 from .keys import Keys
-from .states import FINISHED, HOOK_PENDING, QUEUED, RUNNING
+from .scripts import ClaimResult, CreateResult
+from .states import FINISHED, JobState, WebhookState
 
 __all__ = ["JobStore"]
 
@@ -72,7 +73,7 @@ class JobStore:
         now = time.time()
         stamp = time.strftime("%Y%m%d_%H%M%S", time.gmtime(now))
         record: dict[Any, Any] = {
-            "id": job_id, "status": QUEUED, "request": json.dumps(request),
+            "id": job_id, "status": JobState.QUEUED, "request": json.dumps(request),
             "client_id": json.dumps(client_id), "created_at": repr(now),
             "frames_done": 0, "frames_total": frames_total,
             "filename": f"{filename_prefix}_{stamp}_{job_id[:8]}{extension}",
@@ -88,13 +89,13 @@ class JobStore:
         for name, value in record.items():
             args += [name, value]
         answer = self._create(keys=keys, args=args)
-        outcome = text(answer[0])
-        if outcome == scripts.LATE:
+        outcome = CreateResult(text(answer[0]))
+        if outcome == CreateResult.LATE:
             self._clock = None  # measure again: the clocks may have moved apart
             raise redis.TimeoutError("Redis answered too late; the job was not created")
-        if outcome == scripts.FULL:
+        if outcome == CreateResult.FULL:
             raise QueueFullError(self.queue_length())
-        if outcome == scripts.OWNER_FULL:
+        if outcome == CreateResult.OWNER_FULL:
             raise QueueFullError(int(self.client.zcard(keys[4])), per_key=True)
         record["queue_id"] = answer[1]
         return decode_job(job_id, record), int(answer[2])
@@ -162,13 +163,12 @@ class JobStore:
         return sorted(text(x) for x in self.client.smembers(self.keys.webhooks_pending))
 
     # -- the render's life -----------------------------------------------------
-    def claim(self, job_id: str, token: str, lease_ms: int, pid: int) -> str:
-        """Take the job for rendering: scripts.CLAIMED, BUSY, LAPSED, MISSING, or the
-        finished job's state (see scripts.CLAIM)."""
+    def claim(self, job_id: str, token: str, lease_ms: int, pid: int) -> ClaimResult:
+        """Take the job for rendering (see scripts.CLAIM)."""
         keys = [self.keys.job(job_id), self.keys.lease(job_id), self.keys.queued,
                 self.keys.updated]
-        return text(self._claim(keys=keys, args=[token, lease_ms, pid, repr(time.time()),
-                                                 job_id, self._owners]))
+        return ClaimResult(text(self._claim(
+            keys=keys, args=[token, lease_ms, pid, repr(time.time()), job_id, self._owners])))
 
     def renew(self, job_id: str, token: str, lease_ms: int,
               progress: tuple[int, int] | None = None) -> bool:
@@ -179,14 +179,14 @@ class JobStore:
         return bool(self._renew(keys=[self.keys.lease(job_id), self.keys.job(job_id)],
                                 args=args))
 
-    def finish(self, job_id: str, status: str, fields: dict[str, Any]) -> bool:
+    def finish(self, job_id: str, status: JobState, fields: dict[str, Any]) -> bool:
         """Mark the job ``done`` or ``error`` with ``fields``; False if it already was.
 
         Raises:
             ValueError: ``status`` is not a final state.
         """
         if status not in FINISHED:
-            raise ValueError(f"a job can only finish as one of {FINISHED}, not {status!r}")
+            raise ValueError(f"a job can only finish as {' or '.join(FINISHED)}, not {status!r}")
         k = self.keys
         keys = [k.job(job_id), k.lease(job_id), k.active, k.finished, k.queued,
                 k.webhooks_pending, k.updated, k.finishes]
@@ -221,7 +221,7 @@ class JobStore:
         answers = pipe.execute()
         return [job_id for job_id, status, leased
                 in zip(ids, answers[::2], answers[1::2], strict=True)
-                if status is not None and text(status) == RUNNING and not leased]
+                if status is not None and text(status) == JobState.RUNNING and not leased]
 
     def unchanged_since(self, ids: list[str], before: float) -> list[str]:
         """Those of ``ids`` whose state last changed before ``before`` (epoch seconds)."""
@@ -254,7 +254,7 @@ class JobStore:
         """Release :meth:`lock_webhook`."""
         self.client.delete(self.keys.hook_lock(job_id))
 
-    def webhook_result(self, job_id: str, state: str, attempts: int,
+    def webhook_result(self, job_id: str, state: WebhookState, attempts: int,
                        last_error: str | None) -> None:
         """Record one delivery attempt; ``delivered`` and ``failed`` are final."""
         pipe = self.client.pipeline(transaction=True)
@@ -262,7 +262,7 @@ class JobStore:
             "webhook_state": state, "webhook_attempts": attempts,
             "webhook_last_error": last_error or "",
         })
-        if state != HOOK_PENDING:
+        if state != WebhookState.PENDING:
             pipe.srem(self.keys.webhooks_pending, job_id)
         pipe.execute()
 

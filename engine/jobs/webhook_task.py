@@ -26,7 +26,7 @@ from .job import Job
 from .metrics import JobMetrics
 from .receivers import Receivers
 from .settings import JobSettings
-from .states import FINISHED, HOOK_DELIVERED, HOOK_FAILED, HOOK_PENDING
+from .states import FINISHED, WebhookState
 from .store import JobStore
 
 __all__ = ["WebhookTask", "StatusAnswer"]
@@ -105,16 +105,16 @@ class WebhookTask:
                                allow_private=self.settings.allow_private_urls)
             attempts = job.webhook["attempts"] + 1
             if delivery.ok:
-                self.store.webhook_result(job_id, HOOK_DELIVERED, attempts, None)
-                self._logged(HOOK_DELIVERED, job_id, attempts)
+                self.store.webhook_result(job_id, WebhookState.DELIVERED, attempts, None)
+                self._logged(WebhookState.DELIVERED, job_id, attempts)
                 return
             error = delivery.error or f"HTTP {delivery.status}"
             delay = retry_delay(attempts, delivery.retry_after) if delivery.retry else None
             if delay is None:
-                self.store.webhook_result(job_id, HOOK_FAILED, attempts, error)
-                self._logged(HOOK_FAILED, job_id, attempts, error)
+                self.store.webhook_result(job_id, WebhookState.FAILED, attempts, error)
+                self._logged(WebhookState.FAILED, job_id, attempts, error)
                 return
-            self.store.webhook_result(job_id, HOOK_PENDING, attempts, error)
+            self.store.webhook_result(job_id, WebhookState.PENDING, attempts, error)
             self._logged("retry", job_id, attempts, f"{error}; next in {delay:.0f} s")
             self.messages.send_webhook(job_id, int(delay * 1000))
         finally:
@@ -123,11 +123,11 @@ class WebhookTask:
     def _logged(self, outcome: str, job_id: str, attempts: int,
                 error: str | None = None) -> None:
         self.metrics.webhook_attempts.labels(outcome).inc()
-        log.log(logging.INFO if outcome == HOOK_DELIVERED else logging.WARNING,
+        log.log(logging.INFO if outcome == WebhookState.DELIVERED else logging.WARNING,
                 "webhook %s after %d attempt(s)%s", outcome, attempts,
                 f": {error}" if error else "", extra={"job_id": job_id})
 
 
 def _due(job: Job) -> bool:
     return (job.status in FINISHED and job.webhook is not None
-            and job.webhook["state"] == HOOK_PENDING and bool(job.webhook["msg_id"]))
+            and job.webhook["state"] == WebhookState.PENDING and bool(job.webhook["msg_id"]))

@@ -34,8 +34,9 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any
 
+from .._backoff import Uniform, backoff
 from ..errors import FetchError, InputError, TransientFetchError, URLRefusedError
 from .client import open_checked
 from .statuses import Outcome, classify
@@ -238,12 +239,8 @@ def _parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-class _Uniform(Protocol):
-    def uniform(self, a: float, b: float) -> float: ...
-
-
 def retry_delay(
-    attempt: int, retry_after: float | None = None, *, rng: _Uniform = random
+    attempt: int, retry_after: float | None = None, *, rng: Uniform = random
 ) -> float | None:
     """Seconds to wait before the next attempt, or None when there is none left.
 
@@ -259,11 +256,9 @@ def retry_delay(
     Raises:
         ValueError: ``attempt`` is less than 1.
     """
-    if attempt < 1:
-        raise ValueError(f"attempt counts from 1, got {attempt}")
     if attempt > len(RETRY_SCHEDULE):
         return None
-    delay = RETRY_SCHEDULE[attempt - 1] * rng.uniform(*_JITTER)
+    delay = backoff(attempt, schedule=RETRY_SCHEDULE, jitter=_JITTER, rng=rng)
     if retry_after is not None and retry_after > 0:
         delay = max(delay, min(retry_after, RETRY_AFTER_CAP))
     return delay

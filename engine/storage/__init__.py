@@ -5,15 +5,16 @@ dir's folders (the default), and :class:`S3Storage`, any S3-compatible bucket th
 boto3 (AWS S3, MinIO, R2, B2, Spaces...). With a bucket, workers on many machines share
 nothing but Redis and the bucket.
 
-Objects are named by keys: ``videos/<filename>`` and ``uploads/<name>``
-(:func:`video_key`, :func:`upload_key`).
+Objects are named by keys: ``videos/<filename>``, ``uploads/<name>`` and, while a long
+job renders in chunks, ``chunks/<id>/<n><ext>`` (:func:`video_key`, :func:`upload_key`,
+:func:`chunk_key`).
 """
 
 from __future__ import annotations
 
-from .base import UPLOADS, VIDEOS, ObjectInfo, Storage, upload_key, video_key
+from .base import UPLOADS, VIDEOS, ObjectInfo, Storage, chunk_key, upload_key, video_key
 from .local import LocalStorage
 from .s3 import S3Storage
 
 __all__ = ["LocalStorage", "ObjectInfo", "S3Storage", "Storage", "UPLOADS", "VIDEOS",
-           "upload_key", "video_key"]
+           "chunk_key", "upload_key", "video_key"]

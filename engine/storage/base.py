@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, ClassVar
 
-__all__ = ["ObjectInfo", "Storage", "UPLOADS", "VIDEOS", "upload_key", "video_key"]
+__all__ = ["ObjectInfo", "Storage", "UPLOADS", "VIDEOS", "chunk_key", "upload_key",
+           "video_key"]
 
 #: Key prefixes of finished videos and of uploaded images.
 VIDEOS = "videos/"
@@ -23,6 +24,11 @@ def video_key(filename: str) -> str:
 def upload_key(name: str) -> str:
     """The key of the uploaded image ``name``."""
     return UPLOADS + name
+
+
+def chunk_key(job_id: str, index: int, extension: str) -> str:
+    """The key of a chunked job's part ``index`` (zoomreel.jobs.chunks)."""
+    return f"chunks/{job_id}/{index}{extension}"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from zoomreel import __version__
 from zoomreel.jobs import Job
 from zoomreel.jobs.progress import job_times, progress_of
-from zoomreel.jobs.states import DONE, ERROR
+from zoomreel.jobs.states import FINISHED, JobState
 from zoomreel.storage import Storage, video_key
 
 from .signing import URLSigner
@@ -133,9 +133,9 @@ class Answers:
         now = time.time()
         queue_time, run_time, total_time = job_times(job, now)
         inner: Any = None
-        if job.upstream and job.status in (DONE, ERROR):
+        if job.upstream and job.status in FINISHED:
             inner = self.upstream_result(job, queue_length, request_base)
-        elif job.status == DONE and job.result is not None:
+        elif job.status == JobState.DONE and job.result is not None:
             inner = {
                 "download_url": self.download_url(job, request_base),
                 "filename": job.filename,
@@ -143,14 +143,15 @@ class Answers:
                 **job.result,
             }
         response: dict[str, Any] = {
-            "job_status": DONE if job.upstream and job.status == ERROR else job.status,
+            "job_status": (JobState.DONE if job.upstream and job.status == JobState.ERROR
+                           else job.status),
             "job_id": job.id,
             "queue_id": job.queue_id,
             "process_id": job.pid,
             "response": inner,
             "progress": progress_of(job, now),
         }
-        if job.status == ERROR:
+        if job.status == JobState.ERROR:
             response["error"] = job.error or "The job failed"
         if job.webhook is not None:
             response["webhook"] = {
@@ -180,7 +181,7 @@ class Answers:
         ``response`` None and ``message`` the cause. Also its webhook body, and the HTTP
         answer of a synchronous call (whose status is ``code``)."""
         queue_time, run_time, total_time = job_times(job, time.time())
-        if job.status == DONE:
+        if job.status == JobState.DONE:
             code, url, message = 200, self.download_url(job, request_base), "success"
         else:
             code, url = job.error_code or 500, None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from zoomreel.codecs import CONTENT_TYPES
+from zoomreel.jobs.states import JobState, WebhookState
 from zoomreel.spec import PAGE_GROUPS, REQUEST_FIELDS, Field
 
 from .envelope import DOWNLOAD_PATH
@@ -77,7 +78,7 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
     job_status = {
         "type": "object",
         "properties": {
-            "job_status": {"enum": ["queued", "running", "done", "error"]},
+            "job_status": {"enum": [s.value for s in JobState]},
             "job_id": {"type": "string"}, "queue_id": {"type": "integer"},
             "process_id": nullable_int,
             "response": {"oneOf": [{"type": "null"}, {"type": "object", "properties": {
@@ -90,7 +91,7 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
                 "percent": num, "eta_seconds": {"type": ["number", "null"]}}},
             "error": {"type": "string"},
             "webhook": {"type": "object", "properties": {
-                "state": {"enum": ["pending", "delivered", "failed"]},
+                "state": {"enum": [s.value for s in WebhookState]},
                 "attempts": {"type": "integer"}, "last_error": {"type": ["string", "null"]}}},
         },
     }
