@@ -6,8 +6,9 @@ Each "machine" is a fresh process pinned to one core with ``taskset`` rendering 
 chunk (``benchmarks._render_once --frames A:B``, the chunks ``zoomreel.jobs.chunks``
 cuts at the default ``ZOOMREEL_CHUNK_SECONDS``); the single render is the same command
 over all frames on one core. The image is the 3840x2160 photo-like test image, or
-``--image`` (a corpus photo: ``/work/shared/corpus/``). Runs alternate (whole, chunked,
-whole, ...) since the machine is shared; medians are reported with the load average.
+``--image`` (a corpus photo, such as ``$ZOOMREEL_CORPUS/redpanda-foliage.jpg``). Runs
+alternate (whole, chunked, whole, ...) since the machine is shared; medians are reported
+with the load average.
 Then the chunks are joined (``zoomreel.join_videos``, timed) and the joined video is
 compared with the single render: frames, size, codec, timestamps, key frames, file
 size (the extra IDR frames' cost) and every frame's luma PSNR against the exact path

@@ -1,17 +1,18 @@
 """Codecs and sizes: frames/s, file size, fidelity and peak RSS of every codec and speed.
 
-    python -m benchmarks.codecs                       # all codecs x speeds x 4 sizes (~20 min)
+    python -m benchmarks.codecs --corpus DIR          # all codecs x speeds x 4 sizes (~20 min)
     python -m benchmarks.codecs --sizes 1920x1080 --codecs h265,av1 --length 3
-    python -m benchmarks.codecs --image /path/to/photo.jpg --stride 2
+    python -m benchmarks.codecs --image PATH/TO/photo.jpg --stride 2
 
 Each render is ``benchmarks._render_once`` in a fresh process (its wall time and its
 own peak RSS read by ``benchmarks._peak_rss``) with a warm Numba cache: a fixed job,
-zoom speed 3 at 30 fps, on a photo of the corpus (``--image``; without the corpus, the
-benchmark's photo-like test image). frames/s is frames over ``render_video``'s own time
+zoom speed 3 at 30 fps, on a photo: ``--image``, else the corpus's redpanda-foliage.jpg
+(``--corpus DIR``, default ``$ZOOMREEL_CORPUS``), else the benchmark's photo-like test
+image. frames/s is frames over ``render_video``'s own time
 (import and interpreter start left out; wall time is recorded too). Fidelity is the mean
 and minimum per-frame luma PSNR against the exact reference (``benchmarks._fidelity``).
 Writes ``<UTC time>-codecs.json`` to ``--out`` (default benchmarks/results/) and prints
-a Markdown table. See benchmarks/README.md, "Codecs and sizes".
+a Markdown table. See benchmarks/README.md, "codecs".
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ from zoomreel.codecs import CODECS
 from zoomreel.image import load_image
 from zoomreel.spec import RenderSpec
 
+from ._corpus import add_corpus_option
 from ._record import RESULTS, save_record
 
-CORPUS = Path(os.environ.get("ZOOMREEL_CORPUS", "/work/shared/corpus"))
 SIZES = ((1280, 720), (1920, 1080), (3840, 2160), (1080, 1920))
 SPEEDS = ("fastest", "balanced", "smallest")
 
@@ -116,18 +117,22 @@ def _sizes(text: str) -> list[tuple[int, int]]:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
-    default_image = CORPUS / "redpanda-foliage.jpg"
     p = argparse.ArgumentParser(prog="python -m benchmarks.codecs",
                                 description=__doc__.splitlines()[0])
-    p.add_argument("--image", type=Path, default=default_image if default_image.is_file()
-                   else None, help="the photo (default: the corpus's redpanda-foliage.jpg)")
+    add_corpus_option(p)
+    p.add_argument("--image", type=Path, default=None,
+                   help="the photo (default: the corpus's redpanda-foliage.jpg)")
     p.add_argument("--length", type=float, default=2.0, help="seconds per render (default 2)")
     p.add_argument("--codecs", type=lambda t: t.split(","), default=list(CODECS))
     p.add_argument("--speeds", type=lambda t: t.split(","), default=list(SPEEDS))
     p.add_argument("--sizes", type=_sizes, default=list(SIZES), help="WxH,WxH,...")
     p.add_argument("--stride", type=int, default=1, help="PSNR on every K-th frame")
     p.add_argument("--out", type=Path, default=RESULTS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.image is None and args.corpus is not None:
+        default_image = args.corpus / "redpanda-foliage.jpg"
+        args.image = default_image if default_image.is_file() else None
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Encoder settings on real photos: zoomreel against the documented ffmpeg command.
 
-    python -m benchmarks.encoders compare --corpus /work/shared/corpus [--synthetic]
-    python -m benchmarks.encoders sweep --corpus /work/shared/corpus \\
+    python -m benchmarks.encoders compare --corpus DIR [--synthetic]
+    python -m benchmarks.encoders sweep --corpus DIR \\
         --photos castle,office,redpanda --grid round1
     python -m benchmarks.encoders front benchmarks/results/*-encoders-sweep.json
 
@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
+from benchmarks._corpus import default_corpus
 from benchmarks._fidelity import _luma_frames, colour_of, ssim, ssim_db, video_psnr
 from benchmarks._measure import (
     MB,
@@ -102,14 +103,14 @@ def _shipped(speed: str) -> Setting:
     return Setting(s.preset, s.crf, s.options.get("x264-params", ""), speed)
 
 
-#: The h264 settings zoomreel ships (zoomreel.codecs; see benchmarks/README.md, "Encoder
+#: The h264 settings zoomreel ships (zoomreel.codecs; see benchmarks/history/, "Encoder
 #: settings on real photos"), and RenderSpec's default before them.
 NAMED: dict[str, Setting] = {
     "current": Setting("ultrafast", 26, "cabac=1:deblock=0,0"),
     **{name: _shipped(name) for name in ("fastest", "balanced", "smallest")},
 }
 
-# Grids for ``sweep --grid``, as run (benchmarks/README.md), 3 s jobs: for issue 8,
+# Grids for ``sweep --grid``, as run (benchmarks/history/), 3 s jobs: for issue 8,
 # round1 on castle, office and redpanda, round2 on office, redpanda and tree.
 _V5 = "veryfast/20/bframes=0:rc-lookahead=5"
 _S1 = "superfast/24/bframes=1"
@@ -801,7 +802,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     f.add_argument("records", nargs="+", type=Path)
     for name in ("compare", "sweep"):
         q = sub.add_parser(name)
-        q.add_argument("--corpus", type=Path, help="folder of JPEG photos")
+        q.add_argument("--corpus", type=Path, default=default_corpus(),
+                       help="folder of JPEG photos (default: $ZOOMREEL_CORPUS)")
         q.add_argument(
             "--photos",
             type=lambda t: [x for x in t.split(",") if x],
@@ -841,7 +843,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     if args.mode == "compare" and not args.settings:
         args.settings = ["current", "balanced"]
     if args.corpus is None and not args.synthetic:
-        p.error("give --corpus DIR and/or --synthetic")
+        p.error("give --corpus DIR (or set ZOOMREEL_CORPUS) and/or --synthetic")
     return args
 
 

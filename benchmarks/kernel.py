@@ -32,6 +32,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the zoomreel commands 
 import numba
 import numpy as np
 
+from benchmarks._corpus import add_corpus_option
 from benchmarks._measure import make_source
 from benchmarks._record import RESULTS, save_record
 from zoomreel import kernel
@@ -102,7 +103,7 @@ def measure(photo: Path, stride: int, repeats: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.kernel", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--corpus", type=Path, default=Path("/work/shared/corpus"))
+    add_corpus_option(p)
     p.add_argument("--photos", default="", help="only photos whose names start with these")
     p.add_argument("--synthetic", action="store_true", help="also photo_like(3840, 2160)")
     p.add_argument("--threads", type=int, default=1)
@@ -110,9 +111,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args(argv)
+    if a.corpus is None and not a.synthetic:
+        p.error("give --corpus DIR (or set ZOOMREEL_CORPUS) and/or --synthetic")
     numba.set_num_threads(a.threads)
     prefixes = [x for x in a.photos.split(",") if x]
-    photos = [f for f in sorted(a.corpus.glob("*.jpg"))
+    photos = [f for f in sorted(a.corpus.glob("*.jpg") if a.corpus else ())
               if not prefixes or any(f.name.startswith(x) for x in prefixes)]
     with tempfile.TemporaryDirectory(prefix="zoomreel-kernel-") as tmp:
         if a.synthetic:

@@ -14,7 +14,8 @@ others hits them alike; medians are reported. Writes
 ``benchmarks/results/<UTC time>-load.json`` and prints a Markdown table.
 
 ``--rendering N`` measures while each serve renders N long 1080p videos of a corpus
-photo (``../shared/corpus``; a synthetic image where there is none): the API beside busy
+photo (the first of ``--corpus DIR`` or ``$ZOOMREEL_CORPUS``; a synthetic image where
+there is none): the API beside busy
 render threads rather than idle ones."""
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ import requests
 
 from zoomreel.frontends.config import http_processes
 
+from ._corpus import add_corpus_option
 from ._record import RESULTS, save_record
 
-ROOT = Path(__file__).resolve().parent.parent
 KEY = "load-test-key"
 
 _BARE_APP = """
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rendering", type=int, default=0,
                         help="long renders running on each serve meanwhile (default 0)")
     parser.add_argument("--out", default=str(RESULTS))
+    add_corpus_option(parser)
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             job = _one_finished_job(base)
             single_job = _one_finished_job(single_base)
             for url in (base, single_base):
-                _start_renders(url, args.rendering)
+                _start_renders(url, args.rendering, args.corpus)
             targets = {
                 f"status route ({processes} HTTP processes, the default here)": (
                     base + "/v1/toolkit/job/status",
@@ -221,11 +223,11 @@ def _wait_processes(base: str, expected: int, timeout: float = 60.0) -> int:
     return len(seen)
 
 
-def _start_renders(base: str, count: int) -> None:
+def _start_renders(base: str, count: int, corpus: Path | None) -> None:
     """Submit ``count`` long 1080p renders and wait until they all render."""
     if count <= 0:
         return
-    photos = sorted((ROOT.parent / "shared" / "corpus").glob("*.jpg"))
+    photos = sorted(corpus.glob("*.jpg")) if corpus else []
     if photos:
         image = photos[0].read_bytes()
     else:

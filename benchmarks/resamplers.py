@@ -1,6 +1,6 @@
 """Bilinear against Catmull-Rom: render time, and closeness to a Lanczos reference.
 
-    python -m benchmarks.resamplers [--photo PATH] [--repeats 3]
+    python -m benchmarks.resamplers [--corpus DIR | --photo PATH] [--repeats 3]
 
 Renders the same job with each resampler in turn (``--repeats`` times, alternating, in
 this process after one warm-up each, median wall time), for two paths on a corpus photo
@@ -25,10 +25,10 @@ import av
 import numpy as np
 from PIL import Image, ImageOps
 
+from benchmarks._corpus import add_corpus_option
 from zoomreel import RenderSpec, render_video
 from zoomreel.camera import frame_rect
 
-ROOT = Path(__file__).resolve().parent.parent
 PATHS = {"documented zoom (minified)": {"zoom_speed": 30},
          "deep zoom (magnified to 4x)": {"start_zoom": 2.0, "end_zoom": 8.0}}
 
@@ -57,10 +57,15 @@ def fidelity(video: Path, image: Image.Image, spec: RenderSpec, stride: int = 6)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photo", default=str(ROOT.parent / "shared/corpus/castle-facade.jpg"))
+    add_corpus_option(parser)
+    parser.add_argument("--photo", help="the photo (default: the corpus's castle-facade.jpg)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--length", type=float, default=2.0)
     args = parser.parse_args(argv)
+    if args.photo is None:
+        if args.corpus is None:
+            parser.error("give --photo PATH or --corpus DIR (or set ZOOMREEL_CORPUS)")
+        args.photo = str(args.corpus / "castle-facade.jpg")
     image = ImageOps.exif_transpose(Image.open(args.photo).convert("RGB"))
     print(f"{Path(args.photo).name}, {args.length:g} s of 1920x1080 at 30 fps, median of "
           f"{args.repeats}, load average {os.getloadavg()[0]:.2f}\n")

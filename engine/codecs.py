@@ -12,7 +12,7 @@ SVT-AV1 real-time preset 12 crf 36 0.54 / 0.59 MB at 38.6 / 39.2 dB, 290 MB, crf
 0.36 / 0.39 MB at 37.4 / 37.9 dB; libvpx realtime cpu-used 8 crf 36 0.68 / 0.65 MB at
 38.5 / 39.0 dB, 380 MB; vp9 good cpu-used 4 crf 36 0.36 / 0.34 MB at 40.1 / 40.8 dB,
 ~4x slower. The table by codec, speed and size: ``python -m benchmarks.codecs``,
-benchmarks/README.md "Codecs and sizes".
+benchmarks/README.md ("codecs"; the sweep's rounds in benchmarks/history/).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Codec:
     speeds: dict[str, EncoderSettings]
 
 
-# h264, from benchmarks/README.md "Encoder settings on real photos" (issues 8 and 22),
+# h264, from benchmarks/history/ "Encoder settings on real photos" (issues 8 and 22),
 # against the documented ffmpeg command (x264 medium crf 23). One B-frame is the largest
 # gain (+1.7 dB at equal size); more B-frames and mbtree cost 25-60 MB each, so balanced
 # stays at one. Issue 22 judged fidelity in SSIM as well as PSNR and spent the CPU left

@@ -18,7 +18,8 @@ a two-process serve out, without a key. Here each API process instead:
 
 What this does not do, and a reverse proxy in front of a public deployment does: limit
 connections and request rates per client, buffer slow request bodies, and hold far more
-idle connections than a Python process can (README, "In front of a public service").
+idle connections than a Python process can (docs/operations.md,
+"Behind a reverse proxy").
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Every one is here: environment variables read by libraries (OpenMP, SVT-AV1,
 prometheus_client), glibc's allocator, thread priorities, Pillow's plugins and warnings,
-logging. A program embedding the library decides these for itself (see README, "The
-library").
+logging. A program embedding the library decides these for itself (see docs/library.md,
+"What importing and rendering do to your process").
 """
 
 from __future__ import annotations

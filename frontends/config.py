@@ -1,8 +1,10 @@
 """The settings of ``zoomreel serve`` and ``zoomreel worker``: one table, checked once.
 
 Each setting is defined once, in :data:`SETTINGS`: its environment variable, its flag,
-its type, its range and its default. The flags, the ``--help`` texts, the README's
-configuration table (:func:`markdown_table`) and the check itself are made from it.
+its type, its range and its default. The flags, the ``--help`` texts, the table of
+``docs/configuration.md`` (:func:`markdown_table`, written there by
+``python -m zoomreel.frontends.config --write docs/configuration.md``) and the check
+itself are made from it.
 :func:`load` reads and checks every setting of a command before that command starts
 anything: a bad value raises :class:`~zoomreel.errors.SettingError`, one line naming the
 variable or flag and its range, and nothing has been started, created or deleted.
@@ -31,7 +33,7 @@ from zoomreel.storage import Storage
 from ._api_processes import can_share_ports, default_count
 
 __all__ = ["SETTINGS", "Setting", "Config", "load", "add_options", "environment_help",
-           "markdown_table", "from_env", "http_processes"]
+           "markdown_table", "with_table", "TABLE_MARKERS", "from_env", "http_processes"]
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ class Setting:
         return f"0 ({self.zero}) or at least {self.minimum:g}"
 
     def default_words(self) -> str:
-        """The default, as ``--help`` and the README say it."""
+        """The default, as ``--help`` and the docs say it."""
         if self.default_text:
             return self.default_text
         if isinstance(self.default, bool):
@@ -507,7 +509,7 @@ def environment_help(command: str) -> str:
 
 
 def markdown_table() -> str:
-    """The README's configuration table."""
+    """The configuration table of docs/configuration.md."""
     rows = ["| variable | flag | meaning | accepted values | default |", "|---|---|---|---|---|"]
     for setting in SETTINGS:
         read_by = tuple(c for c in setting.commands if c in _BOTH)
@@ -524,6 +526,41 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
+#: The comments that enclose the generated table in docs/configuration.md.
+TABLE_MARKERS = ("<!-- settings: begin -->", "<!-- settings: end -->")
+
+
+def with_table(text: str) -> str:
+    """``text`` (a Markdown page) with :func:`markdown_table` between its
+    :data:`TABLE_MARKERS`, whatever was there before.
+
+    Raises:
+        ValueError: the page lacks the markers, or has them out of order.
+    """
+    begin, end = TABLE_MARKERS
+    head, found, rest = text.partition(begin)
+    _, found_end, tail = rest.partition(end)
+    if not found or not found_end:
+        raise ValueError(f"the page needs the lines {begin} and {end}")
+    return f"{head}{begin}\n{markdown_table()}\n{end}{tail}"
+
+
+def _main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m zoomreel.frontends.config",
+        description="Print the settings table, or write it into a Markdown page.")
+    parser.add_argument("--write", metavar="PAGE", type=Path,
+                        help="rewrite the table between the markers of PAGE "
+                             "(docs/configuration.md)")
+    args = parser.parse_args(argv)
+    if args.write is None:
+        print(markdown_table())
+        return
+    try:
+        args.write.write_text(with_table(args.write.read_text()))
+    except (OSError, ValueError) as ex:
+        parser.error(f"{args.write}: {ex}")
+
 
 if __name__ == "__main__":
-    print(markdown_table())
+    _main()

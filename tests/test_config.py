@@ -1,5 +1,6 @@
 """The settings of ``zoomreel serve`` and ``zoomreel worker``: every one checked before
-anything starts, refused with exit 2 and one line; the docs made from the same table."""
+anything starts, refused with exit 2 and one line (the docs made from the same table:
+test_docs.py)."""
 
 from __future__ import annotations
 
@@ -19,13 +20,12 @@ from waiting import eventually
 
 from zoomreel.errors import SettingError
 from zoomreel.frontends.cli import build_parser
-from zoomreel.frontends.config import SETTINGS, Config, Setting, load, markdown_table
+from zoomreel.frontends.config import SETTINGS, Config, Setting, load
 from zoomreel.frontends.rest import Answers
 from zoomreel.frontends.rest.signing import DEFAULT_TTL
 from zoomreel.jobs import JobService, JobSettings
 from zoomreel.storage import LocalStorage, S3Storage
 
-README = Path(__file__).resolve().parent.parent / "README.md"
 VIDEO = "video_20250101_000000_deadbeef.mp4"
 
 
@@ -233,10 +233,6 @@ def test_help_shows_every_range(command: str) -> None:
             assert (setting.env or setting.flag) in text
     if command == "serve":
         assert "--render-threads" in text and "deprecated spelling of --render-threads" in text
-
-
-def test_the_readme_table_is_the_settings_table() -> None:
-    assert markdown_table() in README.read_text()
 
 
 def test_config_has_a_field_per_setting() -> None:

@@ -1,4 +1,4 @@
-"""The container image (Containerfile), built and run as the README shows: ``tox -e
+"""The container image (Containerfile), built and run as docs/operations.md shows: ``tox -e
 container`` (skipped elsewhere: it builds an image, a few minutes the first time).
 
 Built on a Debian base made here with debootstrap (no registry is reached), run with a
@@ -76,7 +76,7 @@ def containers(podman: Podman, image: str) -> Iterator[Any]:
 
 
 def _workflow(container: Container, image_url: str) -> tuple[str, bytes]:
-    """The README's three steps: submit, poll until done, download the signed link
+    """The documented three steps: submit, poll until done, download the signed link
     (without the key). Returns the job id and the video."""
     r = container.post("/v1/image/convert/video", {"image_url": image_url, **SMALL})
     assert r.status_code == 202, r.text

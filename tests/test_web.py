@@ -324,8 +324,8 @@ def test_first_time_flow_a_look_and_the_button(page: Any, web: Serve, photo: Pat
                                                tmp_path_factory: pytest.TempPathFactory) -> None:
     """A visitor picks a look, a length and a shape, and makes the video: More options
     stays folded, and the job is the request the page showed. With ZOOMREEL_SCREENSHOTS
-    set, the page is photographed there at 1280x800 and 390x844 (the README's pictures,
-    of ZOOMREEL_SCREENSHOT_PHOTO if given)."""
+    set, the page is photographed there at 1280x800 and 390x844 (docs/page.png and
+    docs/page-phone.png, of ZOOMREEL_SCREENSHOT_PHOTO if given)."""
     _start(page, web, Path(os.environ.get("ZOOMREEL_SCREENSHOT_PHOTO") or photo))
     assert page.is_checked("#look-zoom-in")  # a look is chosen from the start
     assert not page.is_visible("[data-field=frame_rate]")  # the expert fields are folded
