@@ -164,6 +164,7 @@ def prepared(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(("command", "source", "value"), REFUSED,
                          ids=[f"{c}-{s}={v}" for c, s, v in REFUSED])
 def test_a_bad_setting_stops_before_anything_starts(
@@ -210,6 +211,7 @@ def test_a_bad_setting_stops_before_anything_starts(
         sock.connect(("127.0.0.1", port))
 
 
+@pytest.mark.system
 def test_a_worker_without_redis_is_refused_at_once(prepared: Path) -> None:
     before = _snapshot(prepared)
     done = subprocess.run([zoomreel_script(), "worker", "--data-dir", str(prepared / "data")],
@@ -221,6 +223,7 @@ def test_a_worker_without_redis_is_refused_at_once(prepared: Path) -> None:
     assert _snapshot(prepared) == before
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("command", ["serve", "worker"])
 def test_help_shows_every_range(command: str) -> None:
     done = subprocess.run([zoomreel_script(), command, "--help"], capture_output=True,
@@ -235,16 +238,19 @@ def test_help_shows_every_range(command: str) -> None:
         assert "--render-threads" in text and "deprecated spelling of --render-threads" in text
 
 
+@pytest.mark.unit
 def test_the_readme_table_is_the_settings_table() -> None:
     assert markdown_table() in README.read_text()
 
 
+@pytest.mark.unit
 def test_config_has_a_field_per_setting() -> None:
     names = [f for f in Config.__dataclass_fields__ if f != "deprecated"]
     assert sorted(names) == sorted(s.name for s in SETTINGS)
     assert _setting("ZOOMREEL_SIGNED_URL_TTL").default == DEFAULT_TTL
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("field", "value"), [
     ("retention_s", -1.0), ("retention_s", float("nan")), ("retention_s", float("inf")),
     ("max_length", 0.0), ("max_length", float("-inf")), ("max_queue_length", -1),
@@ -257,6 +263,7 @@ def test_job_settings_refuse_destructive_values(tmp_path: Path, field: str,
     assert isinstance(caught.value, ValueError)
 
 
+@pytest.mark.system
 def test_retention_0_keeps_every_job_forever(redis_url: str, tmp_path: Path) -> None:
     settings = JobSettings(data_dir=tmp_path, retention_s=0)
     service = JobService(redis.Redis.from_url(redis_url), settings, embedded=True,
@@ -275,6 +282,7 @@ def test_retention_0_keeps_every_job_forever(redis_url: str, tmp_path: Path) -> 
         service.stop_workers()
 
 
+@pytest.mark.system
 def test_the_workers_alias_still_sets_the_render_threads(
         serve_factory: Callable[..., Any]) -> None:
     serve = serve_factory(workers=1, workers_flag="--workers")
@@ -285,6 +293,7 @@ def test_the_workers_alias_still_sets_the_render_threads(
     assert any("--workers is deprecated: use --render-threads" in line for line in serve.lines)
 
 
+@pytest.mark.system
 def test_render_threads_0_renders_nothing_and_retention_0_is_accepted(
         serve_factory: Callable[..., Any]) -> None:
     serve = serve_factory(workers=0, env={"ZOOMREEL_RETENTION_DAYS": "0",
@@ -297,6 +306,7 @@ def test_render_threads_0_renders_nothing_and_retention_0_is_accepted(
     assert not any("deprecated" in line for line in serve.lines)
 
 
+@pytest.mark.unit
 def test_the_upstream_s3_names_are_read_and_ours_win() -> None:
     args = build_parser().parse_args(["worker"])
     env = {"ZOOMREEL_REDIS_URL": "redis://127.0.0.1:1/0", "S3_BUCKET_NAME": "theirs",

@@ -11,6 +11,8 @@ from loopback import LoopbackServer
 from service_helpers import API_KEY, SMALL, Serve, ServeFactory, jpeg
 from waiting import eventually
 
+pytestmark = pytest.mark.system
+
 ALLOWED = "https://studio.example.com"
 OTHER = "https://evil.example.net"
 

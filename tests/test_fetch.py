@@ -30,6 +30,8 @@ from zoomreel.errors import (
 )
 from zoomreel.net import addresses, check_url, client, fetch_url, is_forbidden_address, urls
 
+pytestmark = pytest.mark.unit
+
 BODY = bytes(range(256)) * 40  # 10 KiB, not text: bytes must come back unchanged
 
 def ok(handler: BaseHTTPRequestHandler) -> None:

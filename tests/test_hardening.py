@@ -16,6 +16,8 @@ from loopback import LoopbackServer
 from service_helpers import API_KEY, SMALL, Serve, ServeFactory, jpeg, metric
 from waiting import eventually
 
+pytestmark = pytest.mark.system
+
 
 @pytest.fixture(scope="module")
 def api(module_serve_factory: ServeFactory) -> Serve:

@@ -16,6 +16,8 @@ from waiting import eventually
 
 import zoomreel
 
+pytestmark = pytest.mark.system
+
 ENVELOPE = {"endpoint", "code", "id", "job_id", "response", "message", "run_time", "queue_time",
             "total_time", "pid", "queue_id", "queue_length", "build_number"}
 

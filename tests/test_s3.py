@@ -38,6 +38,8 @@ from zoomreel.frontends.rest import Answers
 from zoomreel.jobs import JobService, JobSettings
 from zoomreel.storage import S3Storage
 
+pytestmark = pytest.mark.system
+
 
 def image_url(image_server: LoopbackServer) -> str:
     return image_server.add(f"/s3-{uuid.uuid4().hex}.jpg", jpeg(320, 180, (30, 160, 60)))

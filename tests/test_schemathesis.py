@@ -12,6 +12,8 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from service_helpers import API_KEY, Serve, ServeFactory
 
+pytestmark = pytest.mark.system
+
 #: The upstream toolkit's route: a body without webhook_url waits for the render.
 LEGACY = "/v1/image/transform/video"
 

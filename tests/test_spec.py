@@ -17,6 +17,8 @@ from zoomreel.frontends.cli import main as cli_main
 from zoomreel.frontends.rest.schema import submit_schema, validate
 from zoomreel.spec import CENTRE, RENDER_FIELDS, REQUEST_FIELDS, Field, RenderSpec
 
+pytestmark = pytest.mark.unit
+
 
 def test_defaults_follow_the_documented_service():
     spec = RenderSpec()

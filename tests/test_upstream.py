@@ -16,6 +16,8 @@ from loopback import LoopbackServer
 from service_helpers import Serve, ServeFactory, jpeg, probe
 from waiting import eventually
 
+pytestmark = pytest.mark.system
+
 LEGACY = "/v1/image/transform/video"
 CONVERT = "/v1/image/convert/video"
 #: Upstream's answer for a finished job (a synchronous call, a webhook, a status's inner).

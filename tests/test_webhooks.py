@@ -29,6 +29,8 @@ from zoomreel.net.webhooks import (
     sign_headers,
 )
 
+pytestmark = pytest.mark.unit
+
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 PAYLOAD = {
     "code": 200,
