@@ -24,7 +24,7 @@ import redis
 from hypothesis import settings
 from loopback import LoopbackServer
 from s3server import CheckingS3, MotoS3
-from service_helpers import ServeFactory
+from service_helpers import Serve, ServeFactory, jpeg
 
 from zoomreel.jobs import EmbeddedRedis
 from zoomreel.realtime import realtime_threads
@@ -173,6 +173,21 @@ def module_serve_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     factory = ServeFactory(tmp_path_factory.mktemp("serve"))
     yield factory
     factory.close()
+
+
+@pytest.fixture(scope="module")
+def api(request: pytest.FixtureRequest, module_serve_factory: ServeFactory) -> Serve:
+    """One ``zoomreel serve`` for a module's tests, started with the module's
+    ``SERVE_OPTIONS`` (:class:`Serve`'s options: two render threads if it gives none)."""
+    return module_serve_factory(**getattr(request.module, "SERVE_OPTIONS", {}))
+
+
+@pytest.fixture(scope="module")
+def photo_url(request: pytest.FixtureRequest, image_server: LoopbackServer) -> str:
+    """A solid-colour JPEG for a module's tests, on the loopback server at a path of the
+    module's own; the module's ``PHOTO`` gives :func:`jpeg`'s arguments (320x180 if not)."""
+    name = request.module.__name__.removeprefix("test_")
+    return image_server.add(f"/{name}/photo.jpg", jpeg(**getattr(request.module, "PHOTO", {})))
 
 
 # -- S3-compatible storage ---------------------------------------------------------------

@@ -11,7 +11,6 @@ outage), or as a ``moto_server`` subprocess that checks credentials.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -22,6 +21,7 @@ from typing import Any
 
 import boto3
 import requests
+from loopback import free_port
 from moto.server import ThreadedMotoServer
 from service_helpers import SMALL, Serve, ServeFactory, Worker, jpeg
 from waiting import eventually
@@ -124,12 +124,6 @@ def upload(api: Serve) -> str:
 
 def files_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class CheckingS3:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import redis
+from loopback import free_port
 from service_helpers import SMALL, jpeg, zoomreel_script
 from waiting import eventually
 
@@ -121,12 +122,6 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _dead_pid() -> int:
     """The pid of a process that has ended."""
     proc = subprocess.Popen(["true"])
@@ -172,7 +167,7 @@ def test_a_bad_setting_stops_before_anything_starts(
     value = value.replace("{file}", str(prepared / "afile"))
     data = prepared / "data"
     env = _clean_env(prepared / "tmp")
-    port = _free_port()
+    port = free_port()
     args = [command, "--data-dir", str(data)]
     if command == "serve":
         args += ["--port", str(port)]

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from hypothesis import given
 from hypothesis import strategies as st
-from loopback import LOOPBACK_FORMS, LoopbackServer, Route, send
+from loopback import LOOPBACK_FORMS, LoopbackServer, Route, free_port, send
 
 from zoomreel.errors import (
     FetchError,
@@ -76,12 +76,6 @@ def server() -> Iterator[LoopbackServer]:
     s.routes["/img"] = ok
     yield s
     s.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- downloads ---------------------------------------------------------------------

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from s3server import CREDENTIALS, REGION, CheckingS3, MotoS3, free_port
+from loopback import free_port
+from s3server import CREDENTIALS, REGION, CheckingS3, MotoS3
 
 from zoomreel.errors import StorageError
 from zoomreel.storage import LocalStorage, S3Storage, Storage, upload_key, video_key

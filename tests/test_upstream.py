@@ -27,11 +27,8 @@ FINISHED = {"endpoint", "code", "id", "job_id", "response", "message", "run_time
 ACCEPTED = {"endpoint", "code", "id", "job_id", "message", "pid", "queue_id",
             "max_queue_length", "queue_length", "build_number"}
 QUICK = {"length": 1, "frame_rate": 15}
-
-
-@pytest.fixture(scope="module")
-def api(module_serve_factory: ServeFactory) -> Serve:
-    return module_serve_factory(workers=2)
+#: The module's ``api`` (tests/conftest.py).
+SERVE_OPTIONS = {"workers": 2}
 
 
 def _call(api: Serve, path: str, body: dict[str, Any], timeout: float = 120) -> requests.Response:
