@@ -24,6 +24,8 @@ from zoomreel.frontends.config import SETTINGS, Config, Setting, load, markdown_
 from zoomreel.frontends.rest import Answers
 from zoomreel.frontends.rest.signing import DEFAULT_TTL
 from zoomreel.jobs import JobService, JobSettings
+from zoomreel.jobs.broker import RENDER_QUEUE, queued_job_ids
+from zoomreel.jobs.keys import acks_pattern, heartbeats
 from zoomreel.storage import LocalStorage, S3Storage
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -290,14 +292,27 @@ def test_the_workers_alias_still_sets_the_render_threads(
 
 @pytest.mark.system
 def test_render_threads_0_renders_nothing_and_retention_0_is_accepted(
-        serve_factory: Callable[..., Any]) -> None:
+        serve_factory: Callable[..., Any], redis_url: str) -> None:
     serve = serve_factory(workers=0, env={"ZOOMREEL_RETENTION_DAYS": "0",
-                                          "ZOOMREEL_LOG_FORMAT": "JSON"})
+                                          "ZOOMREEL_LOG_FORMAT": "JSON"},
+                          args=("--redis-url", redis_url))
+    client = redis.Redis.from_url(redis_url)
     r = serve.post("/v1/image/convert/video", files={"image": ("a.jpg", jpeg())},
                    data={k: str(v) for k, v in SMALL.items()})
     assert r.status_code == 202, r.text
-    time.sleep(3)  # long enough for a render thread to have taken it
-    assert serve.status(r.json()["job_id"])["response"]["job_status"] == "queued"
+    job_id = r.json()["job_id"]
+    # serve's webhook thread polls its queue every 0.5 s at the most, each poll stamping
+    # the broker's heartbeat; a render thread would poll the render queue as often. Two
+    # seconds of such polls after the submit: one would have fetched the job's message.
+    polled_after = time.time() * 1000 + 2000
+    eventually(lambda: client.zrange(heartbeats(), -1, -1, withscores=True),
+               until=lambda last: last and last[0][1] > polled_after, timeout=30,
+               what="serve's consumers to poll for two seconds after the submit")
+    fetched = [key for key in client.scan_iter(acks_pattern())
+               if key.decode().endswith("." + RENDER_QUEUE)]
+    assert job_id in queued_job_ids(client, RENDER_QUEUE) and not fetched, fetched
+    assert serve.status(job_id)["response"]["job_status"] == "queued"
+    assert not any("render started" in line for line in serve.lines)
     assert not any("deprecated" in line for line in serve.lines)
 
 

@@ -641,6 +641,8 @@ def test_two_jobs_back_to_back_show_the_second_ones_video(page: Any, web: Serve,
                                                           photo: Path) -> None:
     """The first job's status request is still on its way when the second job starts;
     its answer, let through once the second video shows, must not replace it."""
+    from playwright.sync_api import Error as PlaywrightError
+
     held: list[Any] = []
     hold: list[str] = []
 
@@ -651,6 +653,9 @@ def test_two_jobs_back_to_back_show_the_second_ones_video(page: Any, web: Serve,
             route.continue_()
 
     page.route("**/v1/toolkit/job/status", status)
+    ended: list[Any] = []  # requests that got their answer, or that the page gave up
+    page.on("requestfinished", lambda request: ended.append(request))
+    page.on("requestfailed", lambda request: ended.append(request))
     _start(page, web, photo)
     # 600 frames of 720p: the first job still renders, and the page still polls it, for
     # seconds after the page lists it (30 frames of 144p were done before, on a quiet
@@ -669,13 +674,18 @@ def test_two_jobs_back_to_back_show_the_second_ones_video(page: Any, web: Serve,
     _until(lambda: page.get_attribute("#result", "data-job-id") == second, timeout=240)
     assert web.wait(first, timeout=240)["response"]["job_status"] == "done"
     hold.clear()
+    late = []
     for route in held:  # the first job's answers come at last: "done", with its video
         try:
             route.continue_()
-        except Exception:
-            pass
+        except PlaywrightError:  # the page aborted it, following the second job: no answer
+            continue
+        late.append(route.request)
     _until(lambda: _done(page, first) and _done(page, second), timeout=60)
-    page.wait_for_timeout(2000)  # a late answer for the first job would have been shown
+    # Every late answer has reached the page (or the page dropped the request), and the
+    # page has run what it does on an answer: a late one would be shown by now.
+    _until(lambda: all(request in ended for request in late), timeout=60)
+    page.evaluate("() => new Promise(done => setTimeout(() => requestAnimationFrame(done)))")
     assert page.get_attribute("#result", "data-job-id") == second
     _wait(page, "document.querySelector('video').readyState >= 1", timeout=60)
     assert page.eval_on_selector("video", "v => v.duration") == pytest.approx(1.0, abs=0.07)
