@@ -20,7 +20,7 @@ from decoded import frames_on_the_path
 from imagegen import encode, photo_like
 from loopback import LoopbackServer
 from s3server import DOWNLOAD, MotoS3, done_result, machines
-from service_helpers import Serve, ServeFactory, Worker
+from service_helpers import Serve, ServeFactory, Worker, serve_and_workers
 from waiting import eventually
 
 from zoomreel import RenderSpec, render_video
@@ -132,18 +132,11 @@ def two_workers(tmp_path: Path, redis_url: str, serve_factory: ServeFactory,
                 ) -> Iterator[tuple[Serve, list[Worker]]]:
     """serve (no render threads) and two ``zoomreel worker`` processes on one Redis and
     one data dir; chunks of 5 s, leases of 3 s."""
-    env = {**os.environ, "ZOOMREEL_REDIS_URL": redis_url, "ZOOMREEL_ALLOW_PRIVATE_URLS": "1",
-           "ZOOMREEL_LEASE_SECONDS": "3", "ZOOMREEL_CHUNK_SECONDS": "5"}
+    env = {**os.environ, "ZOOMREEL_ALLOW_PRIVATE_URLS": "1", "ZOOMREEL_LEASE_SECONDS": "3",
+           "ZOOMREEL_CHUNK_SECONDS": "5"}
     data = tmp_path / "data"
-    workers = [Worker(data, env) for _ in range(2)]
-    try:
-        api = serve_factory(data, workers=0, env=env, args=("--redis-url", redis_url))
-        for worker in workers:
-            eventually(worker.started, timeout=60, what="a worker to start")
-        yield api, workers
-    finally:
-        for worker in workers:
-            worker.kill9()
+    with serve_and_workers(serve_factory, data, [data, data], redis_url, env) as made:
+        yield made
 
 
 @pytest.mark.system
