@@ -104,9 +104,10 @@ def _no_process(item: pytest.Item) -> Generator[None, None, None]:
         return (yield)
     started: list[str] = []
     with pytest.MonkeyPatch.context() as patch:
-        # Popen fails before it opens a pipe; multiprocessing's spawn goes through fork_exec.
+        # Popen fails where it would fork, after its checks, closing its pipes; and
+        # multiprocessing's spawn goes through fork_exec.
+        patch.setattr(subprocess.Popen, "_execute_child", _refuse("subprocess.Popen", started, 1))
         patch.setattr(_posixsubprocess, "fork_exec", _refuse("fork_exec", started))
-        patch.setattr(subprocess.Popen, "__init__", _refuse("subprocess.Popen", started, 1))
         for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system", "popen"):
             if hasattr(os, name):
                 patch.setattr(os, name, _refuse(f"os.{name}", started))
