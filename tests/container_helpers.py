@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from loopback import free_port
 from waiting import eventually
 
 #: where the debootstrapped base is kept between runs, as a tar of its root folder.
@@ -121,12 +121,6 @@ def build(podman: Podman, context: Path, tag: str, base: str) -> None:
         podman(*args, *target, "--tag", tagged, "--file", str(context / "Containerfile"),
                str(context), timeout=900)
     podman("image", "prune", "--force")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Container:

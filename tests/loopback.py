@@ -5,6 +5,7 @@ REST tests, so every URL kind is checked against the same list).
 
 from __future__ import annotations
 
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -30,6 +31,14 @@ LOOPBACK_FORMS = [
     "\uff11\uff12\uff17.0.0.1",  # full-width digits
     "LOCALHOST",
 ]
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (it may be taken again before it is used:
+    for a server that binds it at once, or a connection that must be refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 # -- the loopback HTTP server of every test ---------------------------------------------

@@ -11,7 +11,6 @@ outage), or as a ``moto_server`` subprocess that checks credentials.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -22,8 +21,9 @@ from typing import Any
 
 import boto3
 import requests
+from loopback import free_port
 from moto.server import ThreadedMotoServer
-from service_helpers import SMALL, Serve, ServeFactory, Worker, jpeg
+from service_helpers import SMALL, Serve, ServeFactory, Worker, jpeg, serve_and_workers
 from waiting import eventually
 
 #: Credentials the test server takes (moto checks none unless told to).
@@ -94,17 +94,11 @@ def machines(root: Path, redis_url: str, s3: MotoS3, serve_factory: ServeFactory
     processes, with ``env`` besides. Yields (serve, the workers, the bucket); the
     workers are killed after."""
     bucket = s3.bucket()
-    env = {**os.environ, **NO_PROFILES, **s3.env(bucket), "ZOOMREEL_REDIS_URL": redis_url,
-           "ZOOMREEL_ALLOW_PRIVATE_URLS": "1", **env}
-    workers = [Worker(root / f"worker{n}", env) for n in (1, 2)]
-    try:
-        api = serve_factory(root / "api", workers=0, env=env, args=("--redis-url", redis_url))
-        for worker in workers:
-            eventually(worker.started, timeout=60, what="a worker to start")
+    env = {**os.environ, **NO_PROFILES, **s3.env(bucket), "ZOOMREEL_ALLOW_PRIVATE_URLS": "1",
+           **env}
+    with serve_and_workers(serve_factory, root / "api", [root / "worker1", root / "worker2"],
+                           redis_url, env) as (api, workers):
         yield api, workers, bucket
-    finally:
-        for worker in workers:
-            worker.kill9()
 
 
 def done_result(api: Serve, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
@@ -124,12 +118,6 @@ def upload(api: Serve) -> str:
 
 def files_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class CheckingS3:

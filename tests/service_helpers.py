@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +202,25 @@ class Worker:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
+
+
+@contextmanager
+def serve_and_workers(serve_factory: Callable[..., Serve], api_dir: Path,
+                      worker_dirs: list[Path], redis_url: str,
+                      env: dict[str, str]) -> Iterator[tuple[Serve, list[Worker]]]:
+    """serve without render threads in ``api_dir`` and a ``zoomreel worker`` in each of
+    ``worker_dirs``, all on ``redis_url`` with the environment ``env``, every worker
+    started; yields (serve, the workers), and kills the workers after."""
+    env = {**env, "ZOOMREEL_REDIS_URL": redis_url}
+    workers = [Worker(folder, env) for folder in worker_dirs]
+    try:
+        api = serve_factory(api_dir, workers=0, env=env, args=("--redis-url", redis_url))
+        for worker in workers:
+            eventually(worker.started, timeout=60, what="a worker to start")
+        yield api, workers
+    finally:
+        for worker in workers:
+            worker.kill9()
 
 
 class ServeFactory:

@@ -13,11 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from imagegen import encode, photo_like
 from loopback import LoopbackServer
 from service_helpers import SMALL, ended, jpeg, metric, zoomreel_script
 from waiting import eventually
+
+pytestmark = pytest.mark.system
 
 THREE = {"ZOOMREEL_HTTP_PROCESSES": "3"}
 

@@ -12,6 +12,8 @@ from reference import contract_rect
 from zoomreel.camera import camera_path, cover_size, frame_rect
 from zoomreel.spec import RenderSpec
 
+pytestmark = pytest.mark.unit
+
 sides = st.integers(min_value=64, max_value=4000).map(lambda v: v * 2)
 
 

@@ -20,7 +20,7 @@ from decoded import frames_on_the_path
 from imagegen import encode, photo_like
 from loopback import LoopbackServer
 from s3server import DOWNLOAD, MotoS3, done_result, machines
-from service_helpers import Serve, ServeFactory, Worker
+from service_helpers import Serve, ServeFactory, Worker, serve_and_workers
 from waiting import eventually
 
 from zoomreel import RenderSpec, render_video
@@ -71,6 +71,7 @@ def photo(image_server: LoopbackServer) -> tuple[str, bytes]:
     return image_server.add(f"/chunked-{uuid.uuid4().hex}.jpg", data), data
 
 
+@pytest.mark.system
 def test_a_long_job_is_rendered_in_chunks_and_joined(
         serve_factory: ServeFactory, photo: tuple[str, bytes], tmp_path: Path) -> None:
     url, data = photo
@@ -96,6 +97,7 @@ def test_a_long_job_is_rendered_in_chunks_and_joined(
     assert [p.name for p in (api.data_dir / "videos").iterdir()] == [result["filename"]]
 
 
+@pytest.mark.system
 def test_chunking_off_renders_whole(serve_factory: ServeFactory,
                                     photo: tuple[str, bytes]) -> None:
     url, _ = photo
@@ -108,6 +110,7 @@ def test_chunking_off_renders_whole(serve_factory: ServeFactory,
     assert keys == [0]  # one GOP: not cut
 
 
+@pytest.mark.system
 def test_a_chunked_job_whose_image_fails_fails_once(
         serve_factory: ServeFactory, image_server: LoopbackServer) -> None:
     api = serve_factory(workers=2, env={"ZOOMREEL_CHUNK_SECONDS": "1"})
@@ -129,20 +132,14 @@ def two_workers(tmp_path: Path, redis_url: str, serve_factory: ServeFactory,
                 ) -> Iterator[tuple[Serve, list[Worker]]]:
     """serve (no render threads) and two ``zoomreel worker`` processes on one Redis and
     one data dir; chunks of 5 s, leases of 3 s."""
-    env = {**os.environ, "ZOOMREEL_REDIS_URL": redis_url, "ZOOMREEL_ALLOW_PRIVATE_URLS": "1",
-           "ZOOMREEL_LEASE_SECONDS": "3", "ZOOMREEL_CHUNK_SECONDS": "5"}
+    env = {**os.environ, "ZOOMREEL_ALLOW_PRIVATE_URLS": "1", "ZOOMREEL_LEASE_SECONDS": "3",
+           "ZOOMREEL_CHUNK_SECONDS": "5"}
     data = tmp_path / "data"
-    workers = [Worker(data, env) for _ in range(2)]
-    try:
-        api = serve_factory(data, workers=0, env=env, args=("--redis-url", redis_url))
-        for worker in workers:
-            eventually(worker.started, timeout=60, what="a worker to start")
-        yield api, workers
-    finally:
-        for worker in workers:
-            worker.kill9()
+    with serve_and_workers(serve_factory, data, [data, data], redis_url, env) as made:
+        yield made
 
 
+@pytest.mark.system
 def test_a_worker_killed_mid_chunk_leaves_that_chunk_to_the_other(
         two_workers: tuple[Serve, list[Worker]], photo: tuple[str, bytes],
         redis_url: str) -> None:
@@ -202,6 +199,7 @@ def test_a_worker_killed_mid_chunk_leaves_that_chunk_to_the_other(
     assert [p.name for p in videos.iterdir()] == [answer["response"]["response"]["filename"]]
 
 
+@pytest.mark.system
 def test_chunks_travel_through_the_bucket_between_machines(
         tmp_path: Path, redis_url: str, s3: MotoS3, serve_factory: ServeFactory,
         photo: tuple[str, bytes]) -> None:
@@ -223,6 +221,7 @@ def test_chunks_travel_through_the_bucket_between_machines(
         assert s3.keys(bucket, "videos/") == [f"videos/{result['filename']}"]
 
 
+@pytest.mark.system
 def test_serve_killed_mid_chunked_job_renders_only_the_rest_after_a_restart(
         serve_factory: ServeFactory, photo: tuple[str, bytes], tmp_path: Path) -> None:
     """The embedded default: serve and its own Redis killed -9 while chunks render."""
@@ -254,6 +253,7 @@ def test_serve_killed_mid_chunked_job_renders_only_the_rest_after_a_restart(
     assert [p.name for p in (data / "videos").iterdir()] == [result["filename"]]
 
 
+@pytest.mark.system
 def test_a_joiner_killed_mid_join_leaves_the_join_to_another_worker(
         tmp_path: Path, redis_url: str, s3: MotoS3, serve_factory: ServeFactory,
         photo: tuple[str, bytes]) -> None:
@@ -289,6 +289,7 @@ def test_a_joiner_killed_mid_join_leaves_the_join_to_another_worker(
                    what="the parts to be removed once the job is done")
 
 
+@pytest.mark.system
 def test_retention_removes_the_chunks_a_finish_left(
         redis_url: str, tmp_path: Path, photo: tuple[str, bytes]) -> None:
     url, _ = photo
@@ -316,6 +317,7 @@ def test_retention_removes_the_chunks_a_finish_left(
         assert not (tmp_path / "videos" / done.filename).exists()
 
 
+@pytest.mark.system
 def test_the_sweep_removes_chunk_files_only_once_their_process_is_gone(
         redis_url: str, tmp_path: Path) -> None:
     with _service(redis_url, tmp_path, lease_s=3) as service:
@@ -345,6 +347,7 @@ def test_the_sweep_removes_chunk_files_only_once_their_process_is_gone(
         assert kept == {n for n, keep in names.items() if keep} | {fresh.name}
 
 
+@pytest.mark.unit
 def test_chunk_ranges_are_even_and_cover_the_path():
     ranges = chunk_ranges(120 * 30, 30, 60)
     assert [(r.start, r.stop) for r in ranges] == [(0, 1800), (1800, 3600)]
@@ -359,6 +362,7 @@ def test_chunk_ranges_are_even_and_cover_the_path():
         assert len(ranges) == round(total / (seconds * rate))
 
 
+@pytest.mark.system
 def test_a_split_is_read_as_it_was_recorded_by_this_version_or_an_earlier_one(
         redis_url: str, tmp_path: Path) -> None:
     """Workers may be configured with other chunk lengths, or be of an earlier version

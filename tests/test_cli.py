@@ -19,6 +19,8 @@ from waiting import eventually
 from zoomreel.frontends.rest import Answers
 from zoomreel.jobs import JobService, JobSettings
 
+pytestmark = pytest.mark.system
+
 SMALL_ARGS = ["--length", "1", "--frame-rate", "15", "--width", "256", "--height", "144"]
 
 

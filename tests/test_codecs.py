@@ -16,6 +16,8 @@ from zoomreel import RenderSpec, render_video
 from zoomreel.camera import frame_rect
 from zoomreel.codecs import CODECS, CONTENT_TYPES, content_type_of, encoder_settings
 
+pytestmark = pytest.mark.unit
+
 SPEEDS = ("fastest", "balanced", "smallest")
 #: What each codec must decode as: (demuxer, canonical codec name, codec tag).
 EXPECTED = {

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import redis
+from loopback import free_port
 from service_helpers import SMALL, jpeg, zoomreel_script
 from waiting import eventually
 
@@ -24,6 +25,8 @@ from zoomreel.frontends.config import SETTINGS, Config, Setting, load
 from zoomreel.frontends.rest import Answers
 from zoomreel.frontends.rest.signing import DEFAULT_TTL
 from zoomreel.jobs import JobService, JobSettings
+from zoomreel.jobs.broker import RENDER_QUEUE, queued_job_ids
+from zoomreel.jobs.keys import acks_pattern, heartbeats
 from zoomreel.storage import LocalStorage, S3Storage
 
 VIDEO = "video_20250101_000000_deadbeef.mp4"
@@ -121,12 +124,6 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _dead_pid() -> int:
     """The pid of a process that has ended."""
     proc = subprocess.Popen(["true"])
@@ -164,6 +161,7 @@ def prepared(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(("command", "source", "value"), REFUSED,
                          ids=[f"{c}-{s}={v}" for c, s, v in REFUSED])
 def test_a_bad_setting_stops_before_anything_starts(
@@ -171,7 +169,7 @@ def test_a_bad_setting_stops_before_anything_starts(
     value = value.replace("{file}", str(prepared / "afile"))
     data = prepared / "data"
     env = _clean_env(prepared / "tmp")
-    port = _free_port()
+    port = free_port()
     args = [command, "--data-dir", str(data)]
     if command == "serve":
         args += ["--port", str(port)]
@@ -210,6 +208,7 @@ def test_a_bad_setting_stops_before_anything_starts(
         sock.connect(("127.0.0.1", port))
 
 
+@pytest.mark.system
 def test_a_worker_without_redis_is_refused_at_once(prepared: Path) -> None:
     before = _snapshot(prepared)
     done = subprocess.run([zoomreel_script(), "worker", "--data-dir", str(prepared / "data")],
@@ -221,6 +220,7 @@ def test_a_worker_without_redis_is_refused_at_once(prepared: Path) -> None:
     assert _snapshot(prepared) == before
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("command", ["serve", "worker"])
 def test_help_shows_every_range(command: str) -> None:
     done = subprocess.run([zoomreel_script(), command, "--help"], capture_output=True,
@@ -235,12 +235,14 @@ def test_help_shows_every_range(command: str) -> None:
         assert "--render-threads" in text and "deprecated spelling of --render-threads" in text
 
 
+@pytest.mark.unit
 def test_config_has_a_field_per_setting() -> None:
     names = [f for f in Config.__dataclass_fields__ if f != "deprecated"]
     assert sorted(names) == sorted(s.name for s in SETTINGS)
     assert _setting("ZOOMREEL_SIGNED_URL_TTL").default == DEFAULT_TTL
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("field", "value"), [
     ("retention_s", -1.0), ("retention_s", float("nan")), ("retention_s", float("inf")),
     ("max_length", 0.0), ("max_length", float("-inf")), ("max_queue_length", -1),
@@ -253,6 +255,7 @@ def test_job_settings_refuse_destructive_values(tmp_path: Path, field: str,
     assert isinstance(caught.value, ValueError)
 
 
+@pytest.mark.system
 def test_retention_0_keeps_every_job_forever(redis_url: str, tmp_path: Path) -> None:
     settings = JobSettings(data_dir=tmp_path, retention_s=0)
     service = JobService(redis.Redis.from_url(redis_url), settings, embedded=True,
@@ -271,6 +274,7 @@ def test_retention_0_keeps_every_job_forever(redis_url: str, tmp_path: Path) -> 
         service.stop_workers()
 
 
+@pytest.mark.system
 def test_the_workers_alias_still_sets_the_render_threads(
         serve_factory: Callable[..., Any]) -> None:
     serve = serve_factory(workers=1, workers_flag="--workers")
@@ -281,18 +285,33 @@ def test_the_workers_alias_still_sets_the_render_threads(
     assert any("--workers is deprecated: use --render-threads" in line for line in serve.lines)
 
 
+@pytest.mark.system
 def test_render_threads_0_renders_nothing_and_retention_0_is_accepted(
-        serve_factory: Callable[..., Any]) -> None:
+        serve_factory: Callable[..., Any], redis_url: str) -> None:
     serve = serve_factory(workers=0, env={"ZOOMREEL_RETENTION_DAYS": "0",
-                                          "ZOOMREEL_LOG_FORMAT": "JSON"})
+                                          "ZOOMREEL_LOG_FORMAT": "JSON"},
+                          args=("--redis-url", redis_url))
+    client = redis.Redis.from_url(redis_url)
     r = serve.post("/v1/image/convert/video", files={"image": ("a.jpg", jpeg())},
                    data={k: str(v) for k, v in SMALL.items()})
     assert r.status_code == 202, r.text
-    time.sleep(3)  # long enough for a render thread to have taken it
-    assert serve.status(r.json()["job_id"])["response"]["job_status"] == "queued"
+    job_id = r.json()["job_id"]
+    # serve's webhook thread polls its queue every 0.5 s at the most, each poll stamping
+    # the broker's heartbeat; a render thread would poll the render queue as often. Two
+    # seconds of such polls after the submit: one would have fetched the job's message.
+    polled_after = time.time() * 1000 + 2000
+    eventually(lambda: client.zrange(heartbeats(), -1, -1, withscores=True),
+               until=lambda last: last and last[0][1] > polled_after, timeout=30,
+               what="serve's consumers to poll for two seconds after the submit")
+    fetched = [key for key in client.scan_iter(acks_pattern())
+               if key.decode().endswith("." + RENDER_QUEUE)]
+    assert job_id in queued_job_ids(client, RENDER_QUEUE) and not fetched, fetched
+    assert serve.status(job_id)["response"]["job_status"] == "queued"
+    assert not any("render started" in line for line in serve.lines)
     assert not any("deprecated" in line for line in serve.lines)
 
 
+@pytest.mark.unit
 def test_the_upstream_s3_names_are_read_and_ours_win() -> None:
     args = build_parser().parse_args(["worker"])
     env = {"ZOOMREEL_REDIS_URL": "redis://127.0.0.1:1/0", "S3_BUCKET_NAME": "theirs",

@@ -19,6 +19,8 @@ from waiting import eventually
 
 from zoomreel.frontends._connections import HEAD_TIMEOUT_S, PER_ADDRESS
 
+pytestmark = pytest.mark.system
+
 ONE_PROCESS = {"ZOOMREEL_HTTP_PROCESSES": "1"}
 
 

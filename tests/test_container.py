@@ -22,9 +22,9 @@ from loopback import LoopbackServer
 from service_helpers import SMALL, jpeg, probe
 from waiting import eventually
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.system, pytest.mark.skipif(
     os.environ.get("ZOOMREEL_CONTAINER_TESTS") != "1",
-    reason="builds and runs the container image: run it with `tox -e container`")
+    reason="builds and runs the container image: run it with `tox -e container`")]
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "localhost/zoomreel-test:latest"

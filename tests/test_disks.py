@@ -26,6 +26,8 @@ from zoomreel.jobs import EmbeddedRedis, Job, JobService, JobSettings
 from zoomreel.jobs.keys import Keys
 from zoomreel.jobs.render_task import DISK_FULL
 
+pytestmark = pytest.mark.system
+
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:

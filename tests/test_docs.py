@@ -12,7 +12,6 @@ import pytest
 
 from zoomreel.frontends.config import TABLE_MARKERS, markdown_table, with_table
 
-pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGURATION = ROOT / "docs" / "configuration.md"
@@ -33,6 +32,7 @@ MACHINE_LOCAL = re.compile("|".join([
 ]))
 
 
+@pytest.mark.unit
 def test_the_configuration_page_is_made_from_the_settings_table() -> None:
     text = CONFIGURATION.read_text()
     assert all(marker in text for marker in TABLE_MARKERS)
@@ -41,6 +41,7 @@ def test_the_configuration_page_is_made_from_the_settings_table() -> None:
     assert markdown_table() in text
 
 
+@pytest.mark.unit
 def test_with_table_replaces_only_what_lies_between_the_markers() -> None:
     begin, end = TABLE_MARKERS
     page = f"# Settings\n\nbefore\n{begin}\n| an old | table |\n{end}\nafter\n"
@@ -50,12 +51,14 @@ def test_with_table_replaces_only_what_lies_between_the_markers() -> None:
         with_table(f"no table here\n{begin}\n")
 
 
+@pytest.mark.unit
 def test_the_readme_names_the_two_commands() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "pip install . && zoomreel serve" in readme
     assert re.search(r"^tox\b", readme, re.MULTILINE)
 
 
+@pytest.mark.unit
 def test_the_pattern_finds_machine_local_paths() -> None:
     home = _SEP + "home" + _SEP + "alice" + _SEP
     for found in (_SEP + "work" + _SEP + "corpus", "cd " + home + "data",
@@ -66,6 +69,7 @@ def test_the_pattern_finds_machine_local_paths() -> None:
         assert not MACHINE_LOCAL.search(fine), fine
 
 
+@pytest.mark.system  # runs git ls-files
 def test_no_tracked_file_names_a_machine_local_path() -> None:
     git = shutil.which("git")
     if git is None or not (ROOT / ".git").exists():

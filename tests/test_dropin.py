@@ -7,23 +7,17 @@ from typing import Any
 
 import pytest
 import requests
-from loopback import LoopbackServer
-from service_helpers import API_KEY, SMALL, Serve, ServeFactory, jpeg
+from service_helpers import API_KEY, SMALL, Serve
 from waiting import eventually
+
+pytestmark = pytest.mark.system
 
 ALLOWED = "https://studio.example.com"
 OTHER = "https://evil.example.net"
-
-
-@pytest.fixture(scope="module")
-def api(module_serve_factory: ServeFactory) -> Serve:
-    return module_serve_factory(
-        workers=1, env={"ZOOMREEL_CORS_ORIGINS": f"{ALLOWED}, https://other.example.org"})
-
-
-@pytest.fixture(scope="module")
-def photo_url(image_server: LoopbackServer) -> str:
-    return image_server.add("/dropin/photo.jpg", jpeg(480, 270, (200, 120, 30)))
+#: The module's ``api`` and ``photo_url`` (tests/conftest.py).
+SERVE_OPTIONS = {"workers": 1,
+                 "env": {"ZOOMREEL_CORS_ORIGINS": f"{ALLOWED}, https://other.example.org"}}
+PHOTO = {"width": 480, "height": 270, "color": (200, 120, 30)}
 
 
 def test_authenticate_says_whether_a_key_is_good(api: Serve) -> None:

@@ -4,19 +4,22 @@ on loopback."""
 from __future__ import annotations
 
 import ipaddress
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from hypothesis import given
 from hypothesis import strategies as st
-from loopback import LOOPBACK_FORMS, LoopbackServer, Route, send
+from loopback import LOOPBACK_FORMS, LoopbackServer, Route, free_port, send
 
 from zoomreel.errors import (
     FetchError,
@@ -26,6 +29,8 @@ from zoomreel.errors import (
     URLRefusedError,
 )
 from zoomreel.net import addresses, check_url, client, fetch_url, is_forbidden_address, urls
+
+pytestmark = pytest.mark.unit
 
 BODY = bytes(range(256)) * 40  # 10 KiB, not text: bytes must come back unchanged
 
@@ -71,12 +76,6 @@ def server() -> Iterator[LoopbackServer]:
     s.routes["/img"] = ok
     yield s
     s.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- downloads ---------------------------------------------------------------------
@@ -313,18 +312,30 @@ def test_a_name_with_one_forbidden_address_is_refused(monkeypatch: pytest.Monkey
 
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a test certificate")
+    """A self-signed certificate for img.test (made in process, as ``openssl req -x509``
+    would), and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "img.test")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("img.test")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                       critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()),
+                       critical=False)
+        .sign(key, hashes.SHA256())
+    )
     d = tmp_path_factory.mktemp("tls")
-    key, crt = d / "key.pem", d / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(crt), "-days", "2", "-subj", "/CN=img.test",
-         "-addext", "subjectAltName=DNS:img.test"],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return crt, key
+    crt, key_file = d / "cert.pem", d / "key.pem"
+    crt.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return crt, key_file
 
 
 @pytest.fixture

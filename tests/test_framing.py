@@ -16,6 +16,8 @@ from reference import contract_rect
 from zoomreel import RenderSpec, render_video
 from zoomreel.canvas import BLUR_DARKEN
 
+pytestmark = pytest.mark.unit
+
 SMALL = dict(length=1, frame_rate=15)
 
 

@@ -13,18 +13,13 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from loopback import LoopbackServer
-from service_helpers import API_KEY, SMALL, Serve, ServeFactory, jpeg, metric
+from service_helpers import API_KEY, SMALL, Serve, jpeg, metric
 from waiting import eventually
 
+pytestmark = pytest.mark.system
 
-@pytest.fixture(scope="module")
-def api(module_serve_factory: ServeFactory) -> Serve:
-    return module_serve_factory(workers=1)
-
-
-@pytest.fixture(scope="module")
-def photo_url(image_server: LoopbackServer) -> str:
-    return image_server.add("/hardening/photo.jpg", jpeg(320, 180))
+#: The module's ``api`` (tests/conftest.py); its ``photo_url`` is a 320x180 JPEG.
+SERVE_OPTIONS = {"workers": 1}
 
 
 def raw(api: Serve, request: bytes) -> tuple[int, dict[str, str], bytes]:

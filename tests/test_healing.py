@@ -29,6 +29,8 @@ from waiting import eventually
 from zoomreel.jobs import EmbeddedRedis, Job, JobService, JobSettings
 from zoomreel.jobs.keys import Keys
 
+pytestmark = pytest.mark.system
+
 LONG = {"length": 8, "frame_rate": 30, "width": 1280, "height": 720}
 
 

@@ -14,6 +14,8 @@ from PIL import Image
 from zoomreel.errors import ImageError, ImageTooLargeError
 from zoomreel.image import load_image
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def photo():

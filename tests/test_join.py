@@ -14,6 +14,8 @@ from zoomreel import RenderSpec, render_video
 from zoomreel.errors import RenderError
 from zoomreel.join import join_videos
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):

@@ -44,6 +44,7 @@ def box_at(scale, size=OUT, centre=(1000.37, 600.81)):
     return (centre[0] - w / 2, centre[1] - h / 2, centre[0] + w / 2, centre[1] + h / 2)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("scale", SCALES)
 def test_luma_matches_pillow_reference(source, scale):
     image, pyramid = source
@@ -53,6 +54,7 @@ def test_luma_matches_pillow_reference(source, scale):
     assert psnr(y, reference) >= 38.0
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("scale", [0.25, 1 / 3, 0.77, 1.0, 1.5, 3.0, 5.7])
 def test_catmull_rom_matches_pillows_bicubic(source, scale):
     image, pyramid = source
@@ -65,6 +67,7 @@ def test_catmull_rom_matches_pillows_bicubic(source, scale):
     assert psnr(y, luma(reference)) >= 36.0
 
 
+@pytest.mark.unit
 def test_catmull_rom_is_sharper_when_magnifying():
     """Against a Lanczos reference of a 4x magnification, the cubic filter is closer
     than the triangle (the check that the option does something)."""
@@ -85,6 +88,7 @@ def photo():
     return image, pyramid
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("scale", [0.5, 1.0, 2.0, 4.0, 6.2])
 def test_chroma_matches_half_size_reference(photo, scale):
     """Chroma is sampled from a 2x2-averaged source, so it is checked on photo-like
@@ -97,6 +101,7 @@ def test_chroma_matches_half_size_reference(photo, scale):
     assert psnr(v, cr) >= 32.0
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("kind", ["lines", "text"])
 def test_unfiltered_sampling_would_fail_the_bar(kind):
     """The bar is meaningful: point sampling at 2x minification (no low-pass) aliases
@@ -107,12 +112,14 @@ def test_unfiltered_sampling_would_fail_the_bar(kind):
     assert psnr(luma(naive), luma(reference_frame(image, box, OUT))) < 36.0
 
 
+@pytest.mark.unit
 def test_box_touching_every_edge_is_the_whole_image():
     image = ALL["photo"](640, 360)
     y, _, _ = render(Pyramid(np.asarray(image)), (0.0, 0.0, 640.0, 360.0))
     assert psnr(y, luma(reference_frame(image, (0, 0, 640, 360), OUT))) >= 45.0
 
 
+@pytest.mark.unit
 def test_axis_weights_are_normalised_and_local():
     first, weights, ntaps = axis_weights(10.25, 410.25, 1000, 100, 1.0)
     assert np.allclose(weights.sum(axis=1), 1.0, atol=1e-6)
@@ -137,6 +144,7 @@ PASSES = {"resample": resample, "permuted": kernel._resample_permuted,
           "dense": kernel._resample_dense}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("kind", sorted(PASSES))
 @given(
     src_size=st.tuples(st.integers(1, 90), st.integers(1, 70)),
@@ -187,6 +195,7 @@ def _one_frame(outputs: str) -> None:
     np.savez(outputs, permutes=kernel.PERMUTES, **planes)
 
 
+@pytest.mark.system
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
                     reason="builds for an x86-64 CPU without AVX-512")
 def test_both_passes_agree_for_cpus_with_and_without_avx512(tmp_path):
@@ -211,6 +220,7 @@ def test_both_passes_agree_for_cpus_with_and_without_avx512(tmp_path):
         assert np.array_equal(here[name], here[f"dense{scale}"]), name
 
 
+@pytest.mark.unit
 def test_resample_refuses_an_output_narrower_than_a_vector():
     src = np.zeros((40, 40), np.uint8)
     xf, xw, nx = axis_weights(0.0, 40.0, 40, LANES - 1, 1.0)
@@ -219,6 +229,7 @@ def test_resample_refuses_an_output_narrower_than_a_vector():
         resample(src, xf, xw, nx, yf, yw, ny, np.zeros((20, LANES - 1), np.uint8))
 
 
+@pytest.mark.unit
 def test_resample_refuses_planes_whose_rows_are_not_contiguous():
     src = np.zeros((40, 80), np.uint8)
     xf, xw, nx = axis_weights(0.0, 40.0, 40, 20, 1.0)
@@ -230,6 +241,7 @@ def test_resample_refuses_planes_whose_rows_are_not_contiguous():
         resample(src[:, :40], xf, xw, nx, yf, yw, ny, np.zeros((20, 40), np.uint8)[:, ::2])
 
 
+@pytest.mark.unit
 def test_colour_conversion_is_bt709_limited_range():
     rgb = np.array(
         [[[0, 0, 0], [255, 255, 255]], [[255, 0, 0], [0, 0, 255]]], dtype=np.uint8
@@ -256,6 +268,7 @@ def _compiler_resident_kb() -> int:
     return resident
 
 
+@pytest.mark.unit
 @pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="Linux's /proc only")
 def test_page_out_compiler_gives_llvm_back_and_the_kernels_still_run():
     rgb = np.asarray(photo_like(640, 360, seed=8))

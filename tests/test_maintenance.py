@@ -18,6 +18,8 @@ from zoomreel.frontends.rest.envelope import Answers
 from zoomreel.jobs import JobService, JobSettings
 from zoomreel.jobs.broker import OVERDUE_MS, RENDER_QUEUE, carried_job_ids
 
+pytestmark = pytest.mark.system
+
 DAY = 86400.0
 
 

@@ -27,6 +27,11 @@ def run_python(code: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.unit
+@pytest.mark.skipif(
+    any(str(f).startswith("__editable__")
+        for f in importlib.metadata.distribution("zoomreel").files or []),
+    reason="pip install -e puts a finder in site-packages, not the package (tox installs it)")
 def test_one_top_level_package_named_zoomreel() -> None:
     dist = importlib.metadata.distribution("zoomreel")
     assert dist.version == zoomreel.__version__
@@ -39,6 +44,7 @@ def test_one_top_level_package_named_zoomreel() -> None:
     assert Path(zoomreel.__file__).parent.name == "zoomreel"  # the installed copy
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("module", [
     "zoomreel", "zoomreel.errors", "zoomreel.spec", "zoomreel.jobs", "zoomreel.net",
     "zoomreel.frontends.cli", "zoomreel.frontends.serve", "zoomreel.frontends.rest",
@@ -54,6 +60,7 @@ def test_importing_loads_neither_numba_nor_av_nor_pillow(module: str, tmp_path: 
     assert done.stdout.strip() == "[]"
 
 
+@pytest.mark.system
 def test_a_library_render_changes_no_process_wide_state(tmp_path: Path) -> None:
     photo_like(320, 200).save(tmp_path / "in.png")
     done = run_python("""
@@ -75,6 +82,7 @@ def test_a_library_render_changes_no_process_wide_state(tmp_path: Path) -> None:
     assert result["broker"] and result["video"] > 0
 
 
+@pytest.mark.system
 def test_a_job_service_sets_no_global_broker(redis_url: str, tmp_path: Path) -> None:
     done = run_python(f"""
         import redis, dramatiq.broker
@@ -89,6 +97,7 @@ def test_a_job_service_sets_no_global_broker(redis_url: str, tmp_path: Path) -> 
     assert done.stdout.strip() == "True"
 
 
+@pytest.mark.system
 def test_help_loads_neither_numba_nor_av_nor_pillow(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-X", "importtime", zoomreel_script(), "render",
                            "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
@@ -98,6 +107,7 @@ def test_help_loads_neither_numba_nor_av_nor_pillow(tmp_path: Path) -> None:
     assert "zoomreel" in loaded and not loaded & set(HEAVY)
 
 
+@pytest.mark.system
 def test_an_api_only_serve_loads_neither_numba_nor_av_nor_pillow(serve_factory) -> None:
     api = serve_factory(workers=0)
     assert api.get("/health").status_code == 200

@@ -20,6 +20,8 @@ from imagegen import photo_like
 from zoomreel import RenderSpec, render_video
 from zoomreel.realtime import CHECK_ALL_CALLS, RealtimeGuard, no_realtime, realtime_threads
 
+pytestmark = pytest.mark.unit
+
 
 def _in_thread(target: Callable[[], object]) -> None:
     """Run ``target`` in a thread of its own and re-raise what it raised: a thread that

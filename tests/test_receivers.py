@@ -18,6 +18,7 @@ from zoomreel.jobs.receivers import PER_RECEIVER, SLOW_S, Receivers, receiver_of
 # -- the rules ---------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_a_receiver_has_at_most_its_share_in_flight_and_others_are_not_held() -> None:
     receivers = Receivers(threads=32)
     url = "http://hooks.example:8000/job?id=1"
@@ -34,6 +35,7 @@ def test_a_receiver_has_at_most_its_share_in_flight_and_others_are_not_held() ->
     assert receivers.take("http://HOOKS.example.:8000/job#x")  # the same one, spelled so
 
 
+@pytest.mark.unit
 def test_a_slow_receiver_gets_one_at_a_time_until_an_attempt_is_quick() -> None:
     receivers = Receivers(threads=32)
     url = "http://slow.example/hook"
@@ -50,6 +52,7 @@ def test_a_slow_receiver_gets_one_at_a_time_until_an_attempt_is_quick() -> None:
     assert [receivers.take(url) for _ in range(PER_RECEIVER + 1)] == [True] * PER_RECEIVER + [False]
 
 
+@pytest.mark.unit
 def test_slow_receivers_together_hold_at_most_half_the_threads() -> None:
     receivers = Receivers(threads=8)
     slow = [f"http://10.0.0.{n}/hook" for n in range(10)]
@@ -62,6 +65,7 @@ def test_slow_receivers_together_hold_at_most_half_the_threads() -> None:
     assert receivers.take(slow[5])
 
 
+@pytest.mark.unit
 def test_receiver_of_names_scheme_host_port_and_path() -> None:
     assert receiver_of("https://Example.COM/a?b") == "https://example.com:443/a"
     assert receiver_of("http://example.com") == "http://example.com:80/"
@@ -106,6 +110,7 @@ def done_after(api: Serve, job_id: str) -> float:
     return last
 
 
+@pytest.mark.system
 def test_receivers_that_hang_do_not_delay_a_healthy_receivers_webhook(
         serve_factory: ServeFactory, image_server: LoopbackServer,
         hanging: list[LoopbackServer]) -> None:

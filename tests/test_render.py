@@ -16,6 +16,8 @@ from zoomreel.camera import frame_rect
 from zoomreel.canvas import fit_canvas
 from zoomreel.errors import ImageError, RenderCancelled, RenderError
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):

@@ -11,24 +11,19 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from loopback import LoopbackServer
-from service_helpers import API_KEY, SMALL, Serve, ServeFactory, jpeg, probe
+from service_helpers import API_KEY, SMALL, Serve, jpeg, probe
 from waiting import eventually
 
 import zoomreel
 
+pytestmark = pytest.mark.system
+
 ENVELOPE = {"endpoint", "code", "id", "job_id", "response", "message", "run_time", "queue_time",
             "total_time", "pid", "queue_id", "queue_length", "build_number"}
 
-
-@pytest.fixture(scope="module")
-def api(module_serve_factory: ServeFactory) -> Serve:
-    """One service for the module (two keys accepted)."""
-    return module_serve_factory(workers=2, api_key=f"{API_KEY},second-key")
-
-
-@pytest.fixture(scope="module")
-def photo_url(image_server: LoopbackServer) -> str:
-    return image_server.add("/rest/photo.jpg", jpeg(640, 360, (30, 160, 220)))
+#: The module's ``api`` (two keys accepted) and ``photo_url`` (tests/conftest.py).
+SERVE_OPTIONS = {"workers": 2, "api_key": f"{API_KEY},second-key"}
+PHOTO = {"width": 640, "height": 360, "color": (30, 160, 220)}
 
 
 def test_documented_workflow_end_to_end(api: Serve, photo_url: str) -> None:

@@ -34,6 +34,8 @@ from zoomreel.frontends.rest.signing import URLSigner
 from zoomreel.jobs import EmbeddedRedis, JobService, JobSettings
 from zoomreel.spec import REQUEST_FIELDS
 
+pytestmark = pytest.mark.system
+
 ENVELOPE = {"endpoint", "code", "id", "job_id", "response", "message", "run_time", "queue_time",
             "total_time", "pid", "queue_id", "queue_length", "build_number"}
 KEY = {"X-API-Key": API_KEY}

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 import requests
-from loopback import LoopbackServer, send
+from loopback import LoopbackServer, free_port, send
 from s3server import (
     CREDENTIALS,
     DOWNLOAD,
@@ -27,7 +27,6 @@ from s3server import (
     MotoS3,
     done_result,
     files_in,
-    free_port,
     upload,
 )
 from service_helpers import SMALL, Serve, ServeFactory, jpeg, probe, zoomreel_script
@@ -37,6 +36,8 @@ from zoomreel.errors import JobNotFound
 from zoomreel.frontends.rest import Answers
 from zoomreel.jobs import JobService, JobSettings
 from zoomreel.storage import S3Storage
+
+pytestmark = pytest.mark.system
 
 
 def image_url(image_server: LoopbackServer) -> str:

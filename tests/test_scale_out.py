@@ -16,6 +16,8 @@ from s3server import DOWNLOAD, MotoS3, done_result, files_in, machines, upload
 from service_helpers import SMALL, Serve, ServeFactory, Worker, jpeg, probe
 from waiting import eventually
 
+pytestmark = pytest.mark.system
+
 
 @pytest.fixture
 def three(tmp_path: Path, redis_url: str, s3: MotoS3, serve_factory: ServeFactory,

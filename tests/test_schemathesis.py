@@ -10,28 +10,28 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
-from service_helpers import API_KEY, Serve, ServeFactory
+from service_helpers import API_KEY, Serve
+
+pytestmark = pytest.mark.system
 
 #: The upstream toolkit's route: a body without webhook_url waits for the render.
 LEGACY = "/v1/image/transform/video"
 
-
-@pytest.fixture(scope="module")
-def served(module_serve_factory: ServeFactory) -> Serve:
-    # No render workers: the generated jobs only queue (the renders are tested elsewhere).
-    return module_serve_factory(
-        workers=0, env={"ZOOMREEL_MAX_QUEUE_LENGTH": "0", "ZOOMREEL_ALLOW_PRIVATE_URLS": "0"})
+#: The module's ``api`` (tests/conftest.py), without render threads: the generated jobs
+#: only queue (the renders are tested elsewhere).
+SERVE_OPTIONS = {"workers": 0, "env": {"ZOOMREEL_MAX_QUEUE_LENGTH": "0",
+                                       "ZOOMREEL_ALLOW_PRIVATE_URLS": "0"}}
 
 
 @pytest.fixture(scope="module")
-def api_document(served: Serve) -> schemathesis.BaseSchema:
-    return schemathesis.openapi.from_url(served.url + "/openapi.json")
+def api_document(api: Serve) -> schemathesis.BaseSchema:
+    return schemathesis.openapi.from_url(api.url + "/openapi.json")
 
 
 @pytest.mark.parametrize("mode, examples", [(GenerationMode.POSITIVE, 25),
                                              (GenerationMode.NEGATIVE, 15)])
 def test_every_answer_matches_the_document_and_none_is_a_5xx(
-    api_document: schemathesis.BaseSchema, served: Serve, mode: GenerationMode, examples: int
+    api_document: schemathesis.BaseSchema, api: Serve, mode: GenerationMode, examples: int
 ) -> None:
     operations = [result.ok() for result in api_document.get_all_operations()]
     assert len(operations) >= 8  # every route of the document is exercised
@@ -49,7 +49,7 @@ def test_every_answer_matches_the_document_and_none_is_a_5xx(
                 # without it the call waits for its video, and nothing renders here:
                 # those calls are tested in test_upstream.py, against rendering workers
                 case.body["webhook_url"] = ""
-            case.call_and_validate(base_url=served.url, headers={"X-API-Key": API_KEY},
+            case.call_and_validate(base_url=api.url, headers={"X-API-Key": API_KEY},
                                    excluded_checks=[positive_data_acceptance], timeout=60)
 
         try:

@@ -16,6 +16,8 @@ from loopback import LoopbackServer
 from service_helpers import API_KEY, SMALL, ended, jpeg, probe, zoomreel_script
 from waiting import eventually
 
+pytestmark = pytest.mark.system
+
 
 def test_kill_9_mid_render_then_restart_finishes_every_job(
         serve_factory: Any, image_server: LoopbackServer, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ def _params(query: str) -> tuple[str, str]:
     return values["expires"][0], values["signature"][0]
 
 
+@pytest.mark.unit
 def test_a_link_opens_its_file_until_it_expires() -> None:
     now = [1_000_000.0]
     signer = URLSigner(b"secret", ttl=60, clock=lambda: now[0])
@@ -41,12 +42,14 @@ def test_a_link_opens_its_file_until_it_expires() -> None:
         "video_a.mp4", expires, signature) is not None
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("expires", ["²", "١٢", "１２", " 12", "12 ", "+12", "1_000", "9" * 13])
 def test_an_expiry_that_is_not_ascii_digits_is_not_signed(expires: str) -> None:
     # "²".isdigit() is true and int("²") raises: this was a 500
     assert URLSigner(b"secret").check("video_a.mp4", expires, "abc") == "the link is not signed"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("signature", ["é", "a\udc80", "a b", "a=", "A" * 129])
 def test_a_signature_that_is_not_base64url_does_not_match(signature: str) -> None:
     assert URLSigner(b"secret").check("video_a.mp4", "12", signature) == (
@@ -55,6 +58,7 @@ def test_a_signature_that_is_not_base64url_does_not_match(signature: str) -> Non
         "the link's signature does not match")
 
 
+@pytest.mark.unit
 def test_secret_is_made_once_private_and_kept(tmp_path: Path) -> None:
     first = load_or_create_secret(tmp_path / "data")
     path = tmp_path / "data" / SECRET_FILE
@@ -79,6 +83,7 @@ def done(module_serve_factory: ServeFactory,
     return serve, answer["response"]["response"]
 
 
+@pytest.mark.system
 def test_signed_link_works_without_the_key_with_range(done: tuple[Serve, dict]) -> None:
     serve, result = done
     url = result["download_url"]
@@ -101,6 +106,7 @@ def test_signed_link_works_without_the_key_with_range(done: tuple[Serve, dict]) 
     assert requests.get(bare, headers=serve.headers, timeout=30).status_code == 200
 
 
+@pytest.mark.system
 def test_webhook_body_carries_a_working_signed_link(done: tuple[Serve, dict],
                                                    image_server: LoopbackServer) -> None:
     posts = eventually(lambda: image_server.received("/signing/hook", "POST"), timeout=60,
@@ -111,6 +117,7 @@ def test_webhook_body_carries_a_working_signed_link(done: tuple[Serve, dict],
     assert requests.get(url, headers={"Range": "bytes=0-9"}, timeout=30).status_code == 206
 
 
+@pytest.mark.system
 def test_tampered_expired_and_other_file_links_get_403(done: tuple[Serve, dict]) -> None:
     serve, result = done
     url = result["download_url"]
@@ -153,6 +160,7 @@ def test_tampered_expired_and_other_file_links_get_403(done: tuple[Serve, dict])
     assert traversal.status_code in (403, 404) and b"test-key" not in traversal.content
 
 
+@pytest.mark.system
 def test_link_lifetime_comes_from_the_environment(serve_factory) -> None:
     serve = serve_factory(workers=0, env={"ZOOMREEL_SIGNED_URL_TTL": "120"})
     secret = (serve.data_dir / SECRET_FILE).read_bytes().strip()

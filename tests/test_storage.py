@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from s3server import CREDENTIALS, REGION, CheckingS3, MotoS3, free_port
+from loopback import free_port
+from s3server import CREDENTIALS, REGION, CheckingS3, MotoS3
 
 from zoomreel.errors import StorageError
 from zoomreel.storage import LocalStorage, S3Storage, Storage, upload_key, video_key
@@ -33,7 +34,8 @@ def _s3(s3: MotoS3, tmp_path: Path, **options: object) -> S3Storage:
                      region=REGION, part_size=PART, **options)  # type: ignore[arg-type]
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=[pytest.param("local", marks=pytest.mark.unit),
+                        pytest.param("s3", marks=pytest.mark.system)])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
     if request.param == "local":
         yield LocalStorage(tmp_path / "data")
@@ -74,6 +76,7 @@ def test_a_file_is_stored_whole_and_read_by_range(storage: Storage, tmp_path: Pa
         assert storage.local_path(key) == path  # the scratch folder is its final place
 
 
+@pytest.mark.system
 def test_s3_objects_carry_their_content_type_and_prefix(s3: MotoS3, tmp_path: Path) -> None:
     storage = _s3(s3, tmp_path, prefix="deploy-a")
     path = tmp_path / "v.webm"
@@ -84,6 +87,7 @@ def test_s3_objects_carry_their_content_type_and_prefix(s3: MotoS3, tmp_path: Pa
     assert head["ContentType"] == "video/webm"
 
 
+@pytest.mark.system
 def test_a_presigned_link_is_fetched_by_plain_http(s3: MotoS3, tmp_path: Path) -> None:
     storage = _s3(s3, tmp_path)
     storage.save_bytes(video_key("a.mp4"), bytes(range(256)) * 40, "video/mp4")
@@ -108,6 +112,7 @@ def public_read(s3: MotoS3, bucket: str) -> None:
             "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
 
 
+@pytest.mark.system
 def test_the_public_url_form(s3: MotoS3, tmp_path: Path) -> None:
     bucket = s3.bucket()
     public_read(s3, bucket)
@@ -119,10 +124,12 @@ def test_the_public_url_form(s3: MotoS3, tmp_path: Path) -> None:
     assert requests.get(link, timeout=30).content == b"public bytes"
 
 
+@pytest.mark.unit
 def test_the_local_folder_has_no_link(tmp_path: Path) -> None:
     assert LocalStorage(tmp_path).link(video_key("a.mp4"), 600) is None
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("what", ["no bucket", "unreachable"])
 def test_a_bucket_that_cannot_be_used_is_named_with_the_cause(
         s3: MotoS3, tmp_path: Path, what: str) -> None:
@@ -136,6 +143,7 @@ def test_a_bucket_that_cannot_be_used_is_named_with_the_cause(
     assert "\n" not in message
 
 
+@pytest.mark.system
 def test_refused_credentials_are_said_so(s3_checking: CheckingS3, tmp_path: Path) -> None:
     storage = S3Storage("zr-bucket", scratch=tmp_path, endpoint_url=s3_checking.endpoint,
                         region=REGION, access_key="AKIAWRONG", secret_key="wrong")

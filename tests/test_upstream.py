@@ -16,6 +16,8 @@ from loopback import LoopbackServer
 from service_helpers import Serve, ServeFactory, jpeg, probe
 from waiting import eventually
 
+pytestmark = pytest.mark.system
+
 LEGACY = "/v1/image/transform/video"
 CONVERT = "/v1/image/convert/video"
 #: Upstream's answer for a finished job (a synchronous call, a webhook, a status's inner).
@@ -25,11 +27,8 @@ FINISHED = {"endpoint", "code", "id", "job_id", "response", "message", "run_time
 ACCEPTED = {"endpoint", "code", "id", "job_id", "message", "pid", "queue_id",
             "max_queue_length", "queue_length", "build_number"}
 QUICK = {"length": 1, "frame_rate": 15}
-
-
-@pytest.fixture(scope="module")
-def api(module_serve_factory: ServeFactory) -> Serve:
-    return module_serve_factory(workers=2)
+#: The module's ``api`` (tests/conftest.py).
+SERVE_OPTIONS = {"workers": 2}
 
 
 def _call(api: Serve, path: str, body: dict[str, Any], timeout: float = 120) -> requests.Response:

@@ -228,6 +228,7 @@ def _run_curl(command: str, cwd: Path, key: str, *, replay: bool = False) -> dic
 
 # -- routes ---------------------------------------------------------------------------
 
+@pytest.mark.system
 def test_page_and_its_files_need_no_key(web: Serve) -> None:
     page = requests.get(web.url + "/", timeout=30)
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
@@ -247,6 +248,7 @@ def test_page_and_its_files_need_no_key(web: Serve) -> None:
     assert requests.get(web.url + "/web/..%2fserve.py", timeout=30).status_code == 404
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("options", [
     {},
     OPTIONS,
@@ -282,6 +284,7 @@ def test_path_route_is_the_renderers_path(web: Serve, options: dict[str, Any]) -
                                                  canvas.shape[0], out))
 
 
+@pytest.mark.system
 def test_path_route_refuses_what_submit_refuses(web: Serve) -> None:
     base = {"image_width": 640, "image_height": 360}
     for body, field in (({**base, "zoom_speed": 3, "start_zoom": 2}, "start_zoom"),
@@ -295,6 +298,7 @@ def test_path_route_refuses_what_submit_refuses(web: Serve) -> None:
     assert requests.post(web.url + "/v1/image/path", json=base, timeout=30).status_code == 401
 
 
+@pytest.mark.unit
 def test_canvas_geometry_matches_the_built_canvas_when_reduced() -> None:
     rgb = np.zeros((900, 300, 3), np.uint8)  # a tall image on a wide output: reduced
     geometry = canvas_geometry(300, 900, "contain", 256, 144, max_zoom=1.0)
@@ -319,6 +323,8 @@ def _done(page: Any, job_id: str) -> bool:
     return state == "done"
 
 
+@pytest.mark.system
+@pytest.mark.browser
 def test_first_time_flow_a_look_and_the_button(page: Any, web: Serve, photo: Path,
                                                redis_server: EmbeddedRedis,
                                                tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -368,6 +374,8 @@ def test_first_time_flow_a_look_and_the_button(page: Any, web: Serve, photo: Pat
     print(f"screenshots: {shots / 'page.png'}, {shots / 'page-phone.png'}")
 
 
+@pytest.mark.system
+@pytest.mark.browser
 def test_each_look_draws_the_renderers_frames(page: Any, web: Serve, photo: Path) -> None:
     """Each look, chosen or only hovered, draws the first and last frames of the path
     /v1/image/path gives for the fields it sets (which are the renderer's frame_rect)."""
@@ -418,6 +426,8 @@ def test_each_look_draws_the_renderers_frames(page: Any, web: Serve, photo: Path
     assert page.console_errors == []
 
 
+@pytest.mark.system
+@pytest.mark.browser
 def test_expert_fields_draw_the_renderers_frames(page: Any, web: Serve, photo: Path) -> None:
     _start(page, web, photo)
     _set(page, OPTIONS)
@@ -432,6 +442,8 @@ def test_expert_fields_draw_the_renderers_frames(page: Any, web: Serve, photo: P
     assert page.console_errors == []
 
 
+@pytest.mark.system
+@pytest.mark.browser
 def test_an_alternative_is_one_choice(page: Any, web: Serve, photo: Path) -> None:
     """Zoom by speed, or from ... to ...: the form not chosen is hidden and never sent,
     whatever its fields still hold."""
@@ -459,6 +471,8 @@ def test_an_alternative_is_one_choice(page: Any, web: Serve, photo: Path) -> Non
     assert page.console_errors == []
 
 
+@pytest.mark.system
+@pytest.mark.browser
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x800", "390x844"])
 def test_an_invalid_value_is_focused_and_in_view(page: Any, web: Serve, photo: Path,
                                                  viewport: dict[str, int]) -> None:
@@ -563,6 +577,8 @@ _LAYOUT = """() => {
 MY_ID = 'it\'s mine; "quoted" & <odd>'
 
 
+@pytest.mark.system
+@pytest.mark.browser
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x800", "390x844"])
 def test_no_clipped_text_and_nothing_under_the_button(page: Any, web: Serve, photo: Path,
                                                       viewport: dict[str, int]) -> None:
@@ -586,6 +602,8 @@ def test_no_clipped_text_and_nothing_under_the_button(page: Any, web: Serve, pho
     assert page.console_errors == []
 
 
+@pytest.mark.system
+@pytest.mark.browser
 def test_show_the_request_is_a_curl_command_that_makes_the_same_job(
         page: Any, web: Serve, photo: Path, redis_server: EmbeddedRedis) -> None:
     _start(page, web, photo)
@@ -617,10 +635,14 @@ def test_show_the_request_is_a_curl_command_that_makes_the_same_job(
     assert page.console_errors == []
 
 
+@pytest.mark.system
+@pytest.mark.browser
 def test_two_jobs_back_to_back_show_the_second_ones_video(page: Any, web: Serve,
                                                           photo: Path) -> None:
     """The first job's status request is still on its way when the second job starts;
     its answer, let through once the second video shows, must not replace it."""
+    from playwright.sync_api import Error as PlaywrightError
+
     held: list[Any] = []
     hold: list[str] = []
 
@@ -631,6 +653,9 @@ def test_two_jobs_back_to_back_show_the_second_ones_video(page: Any, web: Serve,
             route.continue_()
 
     page.route("**/v1/toolkit/job/status", status)
+    ended: list[Any] = []  # requests that got their answer, or that the page gave up
+    page.on("requestfinished", lambda request: ended.append(request))
+    page.on("requestfailed", lambda request: ended.append(request))
     _start(page, web, photo)
     # 600 frames of 720p: the first job still renders, and the page still polls it, for
     # seconds after the page lists it (30 frames of 144p were done before, on a quiet
@@ -649,19 +674,26 @@ def test_two_jobs_back_to_back_show_the_second_ones_video(page: Any, web: Serve,
     _until(lambda: page.get_attribute("#result", "data-job-id") == second, timeout=240)
     assert web.wait(first, timeout=240)["response"]["job_status"] == "done"
     hold.clear()
+    late = []
     for route in held:  # the first job's answers come at last: "done", with its video
         try:
             route.continue_()
-        except Exception:
-            pass
+        except PlaywrightError:  # the page aborted it, following the second job: no answer
+            continue
+        late.append(route.request)
     _until(lambda: _done(page, first) and _done(page, second), timeout=60)
-    page.wait_for_timeout(2000)  # a late answer for the first job would have been shown
+    # Every late answer has reached the page (or the page dropped the request), and the
+    # page has run what it does on an answer: a late one would be shown by now.
+    _until(lambda: all(request in ended for request in late), timeout=60)
+    page.evaluate("() => new Promise(done => setTimeout(() => requestAnimationFrame(done)))")
     assert page.get_attribute("#result", "data-job-id") == second
     _wait(page, "document.querySelector('video').readyState >= 1", timeout=60)
     assert page.eval_on_selector("video", "v => v.duration") == pytest.approx(1.0, abs=0.07)
     assert page.console_errors == []
 
 
+@pytest.mark.system
+@pytest.mark.browser
 def test_pasted_image_url_is_shown_and_submitted_as_json(page: Any, web: Serve,
                                                          image_server: Any,
                                                          redis_server: EmbeddedRedis) -> None:

@@ -14,7 +14,7 @@ from email.utils import format_datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from loopback import LOOPBACK_FORMS, LoopbackServer, send
+from loopback import LOOPBACK_FORMS, LoopbackServer, free_port, send
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from zoomreel.errors import InputError
@@ -28,6 +28,8 @@ from zoomreel.net.webhooks import (
     retry_delay,
     sign_headers,
 )
+
+pytestmark = pytest.mark.unit
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 PAYLOAD = {
@@ -143,10 +145,7 @@ def test_redirects_are_not_followed_nor_retried(receiver: LoopbackServer, status
 
 
 def test_connection_refused_is_retried() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    result = post(f"http://127.0.0.1:{port}/hook")
+    result = post(f"http://127.0.0.1:{free_port()}/hook")
     assert result.retry and not result.ok and result.status is None
     assert "refused the connection" in (result.error or "")
 
