@@ -191,6 +191,8 @@ def coerce_form(fields: dict[str, str]) -> dict[str, Any]:
         known = REQUEST_FIELDS.get(name)
         if known is not None and known.kind in ("integer", "number"):
             value = _number(text)
+        elif known is not None and known.kind == "point" and text.strip() in known.keywords:
+            value = text.strip()
         elif known is not None and known.kind == "point":
             value = [_number(part.strip()) for part in text.strip("[] ").split(",")]
         out[name] = value
