@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["Subject", "FocusBy", "find_subject", "detect_faces", "faces_available",
-           "salient_point", "small_grey", "MAX_COPY_PIXELS"]
+__all__ = ["Subject", "FocusBy", "CENTRE_SUBJECT", "find_subject", "detect_faces",
+           "faces_available", "salient_point", "small_grey", "MAX_COPY_PIXELS"]
 
 #: The decision is made on a copy of at most this many pixels.
 MAX_COPY_PIXELS = 1_000_000

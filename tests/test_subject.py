@@ -138,3 +138,4 @@ def test_render_reports_the_focus_used(tmp_path, fit: str) -> None:
                                            "by": "saliency"}
     assert render_video(source, tmp_path / "plain.mp4",
                         RenderSpec(length=0.2, width=256, height=144)).focus_used is None
+

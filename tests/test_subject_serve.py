@@ -28,3 +28,9 @@ def test_focus_used_is_in_the_done_status(serve_factory: Any, image_server: Loop
     assert used["x"] == pytest.approx(0.75, abs=0.05) and used["y"] == pytest.approx(0.25, abs=0.06)
     plain = serve.wait(serve.submit(image_url=url, length=0.5, width=256, height=144))
     assert "focus_used" not in plain["response"]["response"]
+    # the path route has no pixels: it draws "auto" at the centre, never a 500
+    r = serve.post("/v1/image/path", json={"image_width": 400, "image_height": 300,
+                                           "focus": "auto", "end_zoom": 2, "samples": 2})
+    assert r.status_code == 200, r.text
+    x0, y0, x1, y1 = r.json()["response"]["samples"][-1]["rect"]
+    assert (x0 + x1) / 2 == pytest.approx(200) and (y0 + y1) / 2 == pytest.approx(150)

@@ -21,6 +21,7 @@ from zoomreel.errors import SpecError
 from zoomreel.jobs import Job, JobService, poll_after
 from zoomreel.jobs.states import FINISHED
 from zoomreel.spec import RenderSpec
+from zoomreel.subject import CENTRE_SUBJECT
 
 from .envelope import Answers
 from .errors import NotFound, RequestTooLarge
@@ -219,6 +220,12 @@ class PathResource:
         out_w, out_h = spec.size_for(image_w, image_h)
         canvas = canvas_geometry(image_w, image_h, spec.fit, out_w, out_h,
                                  max_zoom=max(spec.zoom_keyframes), max_pixels=spec.max_pixels)
+        # No pixels here: focus "auto" is drawn at the centre (the render decides it on
+        # the image itself, and its job reports the point as focus_used).
+        spec = spec.with_subject(CENTRE_SUBJECT, canvas.width, canvas.height, (out_w, out_h), (
+            canvas.image_x / canvas.width, canvas.image_y / canvas.height,
+            (canvas.image_x + canvas.image_width) / canvas.width,
+            (canvas.image_y + canvas.image_height) / canvas.height))
         last = spec.total_frames - 1
         frames = sorted({round(i * last / (samples - 1)) for i in range(samples)})
         resp.media = self.answers.envelope(200, message="success", endpoint=req.path,
