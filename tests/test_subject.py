@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 from zoomreel import RenderSpec, render_video
 from zoomreel.camera import camera_path
 from zoomreel.errors import SpecError
-from zoomreel.subject import FocusBy, Subject, find_subject
+from zoomreel.subject import FocusBy, Subject, _has_an_eye, find_subject, small_grey
 
 pytestmark = pytest.mark.unit
 
@@ -56,6 +56,23 @@ def test_astronaut_face_is_found() -> None:
     assert subject.by == FocusBy.FACES
     # her face is in the upper middle of the photo
     assert 0.3 < subject.x < 0.6 and 0.1 < subject.y < 0.35
+
+
+def test_a_find_is_a_face_only_with_an_eye() -> None:
+    """The check that turned down the face found in bark (tree-phone-exif6.jpg): her
+    face's box holds an eye; a box as large on her suit, or on a flat field, does not."""
+    grey = small_grey(np.asarray(_astronaut()))
+    face = (0.34, 0.12, 0.53, 0.31)  # the cascade's box on the 512-pixel photo
+    assert _has_an_eye(grey, face)
+    assert not _has_an_eye(grey, (0.05, 0.55, 0.24, 0.74))
+    assert not _has_an_eye(np.full((300, 300), 128, np.uint8), face)
+
+
+def test_a_reduced_colour_copy_is_the_mean_of_its_channels() -> None:
+    image = np.zeros((40, 60, 3), np.uint8)
+    image[..., 0], image[..., 1], image[..., 2] = 30, 90, 210
+    grey = small_grey(image, max_pixels=600)
+    assert grey.shape == (20, 30) and (grey == 110).all()
 
 
 def test_portrait_photo_in_a_landscape_video_keeps_the_face() -> None:
