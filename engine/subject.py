@@ -25,8 +25,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["Subject", "FocusBy", "CENTRE_SUBJECT", "find_subject", "detect_faces",
-           "faces_available", "salient_point", "small_grey", "MAX_COPY_PIXELS"]
+    from .image import Source
+
+__all__ = ["Subject", "FocusBy", "CENTRE_SUBJECT", "find_subject", "subject_of",
+           "detect_faces", "faces_available", "salient_point", "small_grey",
+           "MAX_COPY_PIXELS"]
 
 #: The decision is made on a copy of at most this many pixels.
 MAX_COPY_PIXELS = 1_000_000
@@ -274,3 +277,26 @@ def find_subject(image: np.ndarray) -> Subject:
     if point is not None:
         return Subject(point[0], point[1], FocusBy.SALIENCY)
     return CENTRE_SUBJECT
+
+
+def subject_of(source: Source, *, max_pixels: int = 100_000_000,
+               ) -> tuple[Subject, tuple[int, int]]:
+    """Decode an image (oriented by its EXIF tag, as the renderer does) and find its
+    subject.
+
+    Args:
+        source: a path, or the encoded bytes of the image.
+        max_pixels: images with more pixels are refused before decoding.
+
+    Returns:
+        The Subject, and the oriented (width, height) it is in fractions of.
+
+    Raises:
+        ImageError: not an image, truncated or corrupt. ImageTooLargeError: over
+            ``max_pixels``.
+    """
+    from .image import load_image
+
+    rgb = load_image(source, max_pixels=max_pixels)
+    height, width = rgb.shape[:2]
+    return find_subject(rgb), (width, height)
