@@ -22,13 +22,14 @@ import av
 import numpy as np
 
 from .camera import cover_size, frame_rect
-from .canvas import fit_canvas
+from .canvas import CanvasGeometry, canvas_geometry, fit_canvas
 from .encoder import Encoder
 from .errors import RenderCancelled
 from .image import Source, load_image
 from .kernel import page_out_compiler
 from .pyramid import Pyramid
-from .spec import RenderSpec
+from .spec import AUTO, RenderSpec
+from .subject import Subject, find_subject
 
 __all__ = ["render_video", "RenderResult"]
 
@@ -51,6 +52,9 @@ class RenderResult:
     height: int
     frame_rate: int
     size_bytes: int
+    #: With ``focus: "auto"``: the subject the zoom closed in on (``to_json()`` gives
+    #: ``{"x", "y", "by"}``, fractions of the image); else None.
+    focus_used: Subject | None = None
 
 
 def render_video(
@@ -83,7 +87,7 @@ def render_video(
     """
     spec = spec or RenderSpec()
     frames = _frames_of(spec, frames)
-    pyramid, width, height = _prepare(source, spec)
+    pyramid, width, height, spec, subject = _prepare(source, spec)
     total = len(frames)
     ready: queue.Queue[object] = queue.Queue(maxsize=_AHEAD)
     stop = threading.Event()
@@ -124,6 +128,7 @@ def render_video(
         height=height,
         frame_rate=spec.frame_rate,
         size_bytes=os.path.getsize(out),
+        focus_used=subject,
     )
 
 
@@ -159,18 +164,41 @@ def _frames_of(spec: RenderSpec, frames: range | None) -> range:
     return frames
 
 
-def _prepare(source: Source, spec: RenderSpec) -> tuple[Pyramid, int, int]:
-    """The pyramid the path runs over, ready for the spec's zoom, and the output size."""
+def _prepare(source: Source, spec: RenderSpec,
+             ) -> tuple[Pyramid, int, int, RenderSpec, Subject | None]:
+    """The pyramid the path runs over, ready for the spec's zoom; the output size; the
+    spec with ``focus: "auto"`` resolved, and the subject that resolved it."""
+    auto = spec.focus == AUTO
+    subject = None
     if spec.fit == "cover":  # the image itself: straight into YUV planes
         pyramid = Pyramid.read(source, max_pixels=spec.max_pixels, background=spec.background)
         width, height = spec.size_for(pyramid.width, pyramid.height)
+        if auto:  # on the luma plane: the image is not held as RGB
+            subject = find_subject(pyramid.level(0).y)
+            spec = spec.with_subject(subject, pyramid.width, pyramid.height, (width, height))
     else:  # a canvas built around the image
         rgb = load_image(source, max_pixels=spec.max_pixels, background=spec.background)
-        width, height = spec.size_for(rgb.shape[1], rgb.shape[0])
+        image_h, image_w = rgb.shape[:2]
+        width, height = spec.size_for(image_w, image_h)
+        if auto:
+            subject = find_subject(rgb)
+        max_zoom = max(spec.zoom_keyframes)  # as asked: resolving only lowers it
+        geometry = canvas_geometry(image_w, image_h, spec.fit, width, height,
+                                   max_zoom=max_zoom, max_pixels=spec.max_pixels)
+        if subject is not None:
+            spec = spec.with_subject(subject, geometry.width, geometry.height, (width, height),
+                                     _placed(geometry))
         rgb = fit_canvas(rgb, spec.fit, width, height, background=spec.background,
-                         max_zoom=max(spec.zoom_keyframes), max_pixels=spec.max_pixels)
+                         max_zoom=max_zoom, max_pixels=spec.max_pixels)
         pyramid = Pyramid(rgb)
         del rgb
     cw, _ = cover_size(pyramid.width, pyramid.height, width, height)
     pyramid.prepare(max_scale=cw / (min(spec.zoom_keyframes) * width))
-    return pyramid, width, height
+    return pyramid, width, height, spec, subject
+
+
+def _placed(geometry: CanvasGeometry) -> tuple[float, float, float, float]:
+    """Where the image lies on its canvas, in fractions of the canvas."""
+    return (geometry.image_x / geometry.width, geometry.image_y / geometry.height,
+            (geometry.image_x + geometry.image_width) / geometry.width,
+            (geometry.image_y + geometry.image_height) / geometry.height)

@@ -14,10 +14,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import SpecError
 from .fields import Field
+
+if TYPE_CHECKING:
+    from .subject import Box, Subject
 
 __all__ = [
     "Field",
@@ -26,6 +29,7 @@ __all__ = [
     "JOB_FIELDS",
     "REQUEST_FIELDS",
     "CENTRE",
+    "AUTO",
     "PAGE_GROUPS",
     "ORIENTATIONS",
     "PRESETS",
@@ -44,6 +48,8 @@ PRESETS = (
 #: Output sizes by orientation (``auto`` picks one of these from the image).
 ORIENTATIONS = {"landscape": (1920, 1080), "portrait": (1080, 1920), "square": (1080, 1080)}
 CENTRE = (0.5, 0.5)
+#: ``focus: "auto"``: the image's subject (zoomreel.subject) picks the point.
+AUTO = "auto"
 #: The sections of the web page's "More options", in order (a new group goes last).
 PAGE_GROUPS = ("Motion", "Framing", "Video file", "For automations")
 
@@ -110,12 +116,15 @@ class RenderSpec:
         label="Zoom at the end", group="Motion", expert=True,
         alternative="Zoom", form="Zoom from … to …",
         hint="1 shows the whole picture, 2 twice as close")
-    focus: tuple[float, float] | None = _field(
-        "point", CENTRE, optional=True,
-        help="[x, y] the zoom closes in on, fractions of the image (0.5, 0.5: the centre)",
+    focus: tuple[float, float] | str | None = _field(
+        "point", CENTRE, optional=True, keywords=(AUTO,),
+        help="[x, y] the zoom closes in on, fractions of the image (0.5, 0.5: the centre), "
+             'or "auto": the faces, else the most salient region, else the centre '
+             "(with fit cover, the crop keeps the faces in every frame)",
         label="Zoom towards", group="Motion", expert=True,
         alternative="Where it looks", form="One point",
-        hint="click the image, or x, y from 0 to 1 (0.5, 0.5 is the centre)")
+        hint='click the image, or x, y from 0 to 1 (0.5, 0.5 is the centre); "auto": '
+             "the faces, else what stands out")
     start_focus: tuple[float, float] | None = _field(
         "point", None, optional=True,
         help="focus of the first frame, for a pan (the other end defaults to the centre)",
@@ -290,8 +299,16 @@ class RenderSpec:
 
     @property
     def focus_keyframes(self) -> tuple[tuple[float, float], tuple[float, float]]:
-        """The focus (fractions of the image) of the path's start and end keyframes."""
+        """The focus (fractions of the image) of the path's start and end keyframes.
+
+        Raises:
+            ValueError: the focus is ``"auto"``, not yet resolved (:meth:`with_subject`).
+        """
+        if self.focus == AUTO:
+            raise ValueError('focus "auto" is resolved against the image first '
+                             "(RenderSpec.with_subject)")
         if self.focus is not None:
+            assert not isinstance(self.focus, str)
             return self.focus, self.focus
         assert self.start_focus is not None and self.end_focus is not None
         return self.start_focus, self.end_focus
@@ -309,6 +326,44 @@ class RenderSpec:
             orientation = ("landscape" if ratio >= 4 / 3 else
                            "portrait" if ratio <= 3 / 4 else "square")
         return ORIENTATIONS[orientation]
+
+    def with_subject(self, subject: Subject, path_w: float, path_h: float,
+                     out_size: tuple[int, int], place: Box = (0.0, 0.0, 1.0, 1.0),
+                     ) -> RenderSpec:
+        """This spec with ``focus: "auto"`` resolved: the focus on the subject and, where
+        it has faces, the zoom capped so that the box holding them fits every frame
+        (the path centres on that box, so a frame it fits in holds it whole).
+
+        Args:
+            subject: the image's subject (:func:`zoomreel.subject.find_subject`).
+            path_w, path_h: the size of what the path runs over (the image, or its canvas).
+            out_size: the output size.
+            place: where the image lies on that (x0, y0, x1, y1 in fractions of it; the
+                whole of it for ``fit: cover``).
+
+        Returns:
+            ``self`` when the focus is not ``"auto"``, else a spec with a point focus.
+        """
+        if self.focus != AUTO:
+            return self
+        from .camera import cover_size
+
+        px0, py0, px1, py1 = place
+
+        def on_path(x: float, y: float) -> tuple[float, float]:
+            return px0 + x * (px1 - px0), py0 + y * (py1 - py0)
+
+        changes: dict[str, Any] = {"focus": on_path(subject.x, subject.y)}
+        if subject.faces_box is not None:
+            (x0, y0), (x1, y1) = on_path(*subject.faces_box[:2]), on_path(*subject.faces_box[2:])
+            cw, ch = cover_size(path_w, path_h, *out_size)
+            fits = min(cw / max((x1 - x0) * path_w, 1e-9), ch / max((y1 - y0) * path_h, 1e-9))
+            z0, z1 = self.zoom_keyframes
+            if max(z0, z1) > fits:  # closer than the faces allow: stop where they fit
+                top = max(1.0, fits)
+                changes.update(zoom_speed=None, direction=None, start_zoom=min(z0, top),
+                               end_zoom=min(z1, top))
+        return dataclasses.replace(self, **changes)
 
     def request_fields(self) -> dict[str, Any]:
         """The request fields of this spec (what a job records), as JSON values; building

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from zoomreel.errors import SpecError, ZoomreelError
-from zoomreel.spec import RENDER_FIELDS, Field
+from zoomreel.spec import AUTO, RENDER_FIELDS, Field
 
 from ._process import prefer_passive_openmp, prepare_rendering
 from .config import add_options, from_env
@@ -31,12 +31,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}\n")
 
 
-def _point(text: str) -> tuple[float, ...]:
-    """``X,Y`` as a pair of numbers (a point's option)."""
+def _point(text: str) -> tuple[float, ...] | str:
+    """``X,Y`` as a pair of numbers (a point's option), or ``auto``."""
+    if text == AUTO:
+        return text
     try:
         return tuple(float(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not X,Y (two numbers)") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not X,Y (two numbers) or {AUTO}") from None
 
 
 def _option_type(field: Field) -> Any:
@@ -63,6 +66,8 @@ def _add_field_options(parser: argparse.ArgumentParser) -> None:
     for name, field in RENDER_FIELDS.items():
         if field.cli:
             metavar = "X,Y" if field.kind == "point" else name.upper()
+            if field.keywords:
+                metavar = "|".join((metavar, *field.keywords))
             parser.add_argument("--" + name.replace("_", "-"), type=_option_type(field),
                                 default=None, metavar=metavar, help=_option_help(field))
 
@@ -144,6 +149,9 @@ def _render(args: argparse.Namespace) -> int:
         result = render_video(source, args.output, spec, progress=_Progress())
     print(f"{result.path}: {result.frames} frames, {result.duration:g} s, "
           f"{result.width}x{result.height}, {result.size_bytes} bytes")
+    if result.focus_used is not None:
+        used = result.focus_used
+        print(f"focus auto: {used.x:.2f}, {used.y:.2f} (by {used.by})")
     return 0
 
 

@@ -630,3 +630,98 @@ def test_jobs_status_takes_no_body_but_not_a_null_one(make_rest: Callable[..., R
     r = rest.post("/v1/toolkit/jobs/status", body=b"null",
                   headers={"Content-Type": "application/json"})
     assert r.status_code == 400, r.json
+
+
+# -- POST /v1/image/subject: what focus "auto" would pick, before the job ---------------
+
+def _person_jpeg() -> bytes:
+    """scikit-image's astronaut (a photo of a person shipped in its wheel), 640x360 on a
+    plain field, her face near (0.6, 0.2)."""
+    data = pytest.importorskip("skimage.data")
+    pytest.importorskip("cv2")
+    from PIL import Image
+
+    field = Image.new("RGB", (640, 360), (90, 110, 90))
+    field.paste(Image.fromarray(data.astronaut()).resize((360, 360)), (240, 0))
+    return _jpeg_of(field)
+
+
+def _jpeg_of(image: Any) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=92)
+    return buf.getvalue()
+
+
+def test_subject_of_an_image_url_names_the_faces(rest: Rest, image_server: Any) -> None:
+    url = image_server.add("/subject/person.jpg", _person_jpeg())
+    r = rest.post("/v1/image/subject", json={"image_url": url, "id": "mine"})
+    assert r.status_code == 200, r.json
+    assert set(r.json) >= ENVELOPE and r.json["id"] == "mine"
+    assert r.json["endpoint"] == "/v1/image/subject"
+    answer = r.json["response"]
+    assert answer["by"] == "faces" and answer["image"] == {"width": 640, "height": 360}
+    x0, y0, x1, y1 = answer["faces"]
+    assert 0.5 < x0 < answer["x"] < x1 < 0.8 and 0 <= y0 < answer["y"] < y1 < 0.5
+
+
+def test_subject_of_an_upload_without_faces(rest: Rest) -> None:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (400, 300), (128, 128, 128))
+    ImageDraw.Draw(image).ellipse((250, 25, 350, 125), fill=(20, 20, 20))
+    r = rest.post("/v1/image/subject",
+                  **multipart({"image": ("disc.jpg", _jpeg_of(image), "image/jpeg")}, {}))
+    assert r.status_code == 200, r.json
+    answer = r.json["response"]
+    assert answer["by"] == "saliency" and "faces" not in answer
+    assert answer["x"] == pytest.approx(0.75, abs=0.05)
+    assert answer["y"] == pytest.approx(0.25, abs=0.06)
+    plain = rest.post("/v1/image/subject",
+                      **multipart({"image": ("plain.jpg", jpeg(), "image/jpeg")}, {}))
+    assert plain.json["response"] == {"x": 0.5, "y": 0.5, "by": "centre",
+                                      "image": {"width": 320, "height": 180}}
+
+
+def test_subject_errors_name_the_field_as_the_convert_route(
+        make_rest: Callable[..., Rest], image_server: Any) -> None:
+    rest = make_rest()
+    for body, field in (({}, "image_url"), ({"image_url": 5}, "image_url"),
+                        ({"image_url": PHOTO, "focus": "auto"}, "focus")):
+        r = rest.post("/v1/image/subject", json=body)
+        assert (r.status_code, r.json["field"]) == (400, field), r.json
+        assert r.json["code"] == 400 and r.json["endpoint"] == "/v1/image/subject"
+    r = rest.post("/v1/image/subject", **multipart({"id": (None, "x")}, {}))
+    assert (r.status_code, r.json["field"]) == (400, "image")
+    both = multipart({"image": ("a.jpg", jpeg(), "image/jpeg")}, {"image_url": PHOTO})
+    assert rest.post("/v1/image/subject", **both).json["field"] == "image_url"
+    # a URL that fails: the message a job's fetch fails with, and its code (400)
+    missing = image_server.url("/subject/missing.jpg")
+    r = rest.post("/v1/image/subject", json={"image_url": missing})
+    assert r.status_code == 400
+    assert r.json["message"] == "image_url answered HTTP 404 Not Found"
+    not_image = image_server.add("/subject/page.html", b"<html></html>", "text/html")
+    r = rest.post("/v1/image/subject", json={"image_url": not_image})
+    assert r.status_code == 400 and "image" in r.json["message"].lower()
+    # the address rule: a private address is refused before any connection
+    strict = make_rest(allow_private_urls=False)
+    refused = image_server.add("/subject/never.jpg", jpeg())
+    r = strict.post("/v1/image/subject", json={"image_url": refused})
+    assert r.status_code == 400 and not image_server.received("/subject/never.jpg")
+    small = make_rest(max_image_bytes=100)
+    r = small.post("/v1/image/subject",
+                   **multipart({"image": ("a.jpg", jpeg(), "image/jpeg")}, {}))
+    assert r.status_code == 413
+    anonymous = testing.simulate_post(rest.client.app, "/v1/image/subject",
+                                      json={"image_url": PHOTO}, headers={"X-API-Key": ""})
+    assert anonymous.status_code == 401
+
+
+def test_subject_route_is_in_the_openapi_document(rest: Rest) -> None:
+    doc = testing.simulate_get(rest.client.app, "/openapi.json").json
+    route = doc["paths"]["/v1/image/subject"]["post"]
+    assert set(route["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
+    assert {"200", "400", "401", "413"} <= set(route["responses"])
+    subject = doc["components"]["schemas"]["Subject"]
+    assert subject["properties"]["by"]["enum"] == ["faces", "saliency", "centre"]

@@ -722,3 +722,56 @@ def test_pasted_image_url_is_shown_and_submitted_as_json(page: Any, web: Serve,
     stored = page.evaluate("() => JSON.parse(localStorage.getItem('zoomreel.jobs'))")
     assert stored[0]["id"] == job_id and stored[0]["name"] == "pasted.jpg"
     assert page.console_errors == []
+
+
+@pytest.mark.browser
+@pytest.mark.system
+def test_focus_auto_shows_the_subject_before_the_job(page: Any, web: Serve,
+                                                     tmp_path: Path) -> None:
+    """Focus "auto" on a photo of a person: the page asks POST /v1/image/subject and draws
+    the point and the faces box where the server found them, and the frames close in on
+    that point, before any job is sent. ZOOMREEL_SCREENSHOTS keeps page-auto.png."""
+    data = pytest.importorskip("skimage.data")
+    pytest.importorskip("cv2")
+    from PIL import Image
+
+    field = Image.new("RGB", (960, 540), (90, 110, 90))
+    field.paste(Image.fromarray(data.astronaut()).resize((520, 520)), (400, 10))
+    person = tmp_path / "person.jpg"
+    field.save(person, quality=92)
+    _start(page, web, person)
+    assert page.is_hidden("#subject-point")  # not asked for without "auto"
+    _set(page, {"focus": "auto"})
+    _wait(page, "!document.getElementById('subject-point').hidden")
+    point = page.eval_on_selector("#subject-point", "e => ({...e.dataset})")
+    r = web.post("/v1/image/subject", files={"image": ("person.jpg", person.read_bytes(),
+                                                        "image/jpeg")})
+    assert r.status_code == 200, r.text
+    subject = r.json()["response"]
+    assert point["by"] == subject["by"] == "faces"
+    assert (float(point["x"]), float(point["y"])) == (subject["x"], subject["y"])
+    assert 0.55 < subject["x"] < 0.85 and subject["y"] < 0.4  # her face, right of centre
+    # drawn where the answer says, over the image (the stage is the image: fit cover)
+    stage = page.eval_on_selector("#stage", "e => e.getBoundingClientRect().toJSON()")
+    dot = page.eval_on_selector("#subject-point", "e => e.getBoundingClientRect().toJSON()")
+    assert dot["x"] + dot["width"] / 2 == pytest.approx(stage["x"] + subject["x"] * stage["width"],
+                                                        abs=2)
+    assert dot["y"] + dot["height"] / 2 == pytest.approx(
+        stage["y"] + subject["y"] * stage["height"], abs=2)
+    faces = page.eval_on_selector("#subject-faces", "e => e.getBoundingClientRect().toJSON()")
+    x0, y0, x1, y1 = subject["faces"]
+    assert page.is_visible("#subject-faces")
+    assert faces["x"] == pytest.approx(stage["x"] + x0 * stage["width"], abs=2)
+    assert faces["width"] == pytest.approx((x1 - x0) * stage["width"], abs=3)
+    assert "faces" in page.text_content("#subject-status")
+    # the last frame closes in on that point (the zoom-in look's end)
+    _wait(page, "document.getElementById('rect-end').dataset.x0 !== undefined")
+    _, ex0, ey0, ex1, ey1 = _drawn(page)[1]
+    assert (ex0 + ex1) / 2 / 960 == pytest.approx(subject["x"], abs=0.12)
+    assert not page.query_selector("#recent li[data-job-id]")  # nothing was sent
+    assert page.console_errors == []
+    shots = Path(os.environ.get("ZOOMREEL_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(shots / "page-auto.png"))
+    print(f"screenshot: {shots / 'page-auto.png'}")

@@ -30,6 +30,8 @@ AV1 is rendered whole (zoomreel.join.JOINABLE says why).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import re
@@ -49,8 +51,9 @@ from ..errors import (
     ZoomreelError,
 )
 from ..join import JOINABLE, chunk_ranges
-from ..spec import RenderSpec
+from ..spec import AUTO, RenderSpec
 from ..storage import chunk_key
+from ..subject import FocusBy, Subject
 from . import scripts
 from ._redis_retry import retry_redis
 from .broker import Messages, queued_chunks
@@ -252,8 +255,10 @@ class ChunkTask:
         out = scratch / _scratch_name("chunk", job_id, index, token, extension)
         log.info("chunk %d (frames %d-%d) started", index, frames.start, frames.stop - 1,
                  extra={"job_id": job_id})
-        render_video(source, out, spec, progress=progress, frames=frames,
-                     cancel=lambda: self.shutdown.is_set() or lost.is_set())
+        rendered = render_video(source, out, spec, progress=progress, frames=frames,
+                                cancel=lambda: self.shutdown.is_set() or lost.is_set())
+        if index == 0 and rendered.focus_used is not None:  # for the join's result
+            self._record_focus(job_id, rendered.focus_used)
         key = chunk_key(job_id, index, extension)
         try:
             self.storage.save_file(key, out, "application/octet-stream")
@@ -334,9 +339,27 @@ class ChunkTask:
                 Path(path_text).unlink(missing_ok=True)
         log.info("joined %d chunks in %.2f s", len(parts), time.monotonic() - started,
                  extra={"job_id": job_id})
+        if spec.focus == AUTO:  # every chunk found the same subject; chunk 0 kept it
+            result = dataclasses.replace(result, focus_used=self._recorded_focus(job_id))
         # the render's time: from the split to the joined video, every chunk included
         self.outcomes.finish_rendered(job_id, lease, result,
                                   time.time() - (job.run_started_at or time.time()))
+
+    def _record_focus(self, job_id: str, subject: Subject) -> None:
+        """Keep chunk 0's subject on the job's record (only while the record exists)."""
+        key = self.keys.job(job_id)
+        value = json.dumps(subject.to_json())
+        retry_redis(lambda: self.store.client.exists(key)
+                    and self.store.client.hset(key, "focus_used", value),
+                    "record focus", job_id, self.shutdown)
+
+    def _recorded_focus(self, job_id: str) -> Subject | None:
+        raw = retry_redis(lambda: self.store.client.hget(self.keys.job(job_id), "focus_used"),
+                          "read focus", job_id, self.shutdown)
+        if not raw:
+            return None
+        found = json.loads(text(raw))
+        return Subject(found["x"], found["y"], FocusBy(found["by"]))
 
     def _fetch(self, job_id: str, lease: Lease, key: str, path: Path) -> None:
         """Copy the stored part ``key`` to the local file ``path``."""

@@ -34,7 +34,8 @@ class Job:
         created_at: submission time (epoch seconds); started_at, finished_at likewise.
         frames_done: frames encoded so far; frames_total: frames in the video.
         filename: the video's file name in the storage folder.
-        result: size, duration, width, height, frame_rate once done.
+        result: size, duration, width, height, frame_rate once done (and
+            focus_used, {x, y, by}, for focus "auto").
         error: what went wrong, once ``error``.
         attempts: transient failures retried so far.
         webhook: delivery state (state, attempts, last_error, msg_id) or None.
@@ -78,7 +79,7 @@ class Job:
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> Job:
         """Build a Job from its Redis hash (decoded strings)."""
-        result = None
+        result: dict[str, Any] | None = None
         if data.get("status") == JobState.DONE:
             result = {
                 "size": _int(data.get("size")),
@@ -87,6 +88,8 @@ class Job:
                 "height": _int(data.get("height")),
                 "frame_rate": _int(data.get("frame_rate")),
             }
+            if data.get("focus_used"):  # focus "auto": {x, y, by}
+                result["focus_used"] = json.loads(data["focus_used"])
         webhook = None
         if data.get("webhook_url"):
             webhook = {

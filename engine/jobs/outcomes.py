@@ -9,6 +9,7 @@ module.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -88,6 +89,8 @@ class Outcomes:
             "frames_done": result.frames, "pid": os.getpid(),
             "storage": "" if self.storage.kind == LocalStorage.kind else self.storage.kind,
         }
+        if result.focus_used is not None:  # focus "auto": what it closed in on
+            fields["focus_used"] = json.dumps(result.focus_used.to_json())
         # A finish retried after a stall may find the job done by its first try: the
         # webhook message is then re-sent by the healing pass (the job stays pending).
         if retry_redis(lambda: self.store.finish(job_id, JobState.DONE, fields), "finish",

@@ -25,6 +25,7 @@ from .resources import (
     PageResource,
     PathResource,
     StatusResource,
+    SubjectResource,
 )
 
 __all__ = ["create_app", "JSON_LIMIT"]
@@ -74,6 +75,8 @@ def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str]
     app.add_route("/v1/toolkit/jobs/status", JobsStatusResource(
         service, answers, json_limit=json_limit))
     app.add_route("/v1/image/path", PathResource(service, answers, json_limit=json_limit))
+    app.add_route("/v1/image/subject", SubjectResource(
+        service, answers, json_limit=json_limit, upload_limit=upload_limit))
     app.add_route("/v1/toolkit/authenticate", AuthenticateResource(answers))
     app.add_route(DOWNLOAD_PATH + "/{filename}", DownloadResource(service))
     app.add_route("/health", HealthResource(service))

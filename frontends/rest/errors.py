@@ -11,6 +11,7 @@ import redis
 
 from zoomreel.errors import (
     DiskFullError,
+    FetchError,
     ImageTooLargeError,
     InputError,
     JobNotFound,
@@ -65,6 +66,9 @@ _CLIENT_ERRORS: tuple[tuple[type[ZoomreelError], int], ...] = (
     (RequestTooLarge, 413),
     (ImageTooLargeError, 413),
     (InputError, 400),
+    # A route that fetches while the caller waits (the subject's): the URL they gave
+    # failed, as a job's fetch fails with the same message and code 400.
+    (FetchError, 400),
 )
 
 

@@ -9,7 +9,7 @@ from zoomreel.jobs.states import JobState, WebhookState
 from zoomreel.spec import PAGE_GROUPS, REQUEST_FIELDS, Field
 
 from .envelope import DOWNLOAD_PATH
-from .schema import JOBS_STATUS_SCHEMA, STATUS_SCHEMA, path_schema, submit_schema
+from .schema import JOBS_STATUS_SCHEMA, STATUS_SCHEMA, SUBJECT_SCHEMA, path_schema, submit_schema
 
 __all__ = ["openapi_document", "page_keys"]
 
@@ -113,6 +113,26 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
                 "frame": {"type": "integer"}, "time": num, "rect": rect}}},
         },
     }
+    fraction = {"type": "number", "minimum": 0, "maximum": 1}
+    subject = {
+        "type": "object", "required": ["x", "y", "by", "image"],
+        "properties": {
+            "x": {**fraction, "description": "the point focus \"auto\" closes in on, "
+                  "in fractions of the image from its left"},
+            "y": {**fraction, "description": "from its top"},
+            "by": {"enum": ["faces", "saliency", "centre"],
+                   "description": "what found it (as a job's focus_used.by)"},
+            "faces": {"type": "array", "items": fraction, "minItems": 4, "maxItems": 4,
+                      "description": "x0, y0, x1, y1: the box holding every face (heads "
+                                     "included), in fractions of the image; only with "
+                                     "by \"faces\""},
+            "image": {**size, "description": "the image's size, as shown (EXIF "
+                                             "orientation applied)"},
+        },
+    }
+    subject_upload = {"type": "object", "required": ["image"], "properties": {
+        "image": {"type": "string", "format": "binary"},
+        "id": SUBJECT_SCHEMA["properties"]["id"]}}
     upload = dict(submit_schema(max_length, upload=True))  # a copy: the original is shared
     upload["properties"] = {**upload["properties"],
                             "image": {"type": "string", "format": "binary"}}
@@ -213,6 +233,8 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
                         "UpstreamAccepted": upstream_accepted,
                         "SubmitRequest": _submit_request(max_length), "SubmitUpload": upload,
                         "PathRequest": path_schema(max_length), "Path": path,
+                        "SubjectRequest": {**SUBJECT_SCHEMA, "required": ["image_url"]},
+                        "SubjectUpload": subject_upload, "Subject": subject,
                         "StatusRequest": STATUS_SCHEMA,
                         "JobsStatusRequest": JOBS_STATUS_SCHEMA},
         },
@@ -248,6 +270,21 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
                 "requestBody": {"required": True, "content": _json(_ref("PathRequest"))},
                 "responses": {"200": _answer("success; response is a Path", "Envelope"),
                               **errors},
+            }},
+            "/v1/image/subject": {"post": {
+                "summary": "Where focus \"auto\" would close in on an image (its faces, "
+                           "else its most salient region, else the centre), decided as "
+                           "a render decides it: what the web page draws",
+                "description": "The image by URL (fetched under the convert route's rules; "
+                               "a fetch that fails is a 400 with the message a job would "
+                               "fail with) or as the multipart file image.",
+                "security": key,
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": _ref("SubjectRequest")},
+                    "multipart/form-data": {"schema": _ref("SubjectUpload")}}},
+                "responses": {"200": _answer("success; response is a Subject", "Envelope"),
+                              **errors,
+                              "413": _answer("Image over the size limit", "Envelope")},
             }},
             "/v1/toolkit/authenticate": {"get": {
                 "summary": "Check an API key: 200 with response \"Authorized\", else 401",

@@ -21,6 +21,7 @@ from zoomreel.errors import SpecError
 from zoomreel.jobs import Job, JobService, poll_after
 from zoomreel.jobs.states import FINISHED
 from zoomreel.spec import RenderSpec
+from zoomreel.subject import CENTRE_SUBJECT, FocusBy, subject_of
 
 from .envelope import Answers
 from .errors import NotFound, RequestTooLarge
@@ -29,6 +30,7 @@ from .schema import (
     MAX_DEPTH,
     ROUTE_FIELDS,
     STATUS_SCHEMA,
+    SUBJECT_SCHEMA,
     coerce_form,
     path_schema,
     submit_schema,
@@ -37,7 +39,7 @@ from .schema import (
 
 __all__ = ["ConvertResource", "StatusResource", "JobsStatusResource", "AuthenticateResource",
            "DownloadResource", "HealthResource", "MetricsResource", "OpenAPIResource",
-           "PathResource", "PageResource"]
+           "PathResource", "SubjectResource", "PageResource"]
 
 def _read_json(req: falcon.Request, limit: int, empty: Any = None) -> Any:
     """The request's JSON body; ``empty`` when it has none (JSON ``null`` is a body)."""
@@ -219,6 +221,12 @@ class PathResource:
         out_w, out_h = spec.size_for(image_w, image_h)
         canvas = canvas_geometry(image_w, image_h, spec.fit, out_w, out_h,
                                  max_zoom=max(spec.zoom_keyframes), max_pixels=spec.max_pixels)
+        # No pixels here: focus "auto" is drawn at the centre (the render decides it on
+        # the image itself, and its job reports the point as focus_used).
+        spec = spec.with_subject(CENTRE_SUBJECT, canvas.width, canvas.height, (out_w, out_h), (
+            canvas.image_x / canvas.width, canvas.image_y / canvas.height,
+            (canvas.image_x + canvas.image_width) / canvas.width,
+            (canvas.image_y + canvas.image_height) / canvas.height))
         last = spec.total_frames - 1
         frames = sorted({round(i * last / (samples - 1)) for i in range(samples)})
         resp.media = self.answers.envelope(200, message="success", endpoint=req.path,
@@ -236,6 +244,75 @@ class PathResource:
                                                  (out_w, out_h)))}
                         for n in frames],
         })
+
+
+class SubjectResource:
+    """POST /v1/image/subject: where ``focus: "auto"`` would close in on an image.
+
+    The image comes as the convert route's do: JSON ``{"image_url"}`` (fetched under the
+    same rules, size cap and code as a job's) or a multipart form with the file
+    ``image``. The answer is the subject the render would use (``x``, ``y``, ``by``),
+    the box holding the faces when there are faces, and the oriented image size, so the
+    web page can draw them before the job is sent.
+    """
+
+    #: A fetch here holds a server thread while the caller waits: a host trickling bytes
+    #: is cut off sooner than a render worker's fetch (300 s).
+    FETCH_TIMEOUT_S = 30.0
+
+    def __init__(self, service: JobService, answers: Answers, *, json_limit: int,
+                 upload_limit: int) -> None:
+        self.service = service
+        self.answers = answers
+        self.json_limit = json_limit
+        self.upload_limit = upload_limit
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        from zoomreel.net import fetch_url
+
+        started = time.perf_counter()
+        body, upload = self._read(req)
+        settings = self.service.settings
+        if upload is None:
+            upload = fetch_url(body["image_url"], max_bytes=settings.max_image_bytes,
+                               allow_private=settings.allow_private_urls,
+                               total_timeout=self.FETCH_TIMEOUT_S)
+        subject, (width, height) = subject_of(upload)
+        answer: dict[str, Any] = {**subject.to_json(),
+                                  "image": {"width": width, "height": height}}
+        if subject.by == FocusBy.FACES and subject.faces_box is not None:
+            answer["faces"] = [round(v, 4) for v in subject.faces_box]
+        resp.media = self.answers.envelope(200, message="success", endpoint=req.path,
+                                           id=body.get("id"), response=answer,
+                                           run_time=time.perf_counter() - started)
+
+    def _read(self, req: falcon.Request) -> tuple[dict[str, Any], bytes | None]:
+        """The request's fields, validated, and its uploaded image (multipart)."""
+        if not (req.content_type and req.content_type.startswith("multipart/form-data")):
+            body = validate(_read_json(req, self.json_limit), SUBJECT_SCHEMA)
+            if "image_url" not in body:
+                raise SpecError("image_url", "is required (or a multipart file field image)")
+            return body, None
+        if req.content_length is not None and req.content_length > self.upload_limit:
+            raise RequestTooLarge(f"body: must be at most {self.upload_limit} bytes")
+        upload: bytes | None = None
+        fields: dict[str, str] = {}
+        limit = self.service.settings.max_image_bytes
+        for part in req.get_media():
+            if part.name == "image" and part.filename is not None:
+                upload = part.stream.read(limit + 1)
+                if len(upload) > limit:
+                    raise RequestTooLarge(f"image: must be at most {limit} bytes")
+            elif part.name == "image":
+                raise SpecError("image", "must be a file")
+            else:
+                fields[part.name] = part.get_text() or ""
+        body = validate(coerce_form(fields), SUBJECT_SCHEMA)
+        if upload is None and "image_url" not in body:
+            raise SpecError("image", "is required (a file field, or image_url)")
+        if upload is not None and "image_url" in body:
+            raise SpecError("image_url", "must not be given with an uploaded image")
+        return body, upload
 
 
 class PageResource:

@@ -13,7 +13,7 @@ from zoomreel.errors import SpecError
 from zoomreel.spec import REQUEST_FIELDS, Field
 
 __all__ = ["submit_schema", "path_schema", "PATH_FIELDS", "ROUTE_FIELDS", "STATUS_SCHEMA",
-           "JOBS_STATUS_SCHEMA", "MAX_DEPTH", "validate", "coerce_form"]
+           "JOBS_STATUS_SCHEMA", "SUBJECT_SCHEMA", "MAX_DEPTH", "validate", "coerce_form"]
 
 #: The deepest nesting of arrays and objects a request body may have.
 MAX_DEPTH = 16
@@ -72,6 +72,14 @@ def path_schema(max_length: float) -> dict[str, Any]:
     schema["required"] = ["image_width", "image_height"]
     return schema
 
+
+#: POST /v1/image/subject: the image by URL (or, in a multipart form, the file ``image``),
+#: and the caller's id, with the submit route's rules for both.
+SUBJECT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {name: REQUEST_FIELDS[name].json_schema() for name in ("image_url", "id")},
+}
 
 STATUS_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -191,6 +199,8 @@ def coerce_form(fields: dict[str, str]) -> dict[str, Any]:
         known = REQUEST_FIELDS.get(name)
         if known is not None and known.kind in ("integer", "number"):
             value = _number(text)
+        elif known is not None and known.kind == "point" and text.strip() in known.keywords:
+            value = text.strip()
         elif known is not None and known.kind == "point":
             value = [_number(part.strip()) for part in text.strip("[] ").split(",")]
         out[name] = value

@@ -10,7 +10,8 @@ import {buildFields, clearErrors, controlOf, fieldNames, formValues, labelOf, po
 import {addJob, follow, refreshRecent, renderRecent} from "./jobs.js";
 import {LOOK_FIELDS, LOOKS, lookOf, withLook} from "./looks.js";
 import {copyCurl, formText, showRequest} from "./request.js";
-import {drawPath, imageSize, pointAt, previewPlaying, showImage, togglePreview} from "./stage.js";
+import {drawPath, drawSubject, imageSize, pointAt, previewPlaying, showImage,
+        togglePreview} from "./stage.js";
 
 const $ = (id) => document.getElementById(id);
 const PREVIEW_SAMPLES = 30;
@@ -20,6 +21,7 @@ const page = {
   defaults: {},      // each field's default, for telling looks apart
   file: null,        // the chosen file, or null for a URL
   paths: new Map(),  // answers of /v1/image/path by request body
+  subject: null,     // {key, answer}: POST /v1/image/subject for the image shown
   pathTimer: 0,
   pathSeq: 0,
   hovered: "",       // the look previewed under the pointer, if any
@@ -130,6 +132,51 @@ async function hover(look) {
   drawPath(answer.data.response, values, look ? look.id : lookOf(values, page.defaults)?.id);
 }
 
+// -- focus "auto": the server decides on the image itself, the page draws it ---------------
+
+// The answer of POST /v1/image/subject for the image shown (asked once per image):
+// the file itself, or its URL (fetched by the server under the convert route's rules).
+function subjectFor(values) {
+  const key = page.file ? page.file : values.image_url || "";
+  if (!key) return Promise.resolve(null);
+  if (!page.subject || page.subject.key !== key) {
+    let body = {image_url: key};
+    if (page.file) {
+      body = new FormData();
+      body.append("image", page.file, page.file.name);
+    }
+    page.subject = {key, answer: api("POST", "/v1/image/subject", body)};
+  }
+  return page.subject.answer;
+}
+
+// ``values`` with focus "auto" made the point the server chose (the path route has no
+// pixels), and that point drawn; without "auto", nothing drawn.
+async function resolveAuto(values) {
+  const status = $("subject-status");
+  if (values.focus !== "auto") {
+    drawSubject(null);
+    status.textContent = "";
+    return values;
+  }
+  status.textContent = "Finding the subject…";
+  const answer = await subjectFor(values);
+  if (!answer || !answer.ok) {
+    if (answer && answer.status !== 400) page.subject = null;  // try again next time
+    drawSubject(null);
+    status.textContent = answer ? `Auto focus: ${answer.message}` :
+      "Auto focus: the server decides when the job runs (choose a file or URL to see it).";
+    return values;
+  }
+  const subject = answer.data.response;
+  drawSubject(subject);
+  const found = {faces: "the faces", saliency: "the part that stands out most",
+                 centre: "the centre (nothing stands out)"}[subject.by] || subject.by;
+  status.textContent = `Auto focus: ${found}, at ${subject.x.toFixed(2)}, ` +
+    `${subject.y.toFixed(2)}.`;
+  return {...values, focus: [subject.x, subject.y]};
+}
+
 // -- the path: the frames drawn over the image, and the preview ------------------------
 
 function pathFor(values) {
@@ -159,9 +206,10 @@ async function drawCurrent() {
     return;
   }
   const seq = ++page.pathSeq;
-  const values = formValues();
-  const answer = await pathFor(values);
+  const values = await resolveAuto(formValues());
   if (seq !== page.pathSeq) return;  // a newer one is on its way
+  const answer = await pathFor(values);
+  if (seq !== page.pathSeq) return;
   if (!answer.ok) {
     if (answer.status !== 400) page.paths.clear();  // try again next time
     status.textContent = "";
@@ -181,6 +229,7 @@ async function drawCurrent() {
 
 async function useImage(src) {
   page.paths.clear();
+  page.subject = null;
   const size = await showImage(src);
   $("path-status").textContent = size ? ""
     : "That image cannot be shown (not an image, or not reachable).";

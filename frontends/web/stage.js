@@ -7,6 +7,7 @@ const view = {
   size: null,       // [w, h] of the image
   src: "",
   path: null,       // the answer drawn now
+  subject: null,    // focus "auto"'s answer (POST /v1/image/subject) drawn now, if any
   fit: "cover",
   background: "#000000",
   source: null,     // the canvas the path runs over, at a preview's size
@@ -22,6 +23,7 @@ export function showImage(src) {
   view.src = src;
   view.path = null;
   view.size = null;
+  view.subject = null;
   const img = $("picture");
   return new Promise((resolve) => {
     img.onload = () => {
@@ -80,6 +82,35 @@ function layout() {
   const samples = view.path ? view.path.samples : [];
   placeRect($("rect-start"), samples[0], g);
   placeRect($("rect-end"), samples[samples.length - 1], g);
+  placeSubject(g);
+}
+
+// Draw the point focus "auto" closes in on (and the faces it keeps), from an answer of
+// POST /v1/image/subject; null hides them.
+export function drawSubject(subject) {
+  view.subject = subject;
+  if (view.size) placeSubject(geometry());
+}
+
+function placeSubject(g) {
+  const point = $("subject-point"), faces = $("subject-faces");
+  const s = view.subject;
+  point.hidden = !s;
+  faces.hidden = !(s && s.faces);
+  if (!s) return;
+  // fractions of the image -> fractions of the canvas it sits in
+  const cx = (f) => pct(g.image.x + f * g.image.width, g.canvas.width);
+  const cy = (f) => pct(g.image.y + f * g.image.height, g.canvas.height);
+  Object.assign(point.dataset, {x: s.x, y: s.y, by: s.by});
+  Object.assign(point.style, {left: cx(s.x), top: cy(s.y)});
+  if (s.faces) {
+    const [x0, y0, x1, y1] = s.faces;
+    Object.assign(faces.style, {
+      left: cx(x0), top: cy(y0),
+      width: pct((x1 - x0) * g.image.width, g.canvas.width),
+      height: pct((y1 - y0) * g.image.height, g.canvas.height),
+    });
+  }
 }
 
 function placeRect(el, sample, g) {
