@@ -103,7 +103,8 @@ def _cascade() -> Any:
         except ImportError:
             _CASCADES.extend((None, None))
         else:
-            folder = cv2.data.haarcascades  # type: ignore[attr-defined]
+            # cv2 is typed only where the faces extra is installed
+            folder = cv2.data.haarcascades  # type: ignore[attr-defined, unused-ignore]
             _CASCADES.extend((cv2.CascadeClassifier(folder + "haarcascade_frontalface_default.xml"),
                               cv2.CascadeClassifier(folder + "haarcascade_eye.xml")))
     return _CASCADES[0]
