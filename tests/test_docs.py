@@ -12,7 +12,6 @@ import pytest
 
 from zoomreel.frontends.config import TABLE_MARKERS, markdown_table, with_table
 
-
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGURATION = ROOT / "docs" / "configuration.md"
 REGENERATE = "python -m zoomreel.frontends.config --write docs/configuration.md"
