@@ -271,6 +271,13 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
+def redis_servers_on(folder: Path) -> list[int]:
+    """The pids of every live redis-server working on ``folder`` (its append-only file)."""
+    from zoomreel.jobs.redis_server import serves_folder
+
+    return [pid for pid in _live_parents() if serves_folder(pid, folder)]
+
+
 def alive(pids: list[int]) -> list[int]:
     """Those of ``pids`` alive now (zombies are not)."""
     live = _live_parents()

