@@ -25,6 +25,7 @@ __all__ = [
     "disk_full",
     "JobError",
     "JobNotFound",
+    "IdempotencyConflict",
     "QueueFullError",
     "TooManyWaiting",
     "ServiceStopping",
@@ -164,6 +165,19 @@ class JobNotFound(JobError, KeyError):
 
     def __str__(self) -> str:
         return "Job not found"
+
+
+class IdempotencyConflict(JobError):
+    """An ``Idempotency-Key`` already made a job from another request.
+
+    Attributes:
+        key: the key, as the caller sent it.
+    """
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"Idempotency-Key {key!r} was used with another request: send "
+                         "this request with a new key")
 
 
 class QueueFullError(JobError):

@@ -292,6 +292,10 @@ SETTINGS: tuple[Setting, ...] = (
     # would load Falcon for every command
     Setting("signed_url_ttl", "lifetime of the signed download_url links", "number",
             86400.0, env="ZOOMREEL_SIGNED_URL_TTL", unit="seconds", above=0),
+    Setting("idempotency_ttl", "how long a submit's Idempotency-Key is remembered: a "
+            "retry with it within this time answers the first call's job",
+            "number", JobSettings.idempotency_ttl_s, env="ZOOMREEL_IDEMPOTENCY_TTL",
+            unit="seconds", above=0, commands=("serve",)),
     Setting("cors_origins", "browser origins allowed to call the API, comma-separated",
             "origins", (), default_text="unset = none", env="ZOOMREEL_CORS_ORIGINS",
             commands=("serve",),
@@ -383,6 +387,7 @@ class Config:
     s3_secret_key: str | None = None
     s3_retry_seconds: float = JobSettings.storage_retry_s
     chunk_seconds: float = JobSettings.chunk_s
+    idempotency_ttl: float = JobSettings.idempotency_ttl_s
     deprecated: tuple[str, ...] = ()  # deprecated flags used, for a warning
 
     def job_settings(self) -> JobSettings:
@@ -394,7 +399,7 @@ class Config:
             allow_private_urls=self.allow_private_urls,
             webhook_secret=self.webhook_secret, lease_s=self.lease_seconds,
             max_waiting=self.max_waiting, storage_retry_s=self.s3_retry_seconds,
-            chunk_s=self.chunk_seconds)
+            chunk_s=self.chunk_seconds, idempotency_ttl_s=self.idempotency_ttl)
 
     def storage(self) -> Storage:
         """Where uploads and videos are kept: the bucket when one is set, else the data

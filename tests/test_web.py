@@ -775,3 +775,37 @@ def test_focus_auto_shows_the_subject_before_the_job(page: Any, web: Serve,
     page.mouse.move(0, 0)
     page.screenshot(path=str(shots / "page-auto.png"))
     print(f"screenshot: {shots / 'page-auto.png'}")
+
+
+@pytest.mark.system
+@pytest.mark.browser
+def test_a_click_again_after_a_dropped_submit_makes_one_video(page: Any, web: Serve,
+                                                              photo: Path) -> None:
+    """Each video asked for has its Idempotency-Key: a click after the server could not
+    be reached, or a double click, sends the same key; another request, a new one."""
+    keys: list[str] = []
+
+    def convert(route: Any) -> None:
+        keys.append(route.request.headers.get("idempotency-key", ""))
+        if len(keys) == 1:
+            route.abort()  # the first submit never reaches the server
+        else:
+            route.continue_()
+
+    page.route("**/v1/image/convert/video", convert)
+    _start(page, web, photo)
+    _set(page, {"length": 1, "width": 256, "height": 144})
+    page.click("button[type=submit]")
+    _until(lambda: len(keys) == 1 and page.is_enabled("button[type=submit]"))
+    page.click("button[type=submit]")  # again, the same request
+    _wait(page, "document.querySelectorAll('#recent li[data-job-id]').length === 1")
+    assert len(keys) == 2 and keys[0] == keys[1] and len(keys[0]) >= 32, keys
+    page.fill("[name=length]", "2")  # another request: another key
+    page.dblclick("button[type=submit]")
+    _wait(page, "document.querySelectorAll('#recent li[data-job-id]').length === 2")
+    page.wait_for_timeout(500)
+    assert keys[2] != keys[0] and set(keys[2:]) == {keys[2]}, keys
+    ids = page.eval_on_selector_all("#recent li[data-job-id]",
+                                    "es => es.map(e => e.dataset.jobId)")
+    assert len(set(ids)) == 2
+    assert page.console_errors == ["Failed to load resource: net::ERR_FAILED"]  # the abort

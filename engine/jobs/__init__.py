@@ -23,6 +23,7 @@ Where each rule lives:
 | webhook_task.py | the webhook actor's body: deliver, retry |
 | receivers.py | webhook receivers in flight: one that hangs delays only its own |
 | finishes.py | waiting for a job to finish (the upstream toolkit's synchronous calls) |
+| idempotency.py | Idempotency-Key: a retried submit answers the job of its first call |
 | maintenance.py | recover at start, heal while running, retention sweep |
 | disks.py | full disks: the data folder's free space, Redis refusing writes (MISCONF) |
 | service.py | the façade the front ends call |

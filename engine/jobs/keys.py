@@ -20,6 +20,7 @@ passed in ARGV, built by :meth:`Keys.queued_by` here too).
 | ``<p>:queue_id`` | counter | the last queue id given |
 | ``<p>:hooklock:<id>`` | string, expires | the right to deliver the job's webhook now |
 | ``<p>:resent:<kind>:<id>`` | string, expires | a lost message was re-sent lately |
+| ``<p>:idempotency:<owner>:<key>`` | hash, expires | an Idempotency-Key's job and fingerprint |
 | ``<p>:finishes`` | pub/sub channel | a job's id, published when it finishes |
 | ``dramatiq:<queue>[.DQ][.msgs]`` | list, hash | Dramatiq's queues and messages |
 | ``dramatiq:__acks__.<worker>.<queue>`` | set | messages a worker fetched, not acked |
@@ -102,6 +103,11 @@ class Keys:
     def finishes(self) -> str:
         """The channel a finished job's id is published on (finishes.py listens)."""
         return f"{self.prefix}:finishes"
+
+    def idempotency(self, owner: str, key: str) -> str:
+        """What one owner's ``Idempotency-Key`` made: the job's id and the fingerprint of
+        the request that made it (idempotency.py)."""
+        return f"{self.prefix}:idempotency:{owner}:{key}"
 
     def hook_lock(self, job_id: str) -> str:
         """Held while one process delivers the job's webhook."""

@@ -33,6 +33,10 @@ class CreateResult(StrEnum):
     FULL = "full"
     #: The owner's queue holds its limit of jobs.
     OWNER_FULL = "owner-full"
+    #: The idempotency key made a job for this very request: that job is answered.
+    REPLAYED = "replayed"
+    #: The idempotency key made a job for another request: nothing was created.
+    CONFLICT = "conflict"
 
 
 class ClaimResult(StrEnum):
@@ -110,20 +114,36 @@ CREATE = _PREAMBLE + f"""
 -- Create a queued job if the queue limits allow, in one step (concurrent submits can
 -- never pass a limit). A call that runs after the caller's deadline (it sat in a frozen
 -- server) creates nothing: the caller has answered that nothing was created.
+-- With an idempotency key (a fingerprint given), a key that names a job still stored
+-- answers that job (same fingerprint) or a conflict (another one), creating nothing;
+-- else the key is set to the new job in this same step, so concurrent first uses of a
+-- key make one job.
 -- KEYS: job record, active set, queued set, updated set, the owner's queued set,
---       queue id counter
+--       queue id counter, idempotency record (unused without a fingerprint)
 -- ARGV: job id, now, queue limit (0 = none), per-owner limit (0 = none, -1 = no owner),
---       deadline in Redis's clock (0 = none), then the record's name, value pairs
+--       deadline in Redis's clock (0 = none), request fingerprint ('' = no key),
+--       idempotency ttl ms, job records' key prefix, then the record's name, value pairs
 -- Returns {{'{CreateResult.CREATED}', queue id, queue length}}, {{'{CreateResult.LATE}'}},
---         {{'{CreateResult.FULL}'}} or {{'{CreateResult.OWNER_FULL}'}}.
-local job, active, queued, updated, owners_queued, counter =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+--         {{'{CreateResult.FULL}'}}, {{'{CreateResult.OWNER_FULL}'}},
+--         {{'{CreateResult.REPLAYED}', its job id, queue length}} or
+--         {{'{CreateResult.CONFLICT}', its job id}}.
+local job, active, queued, updated, owners_queued, counter, idempotency =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local job_id, now = ARGV[1], ARGV[2]
 local limit, per_owner, deadline = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local fingerprint, idempotency_ttl, jobs_prefix = ARGV[6], ARGV[7], ARGV[8]
 if deadline > 0 then
   local clock = redis.call('time')
   if tonumber(clock[1]) + tonumber(clock[2]) / 1000000 > deadline then
     return {{'{CreateResult.LATE}'}}
+  end
+end
+if fingerprint ~= '' then
+  local seen = redis.call('hmget', idempotency, 'fingerprint', 'job_id')
+  -- a job removed since (its upload failed, retention) frees its key
+  if seen[1] and redis.call('exists', jobs_prefix .. seen[2]) == 1 then
+    if seen[1] ~= fingerprint then return {{'{CreateResult.CONFLICT}', seen[2]}} end
+    return {{'{CreateResult.REPLAYED}', seen[2], redis.call('zcard', queued)}}
   end
 end
 if limit > 0 and redis.call('zcard', queued) >= limit then return {{'{CreateResult.FULL}'}} end
@@ -131,12 +151,16 @@ if per_owner > 0 and redis.call('zcard', owners_queued) >= per_owner then
   return {{'{CreateResult.OWNER_FULL}'}}
 end
 local queue_id = redis.call('incr', counter)
-hset_pairs(job, 6)
+hset_pairs(job, 9)
 redis.call('hset', job, 'queue_id', queue_id)
 redis.call('sadd', active, job_id)
 redis.call('zadd', queued, now, job_id)
 redis.call('zadd', updated, now, job_id)
 if per_owner >= 0 then redis.call('zadd', owners_queued, now, job_id) end
+if fingerprint ~= '' then
+  redis.call('hset', idempotency, 'fingerprint', fingerprint, 'job_id', job_id)
+  redis.call('pexpire', idempotency, idempotency_ttl)
+end
 return {{'{CreateResult.CREATED}', queue_id, redis.call('zcard', queued)}}
 """
 

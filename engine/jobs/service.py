@@ -37,6 +37,7 @@ from .chunks import ChunkTask
 from .consumers import SteadyWorker
 from .disks import STORE_DISK_FULL, disk_space, store_disk_full
 from .finishes import Finishes
+from .idempotency import check_key, fingerprint
 from .job import Job
 from .maintenance import Maintenance
 from .metrics import JobMetrics, counting_connections
@@ -171,8 +172,13 @@ class JobService:
     # -- submitting and answering ---------------------------------------------
     def submit(self, request: dict[str, Any], *, upload: bytes | None = None,
                base_url: str | None = None, owner: str | None = None, endpoint: str = "",
-               upstream: bool = False) -> tuple[Job, int]:
+               upstream: bool = False,
+               idempotency_key: str | None = None) -> tuple[Job, int]:
         """Queue a render; return its job and the queue's length after it.
+
+        With ``idempotency_key``, a key this owner used before (within
+        ``idempotency_ttl_s``) for the same request returns that request's job, and
+        nothing is created (idempotency.py).
 
         Either the job is stored, or this raises and nothing is stored (nor created
         later by a Redis that stalled: see :meth:`JobStore.create`'s deadline).
@@ -185,8 +191,11 @@ class JobService:
             owner: who submits (a hash of their API key), for the per-key queue limit.
             endpoint: the route it came in on (echoed in its answers and webhook).
             upstream: answer for it as the upstream toolkit does (see Job.upstream).
+            idempotency_key: the caller's ``Idempotency-Key``; None = none.
 
         Raises:
+            SpecError: ``idempotency_key`` is malformed.
+            IdempotencyConflict: ``idempotency_key`` made a job from another request.
             SpecError: a render field is out of range.
             URLRefusedError: image_url or webhook_url may not be fetched.
             ImageTooLargeError: the upload is over the size cap.
@@ -197,6 +206,10 @@ class JobService:
         from ..net import check_url
 
         given = {k: v for k, v in request.items() if v is not None}
+        once = None
+        if idempotency_key is not None:
+            once = (check_key(idempotency_key), fingerprint(endpoint, given, upload),
+                    self.settings.idempotency_ttl_s)
         spec = RenderSpec.from_request(given)
         REQUEST_FIELDS["length"].check(spec.length, maximum=self.settings.max_length)
         allow = self.settings.allow_private_urls
@@ -208,6 +221,7 @@ class JobService:
         if given.get("webhook_url"):
             check_url(given["webhook_url"], allow_private=allow, label="webhook_url")
         name = None if upload is None else uuid.uuid4().hex + ".img"
+        job_id = str(uuid.uuid4())
         stored: dict[str, Any] = spec.request_fields()
         stored.update({k: given[k] for k in ("image_url", "webhook_url") if k in given})
         job, queued = self.store.create(  # raises, having stored nothing, when it cannot
@@ -216,7 +230,11 @@ class JobService:
             webhook_url=given.get("webhook_url"), owner=owner,
             max_queued=self.settings.max_queue_length,
             max_queued_per_owner=self.settings.max_jobs_per_key,
-            deadline=time.time() + _CREATE_WAIT_S, endpoint=endpoint, upstream=upstream)
+            deadline=time.time() + _CREATE_WAIT_S, endpoint=endpoint, upstream=upstream,
+            job_id=job_id, idempotency=once)
+        if job.id != job_id:  # the key's job, made by an earlier call: nothing to send
+            log.info("job answered again for its idempotency key", extra={"job_id": job.id})
+            return job, queued
         if upload is not None and name is not None:
             self._store_upload(job.id, name, upload)
         self.metrics.submitted.inc()

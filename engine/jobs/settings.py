@@ -30,6 +30,7 @@ _RANGES = (
     ("wait_timeout_s", 0, ">"),
     ("storage_retry_s", 0, ">="),
     ("chunk_s", 0, ">="),
+    ("idempotency_ttl_s", 0, ">"),
 )
 _RULES = {">": "a finite number greater than {}", ">=": "a finite number of at least {}"}
 
@@ -61,6 +62,7 @@ class JobSettings:
             ends ``error``.
         chunk_s: a video longer than this, in seconds, is rendered in chunks of about
             this length by every worker at once, then joined (chunks.py); 0 = never.
+        idempotency_ttl_s: how long an ``Idempotency-Key`` is remembered, in seconds.
     """
 
     data_dir: Path = field(default_factory=lambda: Path("zoomreel-data"))
@@ -78,6 +80,7 @@ class JobSettings:
     wait_timeout_s: float = 3600.0
     storage_retry_s: float = 300.0
     chunk_s: float = 60.0
+    idempotency_ttl_s: float = 86400.0
 
     def __post_init__(self) -> None:
         """Refuse values that would destroy data or turn every request away.

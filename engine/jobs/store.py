@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from ..errors import JobNotFound, QueueFullError
+from ..errors import IdempotencyConflict, JobNotFound, QueueFullError
 from . import scripts
 from .job import Job, decode_job, text
 from .keys import Keys
@@ -50,7 +50,8 @@ class JobStore:
                webhook_url: str | None = None, owner: str | None = None,
                max_queued: int = 0, max_queued_per_owner: int = 0,
                deadline: float | None = None, endpoint: str = "",
-               upstream: bool = False) -> tuple[Job, int]:
+               upstream: bool = False, job_id: str | None = None,
+               idempotency: tuple[str, str, float] | None = None) -> tuple[Job, int]:
         """Store a new queued job, in one round trip; return it and the queue's length
         after it (the caller then sends its message).
 
@@ -64,12 +65,18 @@ class JobStore:
             deadline: when the caller stops waiting (``time.time()``): Redis creates
                 nothing after it, so a caller whose call timed out knows that nothing
                 was created, even if a stalled Redis runs the call later.
+            job_id: the new job's id; None = a new uuid4.
+            idempotency: (the caller's idempotency key, the request's fingerprint, how
+                long the key is remembered in seconds): when the key (of this owner)
+                made a job for this fingerprint, that job is returned (its id differs
+                from ``job_id``) and nothing is created.
 
         Raises:
+            IdempotencyConflict: the key made a job for another fingerprint.
             QueueFullError: a limit is reached (checked and created in one step).
             redis.TimeoutError: Redis ran the call after ``deadline``; nothing was created.
         """
-        job_id = str(uuid.uuid4())
+        job_id = job_id or str(uuid.uuid4())
         now = time.time()
         stamp = time.strftime("%Y%m%d_%H%M%S", time.gmtime(now))
         record: dict[Any, Any] = {
@@ -81,11 +88,13 @@ class JobStore:
             "owner": owner or "", "endpoint": endpoint, "upstream": "1" if upstream else "",
         }
         k = self.keys
+        key, fingerprint, ttl = idempotency or ("", "", 0.0)
         keys = [k.job(job_id), k.active, k.queued, k.updated, k.queued_by(owner or ""),
-                k.queue_id]
+                k.queue_id, k.idempotency(owner or "", key)]
         redis_deadline = 0.0 if deadline is None else deadline + self._clock_offset()
         args: list[Any] = [job_id, repr(now), max_queued,
-                           max_queued_per_owner if owner else -1, repr(redis_deadline)]
+                           max_queued_per_owner if owner else -1, repr(redis_deadline),
+                           fingerprint, max(1, round(ttl * 1000)), k.job("")]
         for name, value in record.items():
             args += [name, value]
         answer = self._create(keys=keys, args=args)
@@ -97,6 +106,10 @@ class JobStore:
             raise QueueFullError(self.queue_length())
         if outcome == CreateResult.OWNER_FULL:
             raise QueueFullError(int(self.client.zcard(keys[4])), per_key=True)
+        if outcome == CreateResult.CONFLICT:
+            raise IdempotencyConflict(key)
+        if outcome == CreateResult.REPLAYED:
+            return self.get(text(answer[1])), int(answer[2])
         record["queue_id"] = answer[1]
         return decode_job(job_id, record), int(answer[2])
 

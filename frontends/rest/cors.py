@@ -9,7 +9,7 @@ import falcon
 __all__ = ["CORS", "ALLOWED_HEADERS", "EXPOSED_HEADERS"]
 
 #: Request headers a cross-origin client may send (besides the CORS-safelisted ones).
-ALLOWED_HEADERS = "X-API-Key, Content-Type"
+ALLOWED_HEADERS = "X-API-Key, Content-Type, Idempotency-Key"
 #: Response headers a cross-origin client may read (besides the CORS-safelisted ones).
 EXPOSED_HEADERS = ("Retry-After", "Content-Range", "Accept-Ranges", "Content-Disposition")
 

@@ -12,6 +12,7 @@ import redis
 from zoomreel.errors import (
     DiskFullError,
     FetchError,
+    IdempotencyConflict,
     ImageTooLargeError,
     InputError,
     JobNotFound,
@@ -59,6 +60,7 @@ def _answer(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:
 #: Domain errors and their HTTP status (first match wins; any other is a 500).
 _CLIENT_ERRORS: tuple[tuple[type[ZoomreelError], int], ...] = (
     (QueueFullError, 429),
+    (IdempotencyConflict, 422),
     (DiskFullError, 507),
     (TooManyWaiting, 503),
     (ServiceStopping, 503),
@@ -107,6 +109,8 @@ class _Handlers:
             resp.set_header("Retry-After", "5")
         elif isinstance(ex, SpecError):
             extra.update(field=ex.field, rule=ex.rule)
+        elif isinstance(ex, IdempotencyConflict):
+            extra["idempotency_key"] = ex.key
         elif code == 500:
             log.error("unexpected domain error: %s", ex)
         self.failed(req, resp, code, str(ex), **extra)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from zoomreel.codecs import CONTENT_TYPES
+from zoomreel.jobs.idempotency import HEADER as IDEMPOTENCY_HEADER
+from zoomreel.jobs.idempotency import MAX_KEY_LENGTH
 from zoomreel.jobs.states import JobState, WebhookState
 from zoomreel.spec import PAGE_GROUPS, REQUEST_FIELDS, Field
 
@@ -52,6 +54,22 @@ def _submit_request(max_length: float) -> dict[str, Any]:
                             for name, prop in schema["properties"].items()}
     schema["x-groups"] = list(PAGE_GROUPS)
     return schema
+
+
+def _idempotent(operation: dict[str, Any]) -> dict[str, Any]:
+    """A submit route's ``operation`` with the Idempotency-Key header and its 422."""
+    header = {
+        "name": IDEMPOTENCY_HEADER, "in": "header", "required": False,
+        "description": "Any unique string (a UUID, say), one per job you mean to make: a "
+        "retry with the same key and the same body answers the first call's job (within "
+        "ZOOMREEL_IDEMPOTENCY_TTL, per API key) and queues nothing; the same key with "
+        "another body is a 422.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH,
+                   "pattern": "^[!-~]([ -~]*[!-~])?$"}}
+    conflict = _answer(f"The {IDEMPOTENCY_HEADER} was used with another body: nothing "
+                       "was queued", "Envelope")
+    return {**operation, "parameters": [*operation.get("parameters", []), header],
+            "responses": {**operation["responses"], "422": conflict}}
 
 
 def openapi_document(max_length: float, version: str) -> dict[str, Any]:
@@ -239,8 +257,8 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
                         "JobsStatusRequest": JOBS_STATUS_SCHEMA},
         },
         "paths": {
-            "/v1/image/convert/video": {"post": convert},
-            "/v1/image/transform/video": {"post": legacy},
+            "/v1/image/convert/video": {"post": _idempotent(convert)},
+            "/v1/image/transform/video": {"post": _idempotent(legacy)},
             "/v1/toolkit/job/status": {"post": {
                 "summary": "A job's status, progress and result", "security": key,
                 "requestBody": {"required": True, "content": _json(

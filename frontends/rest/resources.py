@@ -19,6 +19,7 @@ from zoomreel.canvas import canvas_geometry
 from zoomreel.codecs import content_type_of
 from zoomreel.errors import SpecError
 from zoomreel.jobs import Job, JobService, poll_after
+from zoomreel.jobs.idempotency import HEADER as IDEMPOTENCY_HEADER
 from zoomreel.jobs.states import FINISHED
 from zoomreel.spec import RenderSpec
 from zoomreel.subject import CENTRE_SUBJECT, FocusBy, subject_of
@@ -57,6 +58,13 @@ def _read_json(req: falcon.Request, limit: int, empty: Any = None) -> Any:
         raise SpecError("body", "must be valid JSON") from None
     except RecursionError:
         raise SpecError("body", f"must not be nested more than {MAX_DEPTH} levels deep") from None
+
+
+def idempotency_key(req: falcon.Request) -> str | None:
+    """The request's ``Idempotency-Key`` (None without one), for the service's submit,
+    which checks it: every submit route passes it on, and then a retry with its key
+    answers the first call's job."""
+    return req.get_header(IDEMPOTENCY_HEADER)
 
 
 class ConvertResource:
@@ -106,7 +114,8 @@ class ConvertResource:
                 upload: bytes | None) -> tuple[Job, int]:
         return self.service.submit(body, upload=upload, base_url=req.prefix,
                                    owner=req.context.key_id, endpoint=req.path,
-                                   upstream=self.upstream)
+                                   upstream=self.upstream,
+                                   idempotency_key=idempotency_key(req))
 
     def _answer_finished(self, req: falcon.Request, resp: falcon.Response, job: Job) -> None:
         """A synchronous call's answer: the upstream envelope of its finished job, with

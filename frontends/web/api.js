@@ -10,10 +10,18 @@ export function saveKey(key) {
   else localStorage.removeItem(KEY_STORE);
 }
 
+// A new Idempotency-Key: one per video the user asks for (see docs/api.md). A page on
+// plain http (not loopback) has no crypto.randomUUID, but has getRandomValues.
+export function newIdempotencyKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)),
+                    (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 // {ok, status, data, message, field, retryAfter}; an aborted request answers
-// {aborted: true}. Never throws.
-export async function api(method, path, body, signal) {
-  const headers = {"X-API-Key": session.key};
+// {aborted: true}. Never throws. ``extra`` holds more request headers.
+export async function api(method, path, body, signal, extra = {}) {
+  const headers = {"X-API-Key": session.key, ...extra};
   let payload;
   if (body instanceof FormData) {
     payload = body;

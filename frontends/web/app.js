@@ -4,7 +4,7 @@
 // keys), and the frames drawn over the image and the preview from POST /v1/image/path,
 // which runs the renderer's code: nothing here re-implements the camera path.
 
-import {api, saveKey, session} from "./api.js";
+import {api, newIdempotencyKey, saveKey, session} from "./api.js";
 import {buildFields, clearErrors, controlOf, fieldNames, formValues, labelOf, pointFields,
         propertyOf, setValue, settleForms, showFieldError} from "./fields.js";
 import {addJob, follow, refreshRecent, renderRecent} from "./jobs.js";
@@ -25,6 +25,7 @@ const page = {
   pathTimer: 0,
   pathSeq: 0,
   hovered: "",       // the look previewed under the pointer, if any
+  sending: null,     // {what, key}: the submit not answered yet, and its Idempotency-Key
 };
 
 // -- the key ------------------------------------------------------------------------------
@@ -322,9 +323,20 @@ async function submit(event) {
   } else {
     body = values;
   }
+  // One Idempotency-Key per video asked for: a click makes a new one, except while the
+  // same request is unanswered (a double click, or a click again after the server could
+  // not be reached), which sends the same key, so the server makes one video.
+  const what = JSON.stringify([values, page.file && [page.file.name, page.file.size,
+                                                     page.file.lastModified]]);
+  if (!page.sending || page.sending.what !== what) {
+    page.sending = {what, key: newIdempotencyKey()};
+  }
+  const sending = page.sending;
   $("submit").disabled = true;
-  const answer = await api("POST", "/v1/image/convert/video", body);
+  const answer = await api("POST", "/v1/image/convert/video", body, undefined,
+                           {"Idempotency-Key": sending.key});
   $("submit").disabled = false;
+  if (answer.status !== 0 && page.sending === sending) page.sending = null;  // answered
   if (!answer.ok) {
     showError(answer, true);
     return;
