@@ -7,6 +7,7 @@ from them: the check, the error message, the JSON Schema.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -75,6 +76,8 @@ class Field:
             one form or another (``"Zoom"``: by speed, or from ... to ...).
         form: the name of this field's form of ``alternative`` ("Zoom by speed").
         expert: folded away on the page, under "More options".
+        literals: words accepted besides the kind's values (a reel's ``length`` is a
+            number of seconds or ``"audio"``).
     """
 
     kind: str
@@ -102,6 +105,7 @@ class Field:
     alternative: str = ""
     form: str = ""
     expert: bool = False
+    literals: tuple[str, ...] = ()
 
     @property
     def page_control(self) -> str:
@@ -112,6 +116,10 @@ class Field:
         """What a good value is, as the error message says it (``must be ...``)."""
         if self.rule_text:
             return self.rule_text
+        if self.literals:
+            words = " or ".join(f'"{w}"' for w in self.literals)
+            plain = dataclasses.replace(self, literals=())
+            return f"{plain.rule(maximum)} or {words}"
         if self.kind == "choice":
             return "must be one of " + ", ".join(self.choices)
         if self.kind == "url":
@@ -150,6 +158,8 @@ class Field:
         """
         if value is None and self.optional:
             return None
+        if isinstance(value, str) and value in self.literals:
+            return value
         if not self._ok(value, maximum):
             raise SpecError(self.name, self.rule(maximum), value)
         if self.kind == "integer":
@@ -223,6 +233,8 @@ class Field:
                       "minItems": 2, "maxItems": 2}
         else:  # id
             schema = {"type": ["string", "integer", "null"], "maxLength": self.max_length or 256}
+        if self.literals:
+            schema = {"anyOf": [schema, {"type": "string", "enum": list(self.literals)}]}
         if self.default is not None:
             schema["default"] = self.to_json(self.default)
         if self.help:
