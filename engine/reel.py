@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -37,7 +37,7 @@ from .spec import ORIENTATIONS, RenderSpec
 from .text import Overlay, check_drawable, layout
 from .timeline import Shot, Timeline
 
-__all__ = ["render_reel", "plan_reel", "ReelPlan", "ReelResult"]
+__all__ = ["render_reel", "plan_reel", "reel_planes", "slide_rect", "ReelPlan", "ReelResult"]
 
 #: Limited-range black.
 _BLACK_Y, _BLACK_C = 16, 128
@@ -226,6 +226,30 @@ def render_reel(
         width=width, height=height, frame_rate=reel.frame_rate,
         size_bytes=os.path.getsize(out), slides=len(plan.slides), audio=track is not None,
         poster=poster_path)
+
+
+def reel_planes(slides: Sequence[Slide], reel: ReelSpec | None = None,
+                frames: range | None = None) -> Iterator[tuple[np.ndarray, ...]]:
+    """The Y, U and V planes of the reel's frames as render_reel gives them to the
+    encoder (fresh arrays per frame): for tests and previews.
+
+    Args:
+        slides, reel: as :func:`render_reel`.
+        frames: these frames only (default: all).
+    """
+    plan = plan_reel(slides, reel)
+    frames = plan.frames_of(frames)
+    width, height = plan.size()
+    composer = _Composer(plan, plan.sized(width, height), width, height, frames)
+    half = ((height + 1) // 2, (width + 1) // 2)
+    try:
+        for n in frames:
+            y, u, v = (np.empty((height, width), np.uint8), np.empty(half, np.uint8),
+                       np.empty(half, np.uint8))
+            composer.draw(n, y, u, v)
+            yield y, u, v
+    finally:
+        composer.close()
 
 
 def _shown_size(source: Source, index: int) -> tuple[int, int]:
