@@ -97,7 +97,8 @@ def test_each_format_decodes_to_its_duration(tmp_path: Path, suffix: str) -> Non
     assert duration_of(path.read_bytes()) == pytest.approx(duration_of(path))
 
 
-@pytest.mark.parametrize("data", [b"", b"not audio at all" * 100, encode(photo_like(64, 64), "PNG")])
+@pytest.mark.parametrize("data", [b"", b"not audio at all" * 100,
+                                  encode(photo_like(64, 64), "PNG")])
 def test_what_is_not_audio_is_refused_naming_the_track(data: bytes) -> None:
     with pytest.raises(AudioError, match="^audio: "):
         duration_of(data)
