@@ -355,7 +355,7 @@ class _Composer:
             self._render(shot.slide, shot.frame, y, u, v)
         else:
             self._transition(shot, y, u, v)
-        self._words(n, y, u, v)
+        self._words(n, shot, y, u, v)
 
     def _transition(self, shot: Shot, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
         assert shot.incoming is not None
@@ -404,9 +404,9 @@ class _Composer:
                                 layout(text, *self.size, where=where, scale=scale))
         return self._texts[key]
 
-    def _words(self, n: int, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+    def _words(self, n: int, shot: Shot, y: np.ndarray, u: np.ndarray,
+               v: np.ndarray) -> None:
         timeline = self.plan.timeline
-        shot = timeline.shot(n)
         shown = [("caption", shot.slide)]
         if shot.incoming is not None:
             shown.append(("caption", shot.incoming))

@@ -334,6 +334,21 @@ def test_parts_joined_make_the_whole_reel(photos: list[Path], tmp_path: Path) ->
     assert min(psnr(a, b) for a, b in zip(joined, whole, strict=True)) >= 35.0
 
 
+def test_a_cancelled_reel_leaves_no_file(photos: list[Path], tmp_path: Path) -> None:
+    from zoomreel.errors import RenderCancelled
+
+    calls: list[int] = []
+
+    def cancel() -> bool:
+        calls.append(1)
+        return len(calls) > 5
+
+    with pytest.raises(RenderCancelled):
+        render_reel([Slide(p, length=1) for p in photos], tmp_path / "r.mp4",
+                    ReelSpec(**SIZE), cancel=cancel, poster=tmp_path / "r.jpg")
+    assert not list(tmp_path.iterdir())
+
+
 def test_render_video_writes_a_poster_when_asked(photos: list[Path], tmp_path: Path) -> None:
     from PIL import Image
 
