@@ -53,7 +53,7 @@ def frames(photo: Path, stride: int) -> tuple[list[list[Call]], float, float]:
     makes them (``Pyramid.kernel_calls``); the path's largest and smallest scale (source
     pixels per output pixel)."""
     spec = RenderSpec(length=10, frame_rate=30, zoom_speed=3, width=1920, height=1080)
-    pyramid, w, h = _prepare(photo, spec)
+    pyramid, w, h, *_ = _prepare(photo, spec)
     calls, scales = [], []
     for n, box in enumerate(camera_path(spec, pyramid.width, pyramid.height, (w, h))):
         if n % stride:

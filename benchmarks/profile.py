@@ -92,7 +92,7 @@ def stages(photo: Path, spec: RenderSpec, out: Path) -> dict[str, Any]:
 
 def frames_of(photo: Path, spec: RenderSpec) -> list[tuple[np.ndarray, ...]]:
     """Every frame of the job as the kernel makes it, held in memory (encode-only)."""
-    pyramid, width, height = _prepare(photo, spec)
+    pyramid, width, height, *_ = _prepare(photo, spec)
     out = []
     for box in camera_path(spec, pyramid.width, pyramid.height, (width, height)):
         y = np.empty((height, width), np.uint8)

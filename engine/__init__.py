@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __all__ = ["RenderSpec", "RenderResult", "render_video", "join_videos", "ZoomreelError",
-           "__version__"]
+           "render_reel", "ReelSpec", "ReelResult", "Slide", "Transition", "__version__"]
 
 #: The one version number: pyproject.toml reads it from here.
 __version__ = "0.1.0"
@@ -20,6 +20,8 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from .errors import ZoomreelError
     from .join import join_videos
+    from .reel import ReelResult, render_reel
+    from .reelspec import ReelSpec, Slide, Transition
     from .render import RenderResult, render_video
     from .spec import RenderSpec
 
@@ -29,6 +31,11 @@ _LAZY = {
     "render_video": "render",
     "join_videos": "join",
     "ZoomreelError": "errors",
+    "render_reel": "reel",
+    "ReelResult": "reel",
+    "ReelSpec": "reelspec",
+    "Slide": "reelspec",
+    "Transition": "reelspec",
 }
 
 

@@ -46,6 +46,8 @@ class Codec:
         content_type: the download's media type.
         tag: the codec tag written into the container (None: the muxer's default).
         speeds: encoder settings for each ``speed``.
+        audio: the FFmpeg encoder of a reel's track in this container (AAC in MP4,
+            Opus in WebM), and its bit rate.
     """
 
     name: str
@@ -55,6 +57,7 @@ class Codec:
     content_type: str
     tag: str | None
     speeds: dict[str, EncoderSettings]
+    audio: tuple[str, int] = ("aac", 160_000)
 
 
 # h264, from benchmarks/history/ "Encoder settings on real photos" (issues 8 and 22),
@@ -105,7 +108,7 @@ CODECS: dict[str, Codec] = {c.name: c for c in (
         "balanced": EncoderSettings(36, None, {"deadline": "realtime", "cpu-used": "6",
                                                **_VP9}),
         "smallest": EncoderSettings(38, None, {"deadline": "good", "cpu-used": "4", **_VP9}),
-    }),
+    }, audio=("libopus", 128_000)),
 )}
 
 #: The media type of each extension a codec writes: ``{".mp4": "video/mp4", ".webm": ...}``.

@@ -20,6 +20,7 @@ from typing import cast
 
 import av
 import numpy as np
+from av.audio.stream import AudioStream
 from av.video.stream import VideoStream
 
 from .codecs import CODECS, EncoderSettings, encoder_settings
@@ -58,6 +59,8 @@ class Encoder:
         frame_rate: frames per second.
         codec: the output codec (``h264``, ``h265``, ``av1``, ``vp9``).
         settings: the encoder's quality, preset and options (see zoomreel.codecs).
+        audio_rate: samples per second of a stereo track to add (the codec's audio
+            encoder: AAC in MP4, Opus in WebM); None: video only.
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class Encoder:
         *,
         codec: str = "h264",
         settings: EncoderSettings | None = None,
+        audio_rate: int | None = None,
     ) -> None:
         self.path = os.fspath(path)
         self._name = os.path.basename(self.path)  # messages name the file, not the folders
@@ -111,13 +115,24 @@ class Encoder:
         self._stream = stream
         # The muxer rewrites stream.time_base when it writes the header; frames keep ours.
         self._time_base = Fraction(1, frame_rate)
+        self._audio: AudioStream | None = None
+        self._samples = 0
+        if audio_rate is not None:
+            name, bit_rate = kind.audio
+            audio = cast(AudioStream, self._container.add_stream(name, rate=audio_rate))
+            audio.layout = "stereo"
+            audio.time_base = Fraction(1, audio_rate)
+            audio.codec_context.time_base = Fraction(1, audio_rate)
+            audio.bit_rate = bit_rate
+            self._audio = audio
+            self._audio_rate = audio_rate
 
     @classmethod
     def from_spec(cls, path: str | os.PathLike[str], spec: RenderSpec, width: int,
-                  height: int) -> Encoder:
+                  height: int, audio_rate: int | None = None) -> Encoder:
         """An encoder for ``spec``'s frame rate, codec and encoder settings at this size."""
         return cls(path, width, height, spec.frame_rate, codec=spec.codec,
-                   settings=encoder_settings(spec))
+                   settings=encoder_settings(spec), audio_rate=audio_rate)
 
     def new_frame(self) -> tuple[av.VideoFrame, np.ndarray, np.ndarray, np.ndarray]:
         """A fresh frame and writable (rows, cols) views of its Y, U and V planes."""
@@ -146,11 +161,28 @@ class Encoder:
         finally:
             self._realtime.check()
 
+    def encode_audio(self, samples: np.ndarray) -> None:
+        """Encode the track's next samples: (2, n) float32 (pts set here, in samples)."""
+        if self._audio is None or samples.shape[1] == 0:
+            return
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, dtype=np.float32),
+                                           format="fltp", layout="stereo")
+        frame.sample_rate = self._audio_rate
+        frame.time_base = Fraction(1, self._audio_rate)
+        frame.pts = self._samples
+        self._samples += samples.shape[1]
+        try:
+            self._container.mux(self._audio.encode(frame))
+        except (av.FFmpegError, OSError) as exc:
+            raise _failed("Encoding the audio failed", exc) from exc
+
     def close(self) -> None:
-        """Flush the encoder, finish the file and give it its final name."""
+        """Flush the encoders, finish the file and give it its final name."""
         try:
             with no_realtime():
                 self._container.mux(self._stream.encode(None))
+                if self._audio is not None:
+                    self._container.mux(self._audio.encode(None))
                 self._container.close()
             os.replace(self.tmp_path, self.path)
         except (av.FFmpegError, OSError) as exc:

@@ -15,6 +15,7 @@ __all__ = [
     "SettingError",
     "ImageError",
     "ImageTooLargeError",
+    "AudioError",
     "FetchError",
     "URLRefusedError",
     "TransientFetchError",
@@ -82,6 +83,10 @@ class ImageError(InputError):
 
 class ImageTooLargeError(ImageError):
     """The image (or its download) is over a configured limit."""
+
+
+class AudioError(InputError):
+    """A reel's track is not audio we can decode."""
 
 
 # -- fetch: getting the image (or delivering a webhook) over the network --------

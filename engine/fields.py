@@ -7,6 +7,7 @@ from them: the check, the error message, the JSON Schema.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -76,6 +77,8 @@ class Field:
         form: the name of this field's form of ``alternative`` ("Zoom by speed").
         expert: folded away on the page, under "More options".
         keywords: words a ``point`` also takes in place of [x, y] (``"auto"``).
+        literals: words accepted besides the kind's values (a reel's ``length`` is a
+            number of seconds or ``"audio"``).
     """
 
     kind: str
@@ -104,6 +107,7 @@ class Field:
     form: str = ""
     expert: bool = False
     keywords: tuple[str, ...] = ()
+    literals: tuple[str, ...] = ()
 
     @property
     def page_control(self) -> str:
@@ -114,6 +118,10 @@ class Field:
         """What a good value is, as the error message says it (``must be ...``)."""
         if self.rule_text:
             return self.rule_text
+        if self.literals:
+            words = " or ".join(f'"{w}"' for w in self.literals)
+            plain = dataclasses.replace(self, literals=())
+            return f"{plain.rule(maximum)} or {words}"
         if self.kind == "choice":
             return "must be one of " + ", ".join(self.choices)
         if self.kind == "url":
@@ -153,6 +161,8 @@ class Field:
             SpecError: naming this field and its rule.
         """
         if value is None and self.optional or value in self.keywords:
+            return value
+        if isinstance(value, str) and value in self.literals:
             return value
         if not self._ok(value, maximum):
             raise SpecError(self.name, self.rule(maximum), value)
@@ -229,6 +239,8 @@ class Field:
                 schema = {"anyOf": [schema, {"type": "string", "enum": list(self.keywords)}]}
         else:  # id
             schema = {"type": ["string", "integer", "null"], "maxLength": self.max_length or 256}
+        if self.literals:
+            schema = {"anyOf": [schema, {"type": "string", "enum": list(self.literals)}]}
         if self.default is not None:
             schema["default"] = self.to_json(self.default)
         if self.help:

@@ -1,49 +1,32 @@
 """render_video: image in, zooming MP4 out, one frame at a time.
 
-A producer thread runs the kernel into the next frame's YUV planes while the main
-thread encodes the previous ones; a small bounded queue between them keeps memory
-flat whatever the length, and lets the Numba kernel (which releases the GIL) and
-x264 work at the same time. The frames themselves are a ring allocated once: the
-kernel writes straight into the planes PyAV hands to x264 (which copies its input
-when it is given it), so no frame is allocated, zeroed or copied per frame. Once the
-first frame is made, LLVM's pages go back (kernel.page_out_compiler): 50-70 MB of a
-render's memory that only compiling needs.
+The frames stream from the kernel into the encoder through a small ring (zoomreel's
+``_frames``): memory stays flat whatever the length.
 """
 
 from __future__ import annotations
 
 import os
-import queue
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import av
 import numpy as np
 
+from ._frames import poster_frame_of, stream_frames, write_poster
 from .camera import cover_size, frame_rect
 from .canvas import CanvasGeometry, canvas_geometry, fit_canvas
 from .encoder import Encoder
-from .errors import RenderCancelled
 from .image import Source, load_image
-from .kernel import page_out_compiler
 from .pyramid import Pyramid
 from .spec import AUTO, RenderSpec
 from .subject import Subject, find_subject
 
 __all__ = ["render_video", "RenderResult"]
 
-#: Frames rendered ahead of the encoder.
-_AHEAD = 3
-#: Frames in the ring: the producer writes frame n into slot n % _RING while frames n-1
-#: to n-_AHEAD wait in the queue and the encoder holds n-_AHEAD-1; the encoder took that
-#: one only after encoding n-_RING, the slot's last user, so the slot is free.
-_RING = _AHEAD + 2
-
 
 @dataclass(frozen=True)
 class RenderResult:
-    """What a render made."""
+    """What a render made (``poster``: the JPEG's path, if one was asked for)."""
 
     path: str
     frames: int
@@ -55,6 +38,7 @@ class RenderResult:
     #: With ``focus: "auto"``: the subject the zoom closed in on (``to_json()`` gives
     #: ``{"x", "y", "by"}``, fractions of the image); else None.
     focus_used: Subject | None = None
+    poster: str | None = None
 
 
 def render_video(
@@ -64,6 +48,7 @@ def render_video(
     progress: Callable[[int, int], object] | None = None,
     cancel: Callable[[], bool] | None = None,
     frames: range | None = None,
+    poster: str | os.PathLike[str] | None = None,
 ) -> RenderResult:
     """Render the zoom of ``source`` into the MP4 ``out``.
 
@@ -76,6 +61,7 @@ def render_video(
         frames: render only these frames of the path (a step-1 range inside
             ``0 .. spec.total_frames``), as a file of their own that starts with an IDR
             frame; :func:`zoomreel.join.join_videos` joins such parts. Default: all.
+        poster: also write one frame, a third of the way in, as a JPEG here.
 
     Returns:
         A RenderResult describing the file.
@@ -88,69 +74,27 @@ def render_video(
     spec = spec or RenderSpec()
     frames = _frames_of(spec, frames)
     pyramid, width, height, spec, subject = _prepare(source, spec)
-    total = len(frames)
-    ready: queue.Queue[object] = queue.Queue(maxsize=_AHEAD)
-    stop = threading.Event()
+    cubic = spec.resampler == "catmull-rom"
+
+    def draw(n: int, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+        pyramid.render(frame_rect(n, spec, pyramid.width, pyramid.height, (width, height)),
+                       y, u, v, cubic)
 
     with Encoder.from_spec(out, spec, width, height) as encoder:
-        ring = [encoder.new_frame() for _ in range(min(_RING, total))]
-
-        worker = threading.Thread(
-            target=_produce, args=(frames, spec, pyramid, (width, height), ring, ready, stop),
-            name="zoomreel-kernel", daemon=True)
-        worker.start()
-        try:
-            done = 0
-            while True:
-                if cancel is not None and cancel():
-                    raise RenderCancelled("The render was cancelled")
-                item = ready.get()
-                if item is None:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                encoder.encode(item)  # type: ignore[arg-type]
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-        finally:
-            stop.set()
-            while worker.is_alive():  # unblock a producer waiting on a full queue
-                try:
-                    ready.get(timeout=0.05)
-                except queue.Empty:
-                    pass
+        image = stream_frames(encoder, frames, draw, progress=progress, cancel=cancel,
+                              poster_frame=poster_frame_of(frames) if poster else None)
+    poster_path = write_poster(image, poster) if poster and image is not None else None
     return RenderResult(
         path=os.fspath(out),
-        frames=total,
-        duration=total / spec.frame_rate,
+        frames=len(frames),
+        duration=len(frames) / spec.frame_rate,
         width=width,
         height=height,
         frame_rate=spec.frame_rate,
         size_bytes=os.path.getsize(out),
         focus_used=subject,
+        poster=poster_path,
     )
-
-
-def _produce(frames: range, spec: RenderSpec, pyramid: Pyramid, size: tuple[int, int],
-             ring: list[tuple[av.VideoFrame, np.ndarray, np.ndarray, np.ndarray]],
-             ready: queue.Queue[object], stop: threading.Event) -> None:
-    """The producer thread: each frame's planes made by the kernel in the next slot of
-    ``ring``, the frame put on ``ready``; then None, or the exception that stopped it."""
-    cubic = spec.resampler == "catmull-rom"
-    try:
-        for n in frames:
-            box = frame_rect(n, spec, pyramid.width, pyramid.height, size)
-            if stop.is_set():
-                return
-            frame, y, u, v = ring[n % len(ring)]
-            pyramid.render(box, y, u, v, cubic)
-            if n == frames.start:  # every kernel this render runs has run
-                page_out_compiler()
-            ready.put(frame)
-        ready.put(None)
-    except BaseException as exc:  # handed to the encoding thread
-        ready.put(exc)
 
 
 def _frames_of(spec: RenderSpec, frames: range | None) -> range:

@@ -1,6 +1,7 @@
 """The ``zoomreel`` command: render one video, or run the service.
 
 ``zoomreel render SOURCE -o OUT.mp4`` renders locally (``OUT.webm`` for ``--codec vp9``);
+``zoomreel reel A.jpg B.jpg ... -o OUT.mp4`` renders many photos as one reel;
 ``zoomreel serve`` runs the REST API with in-process workers (and its own Redis unless
 ``ZOOMREEL_REDIS_URL``);
 ``zoomreel worker`` runs workers only, against ``ZOOMREEL_REDIS_URL``.
@@ -11,10 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from zoomreel.errors import SpecError, ZoomreelError
+from zoomreel.reelspec import MOTION_FIELDS, REEL_FIELDS
 from zoomreel.spec import AUTO, RENDER_FIELDS, Field
 
 from ._process import prefer_passive_openmp, prepare_rendering
@@ -43,7 +45,17 @@ def _point(text: str) -> tuple[float, ...] | str:
 
 
 def _option_type(field: Field) -> Any:
-    return {"integer": int, "number": float, "point": _point}.get(field.kind, str)
+    kinds: dict[str, Callable[[str], Any]] = {"integer": int, "number": float,
+                                              "point": _point}
+    kind = kinds.get(field.kind, str)
+    if not field.literals:
+        return kind
+
+    def number_or_word(text: str) -> Any:  # ``--length audio`` or ``--length 30``
+        return text if text in field.literals else kind(text)
+
+    number_or_word.__name__ = getattr(kind, "__name__", "value")  # argparse's message
+    return number_or_word
 
 
 def _option_help(field: Field) -> str:
@@ -58,12 +70,14 @@ def _option_help(field: Field) -> str:
     return text.replace("%", "%%")
 
 
-def _add_field_options(parser: argparse.ArgumentParser) -> None:
-    """One option per render field: ``--frame-rate`` for ``frame_rate``, and so on.
+def _add_field_options(parser: argparse.ArgumentParser,
+                       fields: dict[str, Field] = RENDER_FIELDS) -> None:
+    """One option per field: ``--frame-rate`` for ``frame_rate``, and so on.
 
-    Ranges are checked by RenderSpec, so the CLI says exactly what the API says.
+    Ranges are checked by RenderSpec (ReelSpec, Slide), so the CLI says exactly what
+    the API says.
     """
-    for name, field in RENDER_FIELDS.items():
+    for name, field in fields.items():
         if field.cli:
             metavar = "X,Y" if field.kind == "point" else name.upper()
             if field.keywords:
@@ -88,6 +102,24 @@ def build_parser() -> argparse.ArgumentParser:
                         help="render in N processes at once, each an equal part of the "
                         "video starting with a key frame, then join the parts without "
                         "re-encoding (AV1: always one)")
+
+    reel = sub.add_parser("reel", help="render many photos as one video, with transitions, "
+                          "a track and words")
+    reel.add_argument("sources", nargs="+", metavar="SOURCE",
+                      help="the slides' images in order: files or http(s) URLs")
+    reel.add_argument("-o", "--output", required=True,
+                      help="the video to write: .mp4 (.webm for --codec vp9)")
+    reel.add_argument("--audio", metavar="FILE",
+                      help="a track (mp3, m4a/aac, wav, flac, ogg/opus): file or http(s) URL")
+    reel.add_argument("--caption", action="append", default=None, metavar="TEXT",
+                      help="text shown over a slide: the first --caption over the first "
+                      "slide, and so on")
+    _add_field_options(reel, REEL_FIELDS)  # the output fields are RenderSpec's own
+    group = reel.add_argument_group("motion of every slide (none given: a varied move each)")
+    _add_field_options(group, MOTION_FIELDS)  # type: ignore[arg-type]
+    reel.add_argument("--poster", metavar="FILE.jpg", help="also write one frame as a JPEG")
+    reel.add_argument("--allow-private-urls", action="store_true", default=None,
+                      help="let URLs reach loopback/private addresses")
 
     serve = sub.add_parser("serve", help="run the REST API with in-process workers")
     add_options(serve, "serve")  # every flag with its range (config.py)
@@ -120,25 +152,34 @@ class _Progress:
         sys.stderr.flush()
 
 
+def _check_extension(output: str, codec: str) -> None:
+    from zoomreel.codecs import CODECS
+
+    extension = CODECS[codec].extension
+    if not output.lower().endswith(extension):  # a player trusts the extension
+        raise SpecError("output", f"must end in {extension} for codec {codec}", output)
+
+
+def _source(text: str, args: argparse.Namespace) -> str | bytes:
+    """A file's path as is; an http(s) URL fetched through the URL rules."""
+    if not text.lower().startswith(("http://", "https://")):
+        return text
+    from zoomreel.net import fetch_url
+
+    allow = args.allow_private_urls
+    if allow is None:
+        allow = from_env("allow_private_urls")
+    return fetch_url(text, allow_private=allow)
+
+
 def _render(args: argparse.Namespace) -> int:
     from zoomreel import RenderSpec, render_video
-    from zoomreel.codecs import CODECS
 
     prepare_rendering()
     spec = RenderSpec(**{name: getattr(args, name) for name in RENDER_FIELDS
                          if getattr(args, name, None) is not None})
-    extension = CODECS[spec.codec].extension
-    if not args.output.lower().endswith(extension):  # a player trusts the extension
-        raise SpecError("output", f"must end in {extension} for codec {spec.codec}",
-                        args.output)
-    source: str | bytes = args.source
-    if args.source.lower().startswith(("http://", "https://")):
-        from zoomreel.net import fetch_url
-
-        allow = args.allow_private_urls
-        if allow is None:
-            allow = from_env("allow_private_urls")
-        source = fetch_url(args.source, allow_private=allow)
+    _check_extension(args.output, spec.codec)
+    source = _source(args.source, args)
     if args.jobs < 1:
         raise SpecError("jobs", "must be a whole number of at least 1", args.jobs)
     if args.jobs > 1:
@@ -155,6 +196,33 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reel(args: argparse.Namespace) -> int:
+    from zoomreel import ReelSpec, Slide, render_reel
+
+    prepare_rendering()
+    given = {name: getattr(args, name) for name in REEL_FIELDS
+             if getattr(args, name, None) is not None}
+    audio = None if args.audio is None else _source(args.audio, args)
+    reel = ReelSpec(audio=audio, **given)
+    _check_extension(args.output, reel.codec)
+    captions = args.caption or []
+    if len(captions) > len(args.sources):
+        raise SpecError("caption", f"is given {len(captions)} times for "
+                        f"{len(args.sources)} slides (one per slide, in order)")
+    motion = {name: getattr(args, name) for name in MOTION_FIELDS
+              if getattr(args, name, None) is not None}
+    slides = []
+    for i, text in enumerate(args.sources):
+        caption = captions[i] if i < len(captions) else None
+        fields = {**motion, **({"caption": caption} if caption is not None else {})}
+        slides.append(Slide.from_request(_source(text, args), fields, i))
+    result = render_reel(slides, args.output, reel, progress=_Progress(), poster=args.poster)
+    print(f"{result.path}: {result.slides} slides, {result.frames} frames, "
+          f"{result.duration:g} s, {result.width}x{result.height}, "
+          f"{'with' if result.audio else 'no'} audio, {result.size_bytes} bytes")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``zoomreel`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -162,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "render":
             return _render(args)
+        if args.command == "reel":
+            return _reel(args)
         from . import serve
 
         if args.command == "serve":

@@ -609,7 +609,8 @@ def test_cors_for_the_configured_origins_only(make_rest: Callable[..., Rest]) ->
         "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "X-API-Key, Content-Type, X-Other"})
     assert preflight.headers["Access-Control-Allow-Origin"] == ORIGIN
-    assert preflight.headers["Access-Control-Allow-Headers"] == "X-API-Key, Content-Type, Idempotency-Key"
+    assert preflight.headers["Access-Control-Allow-Headers"] == (
+        "X-API-Key, Content-Type, Idempotency-Key")
     assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
     path = rest.video("video_a.mp4", DATA)
     r = rest.get(path, headers={**KEY, "Origin": ORIGIN, "Range": "bytes=0-1"})
