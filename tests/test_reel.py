@@ -38,7 +38,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 def own_planes(source: Path, spec: RenderSpec, k: int) -> tuple[np.ndarray, ...]:
     """Slide frame k as render_video's kernel makes it (before encoding)."""
-    pyramid, width, height = _prepare(source, spec)
+    pyramid, width, height, spec, _ = _prepare(source, spec)
     pyramid.prepare(max_scale=pyramid.width / width)
     y = np.empty((height, width), np.uint8)
     u = np.empty((height // 2, width // 2), np.uint8)
