@@ -77,11 +77,11 @@ def test_preflight_from_an_allowed_origin_is_answered_without_a_key(api: Serve) 
         assert r.headers["Access-Control-Allow-Origin"] == ALLOWED
         assert "POST" in r.headers["Access-Control-Allow-Methods"]
         allowed = {h.strip().lower() for h in r.headers["Access-Control-Allow-Headers"].split(",")}
-        assert allowed == {"x-api-key", "content-type"}
+        assert allowed == {"x-api-key", "content-type", "idempotency-key"}
         assert "Origin" in r.headers["Vary"]
     # a header the API does not take is not allowed, whatever the browser asks for
     r = preflight(api, ALLOWED, headers="x-api-key, x-custom")
-    assert r.headers["Access-Control-Allow-Headers"] == "X-API-Key, Content-Type"
+    assert r.headers["Access-Control-Allow-Headers"] == "X-API-Key, Content-Type, Idempotency-Key"
 
 
 def test_preflight_from_another_origin_gets_no_cors_headers(api: Serve) -> None:
