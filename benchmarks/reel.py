@@ -118,7 +118,9 @@ def _moviepy(job: dict[str, Any]) -> None:
         [afx.AudioFadeIn(0.5), afx.AudioFadeOut(1.5)])
     video.with_audio(audio).write_videofile(
         job["out"], fps=RATE, codec="libx264", audio_codec="aac", preset="superfast",
-        threads=2, logger=None)
+        threads=2, logger=None,
+        # beside the output, not in the current folder (MoviePy's default)
+        temp_audiofile=str(Path(job["out"]).with_suffix(".temp-audio.m4a")))
     print(json.dumps({"frames": int(seconds * RATE), "bytes": os.path.getsize(job["out"])}))
 
 
