@@ -76,9 +76,8 @@ class Field:
             one form or another (``"Zoom"``: by speed, or from ... to ...).
         form: the name of this field's form of ``alternative`` ("Zoom by speed").
         expert: folded away on the page, under "More options".
-        keywords: words a ``point`` also takes in place of [x, y] (``"auto"``).
         literals: words accepted besides the kind's values (a reel's ``length`` is a
-            number of seconds or ``"audio"``).
+            number of seconds or ``"audio"``; a ``focus`` is [x, y] or ``"auto"``).
     """
 
     kind: str
@@ -106,7 +105,6 @@ class Field:
     alternative: str = ""
     form: str = ""
     expert: bool = False
-    keywords: tuple[str, ...] = ()
     literals: tuple[str, ...] = ()
 
     @property
@@ -130,9 +128,7 @@ class Field:
         if self.kind == "colour":
             return 'must be a colour written "#rrggbb" (or three integers from 0 to 255)'
         if self.kind == "point":
-            words = "".join(f' or "{word}"' for word in self.keywords)
-            return ("must be [x, y], each a number from 0 to 1 (a fraction of the image)"
-                    + words)
+            return "must be [x, y], each a number from 0 to 1 (a fraction of the image)"
         noun = {"integer": "an even integer" if self.even else "an integer",
                 "number": "a number"}[self.kind]
         if self.unit:
@@ -160,8 +156,8 @@ class Field:
         Raises:
             SpecError: naming this field and its rule.
         """
-        if value is None and self.optional or value in self.keywords:
-            return value
+        if value is None and self.optional:
+            return None
         if isinstance(value, str) and value in self.literals:
             return value
         if not self._ok(value, maximum):
@@ -201,7 +197,7 @@ class Field:
             return (isinstance(value, tuple | list) and len(value) == 3
                     and all(_is_int(c) and 0 <= c <= 255 for c in value))
         if kind == "point":
-            return value in self.keywords or (isinstance(value, tuple | list) and len(value) == 2
+            return (isinstance(value, tuple | list) and len(value) == 2
                     and all(_is_number(c) and 0 <= c <= 1 for c in value))
         if kind == "id":
             return (value is None or _is_int(value)
@@ -214,7 +210,7 @@ class Field:
             return None
         if self.kind == "colour":
             return "#" + "".join(f"{c:02x}" for c in value)
-        if self.kind == "point" and value not in self.keywords:
+        if self.kind == "point" and value not in self.literals:
             return list(value)
         return value
 
@@ -235,8 +231,6 @@ class Field:
         elif self.kind == "point":
             schema = {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1},
                       "minItems": 2, "maxItems": 2}
-            if self.keywords:
-                schema = {"anyOf": [schema, {"type": "string", "enum": list(self.keywords)}]}
         else:  # id
             schema = {"type": ["string", "integer", "null"], "maxLength": self.max_length or 256}
         if self.literals:

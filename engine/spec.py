@@ -117,7 +117,7 @@ class RenderSpec:
         alternative="Zoom", form="Zoom from … to …",
         hint="1 shows the whole picture, 2 twice as close")
     focus: tuple[float, float] | str | None = _field(
-        "point", CENTRE, optional=True, keywords=(AUTO,),
+        "point", CENTRE, optional=True, literals=(AUTO,),
         help="[x, y] the zoom closes in on, fractions of the image (0.5, 0.5: the centre), "
              'or "auto": the faces, else the most salient region, else the centre '
              "(with fit cover, the crop keeps the faces in every frame)",

@@ -33,10 +33,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}\n")
 
 
-def _point(text: str) -> tuple[float, ...] | str:
-    """``X,Y`` as a pair of numbers (a point's option), or ``auto``."""
-    if text == AUTO:
-        return text
+def _point(text: str) -> tuple[float, ...]:
+    """``X,Y`` as a pair of numbers (a point's option; ``auto`` is a literal)."""
     try:
         return tuple(float(part) for part in text.split(","))
     except ValueError:
@@ -80,8 +78,8 @@ def _add_field_options(parser: argparse.ArgumentParser,
     for name, field in fields.items():
         if field.cli:
             metavar = "X,Y" if field.kind == "point" else name.upper()
-            if field.keywords:
-                metavar = "|".join((metavar, *field.keywords))
+            if field.literals:
+                metavar = "|".join((metavar, *field.literals))
             parser.add_argument("--" + name.replace("_", "-"), type=_option_type(field),
                                 default=None, metavar=metavar, help=_option_help(field))
 

@@ -197,10 +197,10 @@ def coerce_form(fields: dict[str, str]) -> dict[str, Any]:
     for name, text in fields.items():
         value: Any = text
         known = REQUEST_FIELDS.get(name)
-        if known is not None and known.kind in ("integer", "number"):
-            value = _number(text)
-        elif known is not None and known.kind == "point" and text.strip() in known.keywords:
+        if known is not None and text.strip() in known.literals:
             value = text.strip()
+        elif known is not None and known.kind in ("integer", "number"):
+            value = _number(text)
         elif known is not None and known.kind == "point":
             value = [_number(part.strip()) for part in text.strip("[] ").split(",")]
         out[name] = value
