@@ -36,6 +36,16 @@ settings.register_profile("zoomreel", deadline=None)
 settings.load_profile("zoomreel")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """With several test processes (``pytest -n N``), compile the Numba kernels once, here,
+    before they start (warmup.py): they load them instead of each compiling its own."""
+    workers = config.getoption("numprocesses", default=None)
+    if workers and not hasattr(config, "workerinput"):
+        from warmup import compile_kernels
+
+        compile_kernels()
+
+
 # -- tiers ---------------------------------------------------------------------------
 
 TIERS = ("unit", "system")
