@@ -777,6 +777,47 @@ def test_focus_auto_shows_the_subject_before_the_job(page: Any, web: Serve,
     print(f"screenshot: {shots / 'page-auto.png'}")
 
 
+@pytest.mark.browser
+@pytest.mark.system
+def test_focus_auto_preview_stops_the_zoom_where_the_faces_fit(page: Any, web: Serve,
+                                                               tmp_path: Path) -> None:
+    """The frames drawn for focus "auto" are the ones the server renders: the zoom capped
+    where the faces box fits the frame (RenderSpec.with_subject), not the zoom asked for,
+    on the canvas of fit contain too."""
+    data = pytest.importorskip("skimage.data")
+    pytest.importorskip("cv2")
+    from PIL import Image
+
+    from zoomreel.subject import FocusBy, Subject
+
+    field = Image.new("RGB", (960, 540), (90, 110, 90))
+    field.paste(Image.fromarray(data.astronaut()).resize((520, 520)), (400, 10))
+    person = tmp_path / "person.jpg"
+    field.save(person, quality=92)
+    _start(page, web, person)
+    r = web.post("/v1/image/subject", files={"image": ("person.jpg", person.read_bytes(),
+                                                        "image/jpeg")})
+    answer = r.json()["response"]
+    assert answer["by"] == "faces"
+    subject = Subject(answer["x"], answer["y"], FocusBy.FACES, tuple(answer["faces"]))
+    for options in ({"focus": "auto", "start_zoom": 1, "end_zoom": 6},
+                    {"focus": "auto", "start_zoom": 1, "end_zoom": 6, "fit": "contain",
+                     "orientation": "portrait"}):
+        _set(page, options)
+        spec = RenderSpec.from_request(options)
+        out = spec.size_for(960, 540)
+        g = canvas_geometry(960, 540, spec.fit, *out, max_zoom=max(spec.zoom_keyframes))
+        place = (g.image_x / g.width, g.image_y / g.height,
+                 (g.image_x + g.image_width) / g.width, (g.image_y + g.image_height) / g.height)
+        rendered = spec.with_subject(subject, g.width, g.height, out, place)
+        assert rendered.zoom_keyframes[1] < 6  # capped: the control
+        last = rendered.total_frames - 1
+        expected = frame_rect(last, rendered, g.width, g.height, out)
+        _until(lambda last=last, expected=expected: _drawn(page)[1][0] == last and all(
+            abs(a - b) < 0.5 for a, b in zip(_drawn(page)[1][1:], expected, strict=True)))
+    assert page.console_errors == []
+
+
 @pytest.mark.system
 @pytest.mark.browser
 def test_a_click_again_after_a_dropped_submit_makes_one_video(page: Any, web: Serve,

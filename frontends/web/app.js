@@ -151,14 +151,15 @@ function subjectFor(values) {
   return page.subject.answer;
 }
 
-// ``values`` with focus "auto" made the point the server chose (the path route has no
-// pixels), and that point drawn; without "auto", nothing drawn.
+// [values, subject]: ``values`` with focus "auto" made the point the server chose (the
+// path route has no pixels), and that point drawn; without "auto", nothing drawn and no
+// subject. (aimAt then places the point on the canvas and caps the zoom at the faces.)
 async function resolveAuto(values) {
   const status = $("subject-status");
   if (values.focus !== "auto") {
     drawSubject(null);
     status.textContent = "";
-    return values;
+    return [values, null];
   }
   status.textContent = "Finding the subject…";
   const answer = await subjectFor(values);
@@ -167,7 +168,7 @@ async function resolveAuto(values) {
     drawSubject(null);
     status.textContent = answer ? `Auto focus: ${answer.message}` :
       "Auto focus: the server decides when the job runs (choose a file or URL to see it).";
-    return values;
+    return [values, null];
   }
   const subject = answer.data.response;
   drawSubject(subject);
@@ -175,7 +176,45 @@ async function resolveAuto(values) {
                  centre: "the centre (nothing stands out)"}[subject.by] || subject.by;
   status.textContent = `Auto focus: ${found}, at ${subject.x.toFixed(2)}, ` +
     `${subject.y.toFixed(2)}.`;
-  return {...values, focus: [subject.x, subject.y]};
+  return [{...values, focus: [subject.x, subject.y]}, subject];
+}
+
+// The zoom of the path's first and last keyframes (RenderSpec.zoom_keyframes).
+function zoomKeyframes(values) {
+  if (values.start_zoom !== undefined || values.end_zoom !== undefined) {
+    return [values.start_zoom ?? 1, values.end_zoom ?? 1];
+  }
+  const d = page.defaults;
+  const speed = values.zoom_speed ?? d.zoom_speed ?? 3;
+  const far = 1 + speed / 100 * (values.length ?? d.length ?? 5);
+  return (values.direction ?? d.direction ?? "in") === "in" ? [1, far] : [far, 1];
+}
+
+// ``values`` aimed at ``subject`` as the server resolves focus "auto"
+// (RenderSpec.with_subject), over the canvas of a path answer: the point in fractions of
+// that canvas, and with faces the zoom stopped where the box holding them fits the frame.
+function aimAt(values, subject, path) {
+  const {canvas, image, output} = path;
+  const onPath = (x, y) => [(image.x + x * image.width) / canvas.width,
+                            (image.y + y * image.height) / canvas.height];
+  const aimed = {...values, focus: onPath(subject.x, subject.y)};
+  if (subject.faces) {
+    const [x0, y0] = onPath(subject.faces[0], subject.faces[1]);
+    const [x1, y1] = onPath(subject.faces[2], subject.faces[3]);
+    const wide = canvas.width * output.height >= canvas.height * output.width;
+    const cw = wide ? canvas.height * output.width / output.height : canvas.width;
+    const ch = wide ? canvas.height : canvas.width * output.height / output.width;
+    const fits = Math.min(cw / Math.max((x1 - x0) * canvas.width, 1e-9),
+                          ch / Math.max((y1 - y0) * canvas.height, 1e-9));
+    const [z0, z1] = zoomKeyframes(values);
+    if (Math.max(z0, z1) > fits) {  // closer than the faces allow: stop where they fit
+      const top = Math.max(1, fits);
+      delete aimed.zoom_speed;
+      delete aimed.direction;
+      Object.assign(aimed, {start_zoom: Math.min(z0, top), end_zoom: Math.min(z1, top)});
+    }
+  }
+  return aimed;
 }
 
 // -- the path: the frames drawn over the image, and the preview ------------------------
@@ -207,10 +246,16 @@ async function drawCurrent() {
     return;
   }
   const seq = ++page.pathSeq;
-  const values = await resolveAuto(formValues());
+  let [values, subject] = await resolveAuto(formValues());
   if (seq !== page.pathSeq) return;  // a newer one is on its way
-  const answer = await pathFor(values);
+  const look = lookOf(values, page.defaults)?.id;
+  let answer = await pathFor(values);
   if (seq !== page.pathSeq) return;
+  if (subject && answer.ok) {  // the canvas known: the frames the server will render
+    values = aimAt(values, subject, answer.data.response);
+    answer = await pathFor(values);
+    if (seq !== page.pathSeq) return;
+  }
   if (!answer.ok) {
     if (answer.status !== 400) page.paths.clear();  // try again next time
     status.textContent = "";
@@ -219,7 +264,7 @@ async function drawCurrent() {
   }
   clearError();
   const path = answer.data.response;
-  if (!page.hovered) drawPath(path, values, lookOf(values, page.defaults)?.id);
+  if (!page.hovered) drawPath(path, values, look);
   const seconds = path.duration.toFixed(path.duration % 1 ? 2 : 0);
   status.textContent = `The video: ${path.output.width}×${path.output.height}, ` +
     `${seconds} s, ${path.frame_rate} frames per second.`;
