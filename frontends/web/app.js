@@ -9,6 +9,7 @@ import {buildFields, clearErrors, controlOf, fieldNames, formValues, labelOf, po
         propertyOf, setValue, settleForms, showFieldError} from "./fields.js";
 import {addJob, follow, refreshRecent, renderRecent} from "./jobs.js";
 import {LOOK_FIELDS, LOOKS, lookOf, withLook} from "./looks.js";
+import {buildReel, chooseReel, reelActive, reelBody, reelName} from "./reel.js";
 import {copyCurl, formText, showRequest} from "./request.js";
 import {drawPath, drawSubject, imageSize, pointAt, previewPlaying, showImage,
         togglePreview} from "./stage.js";
@@ -352,6 +353,10 @@ async function submit(event) {
     $("api_key").focus();
     return;
   }
+  if (reelActive()) {
+    submitReel();
+    return;
+  }
   const values = formValues();
   if (!page.file && !values.image_url) {
     $("form-error").textContent = "Choose an image file or paste its URL.";
@@ -392,6 +397,27 @@ async function submit(event) {
   follow(answer.data.job_id);
 }
 
+// A reel: its photos, in the strip's order, and its fields, as one multipart request.
+async function submitReel() {
+  const key = newIdempotencyKey();
+  $("submit").disabled = true;
+  const answer = await api("POST", "/v1/video/reel", reelBody(), undefined,
+                           {"Idempotency-Key": key});
+  $("submit").disabled = false;
+  if (!answer.ok) {
+    showError(answer, false);
+    return;
+  }
+  addJob({id: answer.data.job_id, state: "queued", created: Date.now(), name: reelName()});
+  follow(answer.data.job_id);
+}
+
+// Files chosen or dropped: several make a reel, one is the image.
+function chooseFiles(files) {
+  if (chooseReel(files)) return;
+  chooseFile(files[0]);
+}
+
 // -- start -----------------------------------------------------------------------------
 
 async function start() {
@@ -400,14 +426,15 @@ async function start() {
   $("key-form").addEventListener("submit", (e) => { e.preventDefault(); onKey(); });
   $("api_key").addEventListener("change", onKey);
   $("job-form").addEventListener("submit", submit);
-  $("image").addEventListener("change", (e) => chooseFile(e.target.files[0]));
+  $("image").addEventListener("change", (e) => chooseFiles(e.target.files));
+  buildReel();
   const drop = $("drop");
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (e) => {
     e.preventDefault();
     drop.classList.remove("over");
-    chooseFile(e.dataTransfer.files[0]);
+    chooseFiles(e.dataTransfer.files);
   });
   const stage = $("stage");
   stage.addEventListener("click", (e) => {
