@@ -76,7 +76,8 @@ function drawStrip() {
     li.addEventListener("drop", (e) => {
       e.preventDefault();
       e.stopPropagation();
-      move(Number(e.dataTransfer.getData("text/plain")), i);
+      const from = e.dataTransfer.getData("text/plain");  // "" for files from outside
+      if (/^\d+$/.test(from)) move(Number(from), i);
     });
     strip.append(li);
   });
