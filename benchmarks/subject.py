@@ -3,7 +3,9 @@
     taskset -c 0 python -m benchmarks.subject [--corpus DIR] [--threads N]
 
 Times are the best of five calls of ``find_subject`` on the decoded image (the decode
-is not counted): wall time, and the process's CPU time (steadier on a shared machine).
+is not counted): wall time, and the process's CPU time (steadier on a shared machine);
+for the corpus photos also ``subject_of`` on the file (best of three, CPU): the decode
+(a JPEG drafted to about 1 MP) and the decision, what ``POST /v1/image/subject`` costs.
 OpenCV runs on ``--threads`` threads (default 1: the one core the decision is budgeted
 on; OpenCV's own default starts a thread per core, which only contend under taskset).
 Memory is tracemalloc's peak (Python and NumPy allocations, not OpenCV's own). The hit
@@ -17,12 +19,14 @@ from __future__ import annotations
 import argparse
 import time
 import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from benchmarks._corpus import add_corpus_option
-from zoomreel.subject import faces_available, find_subject
+from zoomreel.subject import faces_available, find_subject, subject_of
 
 
 def _people() -> dict[str, np.ndarray]:
@@ -42,9 +46,9 @@ def _people() -> dict[str, np.ndarray]:
     return people
 
 
-def _measure(name: str, image: np.ndarray) -> str:
+def _measure(name: str, image: np.ndarray, path: Path | None = None) -> str:
     find_subject(image)
-    times = [_timed(image) for _ in range(5)]
+    times = [_timed(lambda: find_subject(image)) for _ in range(5)]
     wall, cpu = min(t[0] for t in times), min(t[1] for t in times)
     tracemalloc.start()
     subject = find_subject(image)
@@ -52,13 +56,16 @@ def _measure(name: str, image: np.ndarray) -> str:
     tracemalloc.stop()
     h, w = image.shape[:2]
     used = subject.to_json()
-    return (f"| {name} | {w}x{h} | {wall * 1000:.0f} | {cpu * 1000:.0f} | {peak / 1e6:.1f} | "
-            f"{used['by']} ({used['x']:.2f}, {used['y']:.2f}) |")
+    decoded = "-"
+    if path is not None:  # what POST /v1/image/subject costs: decode (drafted) + decide
+        decoded = f"{min(_timed(lambda: subject_of(path))[1] for _ in range(3)) * 1000:.0f}"
+    return (f"| {name} | {w}x{h} | {wall * 1000:.0f} | {cpu * 1000:.0f} | {decoded} | "
+            f"{peak / 1e6:.1f} | {used['by']} ({used['x']:.2f}, {used['y']:.2f}) |")
 
 
-def _timed(image: np.ndarray) -> tuple[float, float]:
+def _timed(call: Callable[[], object]) -> tuple[float, float]:
     start, cpu = time.perf_counter(), time.process_time()
-    find_subject(image)
+    call()
     return time.perf_counter() - start, time.process_time() - cpu
 
 
@@ -73,7 +80,8 @@ def main() -> None:
 
         cv2.setNumThreads(args.threads)
     print(f"face detector installed: {faces_available()}")
-    print("| image | size | ms | CPU ms | peak MB | focus_used |\n|---|---|---|---|---|---|")
+    print("| image | size | ms | CPU ms | CPU ms with decode | peak MB | focus_used |\n"
+          "|---|---|---|---|---|---|---|")
     people = _people()
     for name, image in people.items():
         print(_measure(name, image))
@@ -82,7 +90,7 @@ def main() -> None:
         for path in sorted(args.corpus.glob("*.jpg")):
             with Image.open(path) as opened:
                 image = np.asarray(ImageOps.exif_transpose(opened).convert("RGB"))
-            print(_measure(path.name, image))
+            print(_measure(path.name, image, path))
             false_faces += find_subject(image).by == "faces"
     hits = sum(find_subject(image).by == "faces" for image in people.values())
     print(f"\nfaces found in {hits} of {len(people)} photos of people")

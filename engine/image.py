@@ -8,6 +8,7 @@ The pixel limit is checked from the header, before any pixel is decoded.
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -148,6 +149,7 @@ def read_image(
     *,
     max_pixels: int = 100_000_000,
     background: tuple[int, int, int] = (0, 0, 0),
+    draft_pixels: int | None = None,
 ) -> tuple[int, int]:
     """Decode an image and hand it over as RGB strips of rows, top to bottom.
 
@@ -159,9 +161,12 @@ def read_image(
         start: called once with the oriented (width, height); returns where the strips go.
         max_pixels: images with more pixels are refused before decoding.
         background: RGB colour that transparent pixels are composited onto.
+        draft_pixels: a JPEG with more pixels is decoded scaled down by its DCT
+            (Pillow's draft mode, 1/2 to 1/8) to the smallest size with at least this
+            many: ``start`` gets that size. Other formats decode whole.
 
     Returns:
-        The oriented (width, height).
+        The oriented (width, height) of the whole image (with ``draft_pixels`` too).
 
     Raises:
         ImageError: the source is missing, empty, not an image, truncated or corrupt.
@@ -176,14 +181,20 @@ def read_image(
             raise ImageError("The image has no pixels")
         try:
             image.seek(0)  # GIF, TIFF, MPO: the first frame
+            if draft_pixels is not None and width * height > draft_pixels:
+                scale = math.sqrt(draft_pixels / (width * height))
+                image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
             image.load()
+            turned = image.getexif().get(0x0112) in (5, 6, 7, 8)  # a quarter turn
             ImageOps.exif_transpose(image, in_place=True)  # no 4-bytes-per-pixel copy
             _to_rgb(image, background, start(*image.size))
+            if turned:
+                width, height = height, width
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise _bomb(exc, max_pixels) from None  # e.g. a GIF frame larger than its header
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageError(f"The image is truncated or corrupt ({exc})") from None
-        return image.size
+        return width, height
     finally:
         image.close()
         if stream is not None:

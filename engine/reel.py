@@ -18,6 +18,7 @@ the whole image (a zoom below 1) the rectangle stops growing at the image's cove
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,12 +33,14 @@ from .encoder import Encoder
 from .errors import ImageError, SpecError
 from .image import Source
 from .pyramid import Pyramid
-from .reelspec import ReelSpec, Slide, Transition
+from .reelspec import ReelSpec, Slide, Transition, default_motion
 from .spec import ORIENTATIONS, RenderSpec
+from .subject import Subject
 from .text import Overlay, check_drawable, layout
 from .timeline import Shot, Timeline
 
-__all__ = ["render_reel", "plan_reel", "reel_planes", "slide_rect", "ReelPlan", "ReelResult"]
+__all__ = ["render_reel", "plan_reel", "reel_planes", "slide_rect", "aimed_move", "ReelPlan",
+           "ReelResult"]
 
 #: Limited-range black.
 _BLACK_Y, _BLACK_C = 16, 128
@@ -61,6 +64,9 @@ class ReelResult:
     slides: int
     audio: bool
     poster: str | None = None
+    #: Each slide's subject where its focus was ``"auto"`` (None for the others, and
+    #: for slides a part of the reel (``frames``) did not show).
+    focus_used: tuple[Subject | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,7 +158,7 @@ def plan_reel(slides: Sequence[Slide], reel: ReelSpec | None = None, *,
                               length=reel.length, audio_seconds=audio_seconds,
                               transition_seconds=0.0 if cut else reel.transition_length)
     output = reel.output
-    specs = tuple(slide.render_spec(i, timeline.lengths[i], output)
+    specs = tuple(slide.render_spec(i, timeline.lengths[i], output, reel.focus)
                   for i, slide in enumerate(slides))
     return ReelPlan(slides, reel, timeline, specs)
 
@@ -225,7 +231,7 @@ def render_reel(
         path=os.fspath(out), frames=len(frames), duration=len(frames) / reel.frame_rate,
         width=width, height=height, frame_rate=reel.frame_rate,
         size_bytes=os.path.getsize(out), slides=len(plan.slides), audio=track is not None,
-        poster=poster_path)
+        poster=poster_path, focus_used=tuple(composer.subjects))
 
 
 def reel_planes(slides: Sequence[Slide], reel: ReelSpec | None = None,
@@ -292,6 +298,75 @@ def slide_rect(k: int, spec: RenderSpec, image_w: float, image_h: float,
     return (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
 
 
+#: Halvings of a move that would cut a face, before it is left still.
+_GENTLER = 6
+
+
+def aimed_move(index: int, shown: range, spec: RenderSpec, subject: Subject,
+               path_w: float, path_h: float, size: tuple[int, int],
+               place: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0),
+               ) -> RenderSpec:
+    """Slide ``index``'s default move (:func:`~zoomreel.reelspec.default_motion`) aimed at
+    its subject, faces kept in every frame it is on screen.
+
+    With faces, the zoom stops where the box holding them fits the frame, a pan starts
+    where that box is still in frame, and a move whose run-on through its transitions
+    would still cut them is made gentler (halved towards standing still on the subject)
+    until none does.
+
+    Args:
+        index: the slide's index (which move).
+        shown: its own frames on screen (Timeline.shown).
+        spec: its RenderSpec with ``focus: "auto"`` (for its length and output fields).
+        subject: the image's subject.
+        path_w, path_h, size, place: as RenderSpec.with_subject.
+    """
+    px0, py0, px1, py1 = place
+
+    def on_path(x: float, y: float) -> tuple[float, float]:
+        return px0 + x * (px1 - px0), py0 + y * (py1 - py0)
+
+    move = default_motion(index, on_path(subject.x, subject.y))
+    z0, z1 = move["start_zoom"], move["end_zoom"]
+    f1: tuple[float, float] = move["end_focus"] if "end_focus" in move else move["focus"]
+    f0: tuple[float, float] = move.get("start_focus", f1)
+    box = None
+    if subject.faces_box is not None:
+        bx0, by0 = on_path(*subject.faces_box[:2])
+        bx1, by1 = on_path(*subject.faces_box[2:])
+        box = (bx0 * path_w, by0 * path_h, bx1 * path_w, by1 * path_h)
+        cw, ch = cover_size(path_w, path_h, *size)
+        top = max(1.0, min(cw / max(box[2] - box[0], 1e-9), ch / max(box[3] - box[1], 1e-9)))
+        z0, z1 = min(z0, top), min(z1, top)
+        # the start's centre: where a frame of that zoom still holds the box
+        w, h = cw / z0, ch / z0
+        f0 = (_between(f0[0] * path_w, box[2] - w / 2, box[0] + w / 2) / path_w,
+              _between(f0[1] * path_h, box[3] - h / 2, box[1] + h / 2) / path_h)
+    still = min(z0, z1)
+    for gentler in [0.5 ** n for n in range(_GENTLER)] + [0.0]:
+        fields = {"focus": None, "zoom_speed": None, "direction": None,
+                  "start_zoom": still + (z0 - still) * gentler,
+                  "end_zoom": still + (z1 - still) * gentler,
+                  "start_focus": tuple(b + (a - b) * gentler for a, b in zip(f0, f1, strict=True)),
+                  "end_focus": f1}
+        aimed = dataclasses.replace(spec, **fields)
+        if box is None or all(_holds(slide_rect(k, aimed, path_w, path_h, size), box)
+                              for k in shown):
+            return aimed
+    return aimed  # standing still on the subject, at the move's smaller zoom
+
+
+def _between(value: float, low: float, high: float) -> float:
+    """``value`` within low..high (their middle where high < low)."""
+    return (low + high) / 2 if high < low else min(max(value, low), high)
+
+
+def _holds(rect: Rect, box: tuple[float, float, float, float]) -> bool:
+    eps = 1e-6
+    return (rect[0] - eps <= box[0] and rect[1] - eps <= box[1] and box[2] <= rect[2] + eps
+            and box[3] <= rect[3] + eps)
+
+
 class _Composer:
     """Draws the reel's frames: holds the slides' images (two at most, the next one
     decoded ahead), the scratch planes of a transition and the texts' overlays."""
@@ -300,6 +375,7 @@ class _Composer:
                  height: int, frames: range) -> None:
         self.plan = plan
         self.specs = list(specs)  # a slide's focus "auto" is resolved when it is loaded
+        self.subjects: list[Subject | None] = [None] * len(specs)
         self.size = (width, height)
         self.needed = plan.timeline.slides_in(frames)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="zoomreel-slide")
@@ -316,11 +392,14 @@ class _Composer:
     # -- images -------------------------------------------------------------------
 
     def _load(self, i: int) -> Pyramid:
-        from .render import _prepare
+        from .render import _prepare, _with_subject
 
+        resolve = _with_subject
+        if self.plan.slides[i].moves_by_default:
+            resolve = functools.partial(aimed_move, i, self.plan.timeline.shown(i))
         try:
-            pyramid, _, _, self.specs[i], _ = _prepare(self.plan.slides[i].source,
-                                                        self.specs[i])
+            pyramid, _, _, self.specs[i], self.subjects[i] = _prepare(
+                self.plan.slides[i].source, self.specs[i], resolve)
         except ImageError as exc:
             raise type(exc)(f"slides[{i}]: {exc}") from None
         # a path run on before its start may zoom out to the cover size

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import SpecError
 from .fields import Field
-from .spec import RENDER_FIELDS, RenderSpec, _field
+from .spec import AUTO, RENDER_FIELDS, RenderSpec, _field
 
 if TYPE_CHECKING:
     from .image import Source
@@ -75,12 +75,47 @@ _DEFAULT_MOVES: tuple[dict[str, Any], ...] = (
     {"start_zoom": 1.15, "end_zoom": 1.15, "start_focus": (0.5, 0.65),
      "end_focus": (0.5, 0.35)},  # pan up
 )
+#: The same moves aimed at a point (the slide's focus, or its subject with "auto"):
+#: zooms in and out centred on it, pans ending on it (from ``pan``, fractions of the
+#: image, away along their way; from the other side where the image ends first).
+_MOVES_TOWARDS: tuple[dict[str, Any], ...] = (
+    {"start_zoom": 1.04, "end_zoom": 1.2},  # in
+    {"start_zoom": 1.15, "end_zoom": 1.15, "pan": (0.4, 0.0)},  # pan right
+    {"start_zoom": 1.2, "end_zoom": 1.04},  # out
+    {"start_zoom": 1.15, "end_zoom": 1.15, "pan": (-0.4, 0.0)},  # pan left
+    {"start_zoom": 1.04, "end_zoom": 1.2, "from_centre": True},  # in, from the middle
+    {"start_zoom": 1.15, "end_zoom": 1.15, "pan": (0.0, -0.3)},  # pan up
+)
 
 
-def default_motion(index: int) -> dict[str, Any]:
+def default_motion(index: int, towards: tuple[float, float] | None = None,
+                   ) -> dict[str, Any]:
     """The motion fields of slide ``index`` when it sets none: in, out and pans in turn
-    (deterministic; two neighbours never get the same move)."""
-    return dict(_DEFAULT_MOVES[index % len(_DEFAULT_MOVES)])
+    (deterministic; two neighbours never get the same move).
+
+    Args:
+        index: the slide's index.
+        towards: a point (fractions of the image) the move is aimed at: zooms centred on
+            it, pans and the second zoom in ending on it. None: the centre's moves.
+    """
+    if towards is None:
+        return dict(_DEFAULT_MOVES[index % len(_DEFAULT_MOVES)])
+    move = dict(_MOVES_TOWARDS[index % len(_MOVES_TOWARDS)])
+    x, y = towards
+    if move.pop("from_centre", False):
+        return {**move, "start_focus": (0.5, 0.5), "end_focus": (x, y)}
+    pan = move.pop("pan", None)
+    if pan is None:
+        return {**move, "focus": (x, y)}
+    dx, dy = pan
+
+    def start(at: float, by: float) -> float:
+        for where in (at - by, at + by):  # the other side where the image ends first
+            if 0.0 <= where <= 1.0:
+                return where
+        return min(1.0, max(0.0, at - by))
+
+    return {**move, "start_focus": (start(x, dx), start(y, dy)), "end_focus": (x, y)}
 
 
 @dataclass(frozen=True, init=False)
@@ -132,15 +167,40 @@ class Slide:
         except SpecError as exc:
             raise SpecError(f"slides[{index}].{exc.field}", exc.rule, exc.value) from None
 
-    def render_spec(self, index: int, length: float, output: RenderSpec) -> RenderSpec:
+    @property
+    def moves_by_default(self) -> bool:
+        """Whether this slide gets a default move: it sets no motion field but its focus."""
+        return not any(name != "focus" for name in self.motion)
+
+    def render_spec(self, index: int, length: float, output: RenderSpec,
+                    focus: tuple[float, float] | str | None = None) -> RenderSpec:
         """The RenderSpec render_video would render this slide's image with: its motion
         (or the default move of slide ``index``) over ``length`` s, ``output``'s
         output fields.
 
+        Args:
+            index: the slide's index.
+            length: its length in seconds.
+            output: the reel's output fields.
+            focus: the reel's focus, for a slide that sets none (nor a pan). A default
+                move is aimed at the focus; with ``"auto"`` it stays ``"auto"`` here,
+                to be aimed at the subject once the image is decoded (zoomreel.reel).
+
         Raises:
             SpecError: the motion fields conflict (``slides[index].start_zoom: ...``).
         """
-        motion = dict(self.motion) or default_motion(index)
+        motion = dict(self.motion)
+        if not any(name in motion for name in ("focus", "start_focus", "end_focus")):
+            if focus is not None:
+                motion["focus"] = focus
+        if self.moves_by_default:
+            point = motion.pop("focus", None)
+            if point == AUTO:  # the move's zooms for now (the largest of them, 1.2)
+                move = default_motion(index, (0.5, 0.5))
+                motion = {"start_zoom": move["start_zoom"], "end_zoom": move["end_zoom"],
+                          "focus": AUTO}
+            else:
+                motion = default_motion(index, point)
         out = {name: getattr(output, name) for name in OUTPUT_FIELDS}
         try:
             return RenderSpec(length=length, **out, **motion)
@@ -163,6 +223,8 @@ class ReelSpec:
     ``length="audio"``, else 3 s), split in whole frames. The reel lasts the sum of its
     slides' lengths; a transition takes its time from the two slides it joins, centred
     on their boundary, and is never longer than the shorter of them.
+
+    ``focus`` is every slide's that sets none (see :meth:`Slide.render_spec`).
 
     ``audio`` (a path or the encoded bytes of a track) is not a request field: the REST
     layer fetches ``audio_url`` into it. The output fields (``orientation`` ... ``speed``)
@@ -189,6 +251,13 @@ class ReelSpec:
         "string", None, optional=True, pattern=TEXT_PATTERN, max_length=120,
         rule_text=_TEXT_RULE.format(n=120), help="text shown over the first slide",
         label="Title", group="Reel")
+    focus: tuple[float, float] | str | None = _field(
+        "point", None, optional=True, literals=(AUTO,),
+        help="[x, y] every slide that sets no focus (nor a pan) closes in on, fractions "
+             'of its image; "auto": each photo\'s faces, else its most salient region, '
+             "else its centre. A slide without motion fields gets its default move "
+             "(in, out, pans) aimed there, its faces kept in every frame",
+        label="Zoom towards", group="Reel")
     orientation: str | None = _output_field("orientation")
     width: int | None = _output_field("width")
     height: int | None = _output_field("height")

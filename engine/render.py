@@ -108,10 +108,23 @@ def _frames_of(spec: RenderSpec, frames: range | None) -> range:
     return frames
 
 
-def _prepare(source: Source, spec: RenderSpec,
+#: How ``focus: "auto"`` is resolved: (spec, subject, path width, path height, output
+#: size, where the image lies on the path) -> the spec (RenderSpec.with_subject's).
+Resolve = Callable[[RenderSpec, Subject, float, float, tuple[int, int],
+                    tuple[float, float, float, float]], RenderSpec]
+
+
+def _with_subject(spec: RenderSpec, subject: Subject, path_w: float, path_h: float,
+                  size: tuple[int, int], place: tuple[float, float, float, float],
+                  ) -> RenderSpec:
+    return spec.with_subject(subject, path_w, path_h, size, place)
+
+
+def _prepare(source: Source, spec: RenderSpec, resolve: Resolve = _with_subject,
              ) -> tuple[Pyramid, int, int, RenderSpec, Subject | None]:
     """The pyramid the path runs over, ready for the spec's zoom; the output size; the
-    spec with ``focus: "auto"`` resolved, and the subject that resolved it."""
+    spec with ``focus: "auto"`` resolved (by ``resolve``), and the subject that
+    resolved it."""
     auto = spec.focus == AUTO
     subject = None
     if spec.fit == "cover":  # the image itself: straight into YUV planes
@@ -119,7 +132,8 @@ def _prepare(source: Source, spec: RenderSpec,
         width, height = spec.size_for(pyramid.width, pyramid.height)
         if auto:  # on the luma plane: the image is not held as RGB
             subject = find_subject(pyramid.level(0).y)
-            spec = spec.with_subject(subject, pyramid.width, pyramid.height, (width, height))
+            spec = resolve(spec, subject, pyramid.width, pyramid.height, (width, height),
+                           (0.0, 0.0, 1.0, 1.0))
     else:  # a canvas built around the image
         rgb = load_image(source, max_pixels=spec.max_pixels, background=spec.background)
         image_h, image_w = rgb.shape[:2]
@@ -130,8 +144,8 @@ def _prepare(source: Source, spec: RenderSpec,
         geometry = canvas_geometry(image_w, image_h, spec.fit, width, height,
                                    max_zoom=max_zoom, max_pixels=spec.max_pixels)
         if subject is not None:
-            spec = spec.with_subject(subject, geometry.width, geometry.height, (width, height),
-                                     _placed(geometry))
+            spec = resolve(spec, subject, geometry.width, geometry.height, (width, height),
+                           _placed(geometry))
         rgb = fit_canvas(rgb, spec.fit, width, height, background=spec.background,
                          max_zoom=max_zoom, max_pixels=spec.max_pixels)
         pyramid = Pyramid(rgb)

@@ -296,8 +296,20 @@ def subject_of(source: Source, *, max_pixels: int = 100_000_000,
         ImageError: not an image, truncated or corrupt. ImageTooLargeError: over
             ``max_pixels``.
     """
-    from .image import load_image
+    import numpy as np
 
-    rgb = load_image(source, max_pixels=max_pixels)
-    height, width = rgb.shape[:2]
-    return find_subject(rgb), (width, height)
+    from .image import StripSink, read_image
+
+    out: list[np.ndarray] = []
+
+    def start(width: int, height: int) -> StripSink:
+        out.append(np.empty((height, width, 3), dtype=np.uint8))
+        return lambda top, rows: out[0].__setitem__(slice(top, top + len(rows)), rows)
+
+    # A JPEG decoded by its DCT at 1/2 .. 1/8 of its size, to no fewer pixels than the
+    # copy the decision looks at: 12 MP decode at 3 MP, half the time (179 -> 100 ms
+    # CPU with the decision), the same decisions on the corpus. (A quarter of that, 1/4
+    # scale, halves it again but moved a borderline saliency decision: not done.)
+    width, height = read_image(source, start, max_pixels=max_pixels,
+                               draft_pixels=MAX_COPY_PIXELS)
+    return find_subject(out[0]), (width, height)

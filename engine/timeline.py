@@ -111,6 +111,13 @@ class Timeline:
         first = self.starts[i + 1] - self.fades[i] // 2
         return range(first, first + self.fades[i])
 
+    def shown(self, i: int) -> range:
+        """Slide i's own frames on screen: its length and the halves of its transitions
+        (negative: before its start)."""
+        before = self.fades[i - 1] - self.fades[i - 1] // 2 if i > 0 else 0
+        after = self.fades[i] // 2 if i < len(self.fades) else 0
+        return range(-before, self.counts[i] + after)
+
     def shot(self, n: int) -> Shot:
         """What reel frame ``n`` shows."""
         if not 0 <= n < self.total_frames:

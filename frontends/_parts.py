@@ -3,6 +3,7 @@ the path (zoomreel.join.chunk_ranges), then joined without re-encoding."""
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import tempfile
@@ -26,11 +27,11 @@ def _share(done: Any) -> None:
 
 
 def _render_part(source: str | bytes, out: str, spec: RenderSpec, index: int,
-                 frames: range) -> None:
+                 frames: range) -> RenderResult:
     def progress(done: int, total: int) -> None:
         _done[index] = done
 
-    render_video(source, out, spec, progress=progress, frames=frames)
+    return render_video(source, out, spec, progress=progress, frames=frames)
 
 
 def render_in_parts(source: str | bytes, out: str, spec: RenderSpec, jobs: int,
@@ -57,8 +58,8 @@ def render_in_parts(source: str | bytes, out: str, spec: RenderSpec, jobs: int,
             while not all(f.done() for f in futures):
                 progress(min(sum(done[:]), total - 1), total)
                 time.sleep(0.1)
-            for future in futures:
-                future.result()  # the first failure, raised here
+            first = [future.result() for future in futures][0]  # the first failure
         result = join_videos(parts, out, frame_rate=spec.frame_rate, expected_frames=total)
     progress(total, total)
-    return result
+    # each part found the same subject: the first one's, as render_video reports it
+    return dataclasses.replace(result, focus_used=first.focus_used)

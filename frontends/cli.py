@@ -84,6 +84,10 @@ def _add_field_options(parser: argparse.ArgumentParser,
                                 default=None, metavar=metavar, help=_option_help(field))
 
 
+#: The motion options of ``reel`` (its ``--focus`` is the reel's field).
+_SLIDE_MOTION = {name: f for name, f in MOTION_FIELDS.items() if name not in REEL_FIELDS}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = _Parser(prog="zoomreel", description=__doc__.splitlines()[0])
@@ -113,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="text shown over a slide: the first --caption over the first "
                       "slide, and so on")
     _add_field_options(reel, REEL_FIELDS)  # the output fields are RenderSpec's own
-    group = reel.add_argument_group("motion of every slide (none given: a varied move each)")
-    _add_field_options(group, MOTION_FIELDS)  # type: ignore[arg-type]
+    group = reel.add_argument_group("motion of every slide (none given: a varied move each, "
+                                    "aimed at --focus)")
+    _add_field_options(group, _SLIDE_MOTION)  # type: ignore[arg-type]
     reel.add_argument("--poster", metavar="FILE.jpg", help="also write one frame as a JPEG")
     reel.add_argument("--allow-private-urls", action="store_true", default=None,
                       help="let URLs reach loopback/private addresses")
@@ -207,7 +212,7 @@ def _reel(args: argparse.Namespace) -> int:
     if len(captions) > len(args.sources):
         raise SpecError("caption", f"is given {len(captions)} times for "
                         f"{len(args.sources)} slides (one per slide, in order)")
-    motion = {name: getattr(args, name) for name in MOTION_FIELDS
+    motion = {name: getattr(args, name) for name in _SLIDE_MOTION
               if getattr(args, name, None) is not None}
     slides = []
     for i, text in enumerate(args.sources):
@@ -218,6 +223,9 @@ def _reel(args: argparse.Namespace) -> int:
     print(f"{result.path}: {result.slides} slides, {result.frames} frames, "
           f"{result.duration:g} s, {result.width}x{result.height}, "
           f"{'with' if result.audio else 'no'} audio, {result.size_bytes} bytes")
+    for i, used in enumerate(result.focus_used):
+        if used is not None:
+            print(f"slide {i + 1}: focus auto: {used.x:.2f}, {used.y:.2f} (by {used.by})")
     return 0
 
 

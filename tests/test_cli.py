@@ -165,3 +165,20 @@ def test_worker_renders_jobs_from_a_shared_redis(redis_url: str, tmp_path: Path)
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0
+
+
+def test_render_in_parts_says_the_focus_auto_used(tmp_path: Path) -> None:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (640, 360), (128, 128, 128))
+    ImageDraw.Draw(image).ellipse((420, 40, 540, 160), fill=(20, 20, 20))
+    source = tmp_path / "in.png"
+    image.save(source)
+    said = []
+    for jobs in ("1", "2"):
+        done = zoomreel("render", str(source), "-o", str(tmp_path / f"{jobs}.mp4"),
+                        *SMALL_ARGS, "--length", "2", "--focus", "auto", "--jobs", jobs)
+        assert done.returncode == 0, done.stderr
+        said.append([line for line in done.stdout.splitlines() if "focus auto" in line])
+    assert said[0] == said[1] and len(said[0]) == 1, said  # the single render's line
+    assert said[0][0].startswith("focus auto: 0.75, 0.3") and "(by saliency)" in said[0][0]

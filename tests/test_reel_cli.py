@@ -58,3 +58,25 @@ def test_bad_input_exits_2_with_one_error_line(photos: Path, args: list[str],
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith(needle), done.stderr
     assert "Traceback" not in done.stderr and not (photos / "out.mp4").exists()
+
+
+def _disc_png(path: Path, centre: tuple[int, int]) -> None:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (400, 300), (128, 128, 128))
+    x, y = centre
+    ImageDraw.Draw(image).ellipse((x - 30, y - 30, x + 30, y + 30), fill=(20, 20, 20))
+    image.save(path)
+
+
+def test_focus_auto_aims_each_slide_and_says_where(tmp_path: Path) -> None:
+    _disc_png(tmp_path / "left.png", (100, 225))
+    _disc_png(tmp_path / "right.png", (300, 75))
+    done = zoomreel("reel", "left.png", "right.png", "-o", "out.mp4", "--focus", "auto",
+                    "--length", "2", *SMALL, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    said = [line for line in done.stdout.splitlines() if "focus auto" in line]
+    assert [line[:27] for line in said] == ["slide 1: focus auto: 0.25, ",
+                                           "slide 2: focus auto: 0.75, "], done.stdout
+    assert [float(line[27:31]) for line in said] == pytest.approx([0.75, 0.25], abs=0.02)
+    assert all(line.endswith("(by saliency)") for line in said)

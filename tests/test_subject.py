@@ -10,7 +10,16 @@ from PIL import Image, ImageDraw
 from zoomreel import RenderSpec, render_video
 from zoomreel.camera import camera_path
 from zoomreel.errors import SpecError
-from zoomreel.subject import FocusBy, Subject, _has_an_eye, find_subject, small_grey
+from zoomreel.image import load_image, read_image
+from zoomreel.subject import (
+    MAX_COPY_PIXELS,
+    FocusBy,
+    Subject,
+    _has_an_eye,
+    find_subject,
+    small_grey,
+    subject_of,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -156,3 +165,24 @@ def test_render_reports_the_focus_used(tmp_path, fit: str) -> None:
     assert render_video(source, tmp_path / "plain.mp4",
                         RenderSpec(length=0.2, width=256, height=144)).focus_used is None
 
+
+
+def test_subject_of_a_large_jpeg_decodes_it_smaller_as_the_whole_decides() -> None:
+    """subject_of drafts a JPEG (its DCT at 1/2 .. 1/8) no smaller than the copy the
+    decision looks at: the same subject as on the whole decode, in the whole size, EXIF
+    quarter turn included."""
+    big = Image.new("RGB", (3200, 2400), (128, 128, 128))
+    ImageDraw.Draw(big).ellipse((2200, 400, 2600, 800), fill=(20, 20, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned a quarter clockwise: 2400x3200
+    data = encode(big, "JPEG", quality=90, exif=exif.tobytes())
+    subject, size = subject_of(data)
+    assert size == (2400, 3200)
+    whole = find_subject(load_image(data))
+    assert subject.by == whole.by == FocusBy.SALIENCY
+    assert (subject.x, subject.y) == pytest.approx((whole.x, whole.y), abs=0.04)
+    assert (subject.x, subject.y) == pytest.approx((0.75, 0.75), abs=0.05)  # turned
+    drafted = []
+    read_image(data, lambda w, h: drafted.append((w, h)) or (lambda top, rows: None),
+               draft_pixels=MAX_COPY_PIXELS)
+    assert drafted == [(1200, 1600)]  # half of each side: 1.9 MP, a quarter would be 0.5

@@ -777,6 +777,47 @@ def test_focus_auto_shows_the_subject_before_the_job(page: Any, web: Serve,
     print(f"screenshot: {shots / 'page-auto.png'}")
 
 
+@pytest.mark.browser
+@pytest.mark.system
+def test_focus_auto_preview_stops_the_zoom_where_the_faces_fit(page: Any, web: Serve,
+                                                               tmp_path: Path) -> None:
+    """The frames drawn for focus "auto" are the ones the server renders: the zoom capped
+    where the faces box fits the frame (RenderSpec.with_subject), not the zoom asked for,
+    on the canvas of fit contain too."""
+    data = pytest.importorskip("skimage.data")
+    pytest.importorskip("cv2")
+    from PIL import Image
+
+    from zoomreel.subject import FocusBy, Subject
+
+    field = Image.new("RGB", (960, 540), (90, 110, 90))
+    field.paste(Image.fromarray(data.astronaut()).resize((520, 520)), (400, 10))
+    person = tmp_path / "person.jpg"
+    field.save(person, quality=92)
+    _start(page, web, person)
+    r = web.post("/v1/image/subject", files={"image": ("person.jpg", person.read_bytes(),
+                                                        "image/jpeg")})
+    answer = r.json()["response"]
+    assert answer["by"] == "faces"
+    subject = Subject(answer["x"], answer["y"], FocusBy.FACES, tuple(answer["faces"]))
+    for options in ({"focus": "auto", "start_zoom": 1, "end_zoom": 6},
+                    {"focus": "auto", "start_zoom": 1, "end_zoom": 6, "fit": "contain",
+                     "orientation": "portrait"}):
+        _set(page, options)
+        spec = RenderSpec.from_request(options)
+        out = spec.size_for(960, 540)
+        g = canvas_geometry(960, 540, spec.fit, *out, max_zoom=max(spec.zoom_keyframes))
+        place = (g.image_x / g.width, g.image_y / g.height,
+                 (g.image_x + g.image_width) / g.width, (g.image_y + g.image_height) / g.height)
+        rendered = spec.with_subject(subject, g.width, g.height, out, place)
+        assert rendered.zoom_keyframes[1] < 6  # capped: the control
+        last = rendered.total_frames - 1
+        expected = frame_rect(last, rendered, g.width, g.height, out)
+        _until(lambda last=last, expected=expected: _drawn(page)[1][0] == last and all(
+            abs(a - b) < 0.5 for a, b in zip(_drawn(page)[1][1:], expected, strict=True)))
+    assert page.console_errors == []
+
+
 @pytest.mark.system
 @pytest.mark.browser
 def test_a_click_again_after_a_dropped_submit_makes_one_video(page: Any, web: Serve,
@@ -809,3 +850,80 @@ def test_a_click_again_after_a_dropped_submit_makes_one_video(page: Any, web: Se
                                     "es => es.map(e => e.dataset.jobId)")
     assert len(set(ids)) == 2
     assert page.console_errors == ["Failed to load resource: net::ERR_FAILED"]  # the abort
+
+
+REEL_COLOURS = {"red.png": (220, 30, 30), "green.png": (30, 200, 40), "blue.png": (30, 40, 220)}
+
+
+@pytest.fixture
+def three_photos(tmp_path: Path) -> list[str]:
+    from PIL import Image
+
+    paths = []
+    for name, colour in REEL_COLOURS.items():
+        Image.new("RGB", (400, 300), colour).save(tmp_path / name)
+        paths.append(str(tmp_path / name))
+    return paths
+
+
+def _strip(page: Any) -> list[str]:
+    return page.eval_on_selector_all("#reel-strip li", "es => es.map(e => e.dataset.name)")
+
+
+@pytest.mark.system
+@pytest.mark.browser
+def test_several_photos_make_a_reel_strip_to_reorder(page: Any, web: Serve,
+                                                     three_photos: list[str]) -> None:
+    """Three photos chosen at once are a reel: a strip in their order, arrows that move
+    a photo, a transition (crossfade by default), a title and a track; the single image's
+    stage steps aside. Down to one photo, the page is the single image's again."""
+    _enter_key(page, web.key)
+    page.set_input_files("#image", three_photos)
+    _wait(page, "document.querySelectorAll('#reel-strip li').length === 3")
+    assert _strip(page) == ["red.png", "green.png", "blue.png"]
+    assert page.is_visible("#reel") and not page.is_visible("#stage")
+    assert page.text_content("#submit") == "Make the reel"
+    assert page.input_value("#reel-transition") == "crossfade"
+    assert page.is_visible("#reel-title") and page.is_visible("#reel-audio")
+    page.click("[aria-label='Move photo 1 later']")
+    assert _strip(page) == ["green.png", "red.png", "blue.png"]
+    page.click("[aria-label='Move photo 3 earlier']")
+    assert _strip(page) == ["green.png", "blue.png", "red.png"]
+    assert page.is_disabled("[aria-label='Move photo 1 earlier']")
+    page.click("[aria-label='Remove photo 2']")
+    assert _strip(page) == ["green.png", "red.png"]
+    page.click("[aria-label='Remove photo 1']")
+    _wait(page, "document.body.dataset.mode === 'image'")
+    assert not page.is_visible("#reel")
+    assert page.text_content("#submit") == "Make the video"
+    assert page.console_errors == []
+
+
+@pytest.mark.system
+@pytest.mark.browser
+def test_a_reel_of_three_photos_takes_three_clicks(page: Any, web: Serve,
+                                                   three_photos: list[str],
+                                                   tmp_path: Path) -> None:
+    """Issue 31: choose three photos (1), "Make the reel" (2), download the video (3):
+    POST /v1/video/reel (CONTRACT.md "Reels"), the slides in the strip's order, 3 s
+    each, a crossfade between them."""
+    import av
+
+    _enter_key(page, web.key)
+    page.set_input_files("#image", three_photos)  # 1: the file chooser's one choice
+    _wait(page, "document.querySelectorAll('#reel-strip li').length === 3")
+    page.click("#submit")  # 2
+    _wait(page, "document.querySelector('#recent li[data-job-id]')")
+    job_id = page.get_attribute("#recent li[data-job-id]", "data-job-id")
+    _until(lambda: _done(page, job_id), timeout=300)
+    with page.expect_download() as download:
+        page.click("#download")  # 3
+    path = tmp_path / "reel.mp4"
+    download.value.save_as(path)
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 270  # 3 slides x 3 s x 30 fps: transitions take, never add
+    for i, colour in enumerate(REEL_COLOURS.values()):
+        mean = frames[i * 90 + 45].reshape(-1, 3).mean(axis=0)
+        assert np.abs(mean - colour).max() < 12, (i, mean)
+    assert page.console_errors == []

@@ -9,6 +9,7 @@ import {buildFields, clearErrors, controlOf, fieldNames, formValues, labelOf, po
         propertyOf, setValue, settleForms, showFieldError} from "./fields.js";
 import {addJob, follow, refreshRecent, renderRecent} from "./jobs.js";
 import {LOOK_FIELDS, LOOKS, lookOf, withLook} from "./looks.js";
+import {buildReel, chooseReel, reelActive, reelBody, reelName} from "./reel.js";
 import {copyCurl, formText, showRequest} from "./request.js";
 import {drawPath, drawSubject, imageSize, pointAt, previewPlaying, showImage,
         togglePreview} from "./stage.js";
@@ -151,14 +152,15 @@ function subjectFor(values) {
   return page.subject.answer;
 }
 
-// ``values`` with focus "auto" made the point the server chose (the path route has no
-// pixels), and that point drawn; without "auto", nothing drawn.
+// [values, subject]: ``values`` with focus "auto" made the point the server chose (the
+// path route has no pixels), and that point drawn; without "auto", nothing drawn and no
+// subject. (aimAt then places the point on the canvas and caps the zoom at the faces.)
 async function resolveAuto(values) {
   const status = $("subject-status");
   if (values.focus !== "auto") {
     drawSubject(null);
     status.textContent = "";
-    return values;
+    return [values, null];
   }
   status.textContent = "Finding the subject…";
   const answer = await subjectFor(values);
@@ -167,7 +169,7 @@ async function resolveAuto(values) {
     drawSubject(null);
     status.textContent = answer ? `Auto focus: ${answer.message}` :
       "Auto focus: the server decides when the job runs (choose a file or URL to see it).";
-    return values;
+    return [values, null];
   }
   const subject = answer.data.response;
   drawSubject(subject);
@@ -175,7 +177,45 @@ async function resolveAuto(values) {
                  centre: "the centre (nothing stands out)"}[subject.by] || subject.by;
   status.textContent = `Auto focus: ${found}, at ${subject.x.toFixed(2)}, ` +
     `${subject.y.toFixed(2)}.`;
-  return {...values, focus: [subject.x, subject.y]};
+  return [{...values, focus: [subject.x, subject.y]}, subject];
+}
+
+// The zoom of the path's first and last keyframes (RenderSpec.zoom_keyframes).
+function zoomKeyframes(values) {
+  if (values.start_zoom !== undefined || values.end_zoom !== undefined) {
+    return [values.start_zoom ?? 1, values.end_zoom ?? 1];
+  }
+  const d = page.defaults;
+  const speed = values.zoom_speed ?? d.zoom_speed ?? 3;
+  const far = 1 + speed / 100 * (values.length ?? d.length ?? 5);
+  return (values.direction ?? d.direction ?? "in") === "in" ? [1, far] : [far, 1];
+}
+
+// ``values`` aimed at ``subject`` as the server resolves focus "auto"
+// (RenderSpec.with_subject), over the canvas of a path answer: the point in fractions of
+// that canvas, and with faces the zoom stopped where the box holding them fits the frame.
+function aimAt(values, subject, path) {
+  const {canvas, image, output} = path;
+  const onPath = (x, y) => [(image.x + x * image.width) / canvas.width,
+                            (image.y + y * image.height) / canvas.height];
+  const aimed = {...values, focus: onPath(subject.x, subject.y)};
+  if (subject.faces) {
+    const [x0, y0] = onPath(subject.faces[0], subject.faces[1]);
+    const [x1, y1] = onPath(subject.faces[2], subject.faces[3]);
+    const wide = canvas.width * output.height >= canvas.height * output.width;
+    const cw = wide ? canvas.height * output.width / output.height : canvas.width;
+    const ch = wide ? canvas.height : canvas.width * output.height / output.width;
+    const fits = Math.min(cw / Math.max((x1 - x0) * canvas.width, 1e-9),
+                          ch / Math.max((y1 - y0) * canvas.height, 1e-9));
+    const [z0, z1] = zoomKeyframes(values);
+    if (Math.max(z0, z1) > fits) {  // closer than the faces allow: stop where they fit
+      const top = Math.max(1, fits);
+      delete aimed.zoom_speed;
+      delete aimed.direction;
+      Object.assign(aimed, {start_zoom: Math.min(z0, top), end_zoom: Math.min(z1, top)});
+    }
+  }
+  return aimed;
 }
 
 // -- the path: the frames drawn over the image, and the preview ------------------------
@@ -207,10 +247,16 @@ async function drawCurrent() {
     return;
   }
   const seq = ++page.pathSeq;
-  const values = await resolveAuto(formValues());
+  let [values, subject] = await resolveAuto(formValues());
   if (seq !== page.pathSeq) return;  // a newer one is on its way
-  const answer = await pathFor(values);
+  const look = lookOf(values, page.defaults)?.id;
+  let answer = await pathFor(values);
   if (seq !== page.pathSeq) return;
+  if (subject && answer.ok) {  // the canvas known: the frames the server will render
+    values = aimAt(values, subject, answer.data.response);
+    answer = await pathFor(values);
+    if (seq !== page.pathSeq) return;
+  }
   if (!answer.ok) {
     if (answer.status !== 400) page.paths.clear();  // try again next time
     status.textContent = "";
@@ -219,7 +265,7 @@ async function drawCurrent() {
   }
   clearError();
   const path = answer.data.response;
-  if (!page.hovered) drawPath(path, values, lookOf(values, page.defaults)?.id);
+  if (!page.hovered) drawPath(path, values, look);
   const seconds = path.duration.toFixed(path.duration % 1 ? 2 : 0);
   status.textContent = `The video: ${path.output.width}×${path.output.height}, ` +
     `${seconds} s, ${path.frame_rate} frames per second.`;
@@ -307,6 +353,10 @@ async function submit(event) {
     $("api_key").focus();
     return;
   }
+  if (reelActive()) {
+    submitReel();
+    return;
+  }
   const values = formValues();
   if (!page.file && !values.image_url) {
     $("form-error").textContent = "Choose an image file or paste its URL.";
@@ -347,6 +397,27 @@ async function submit(event) {
   follow(answer.data.job_id);
 }
 
+// A reel: its photos, in the strip's order, and its fields, as one multipart request.
+async function submitReel() {
+  const key = newIdempotencyKey();
+  $("submit").disabled = true;
+  const answer = await api("POST", "/v1/video/reel", reelBody(), undefined,
+                           {"Idempotency-Key": key});
+  $("submit").disabled = false;
+  if (!answer.ok) {
+    showError(answer, false);
+    return;
+  }
+  addJob({id: answer.data.job_id, state: "queued", created: Date.now(), name: reelName()});
+  follow(answer.data.job_id);
+}
+
+// Files chosen or dropped: several make a reel, one is the image.
+function chooseFiles(files) {
+  if (chooseReel(files)) return;
+  chooseFile(files[0]);
+}
+
 // -- start -----------------------------------------------------------------------------
 
 async function start() {
@@ -355,14 +426,15 @@ async function start() {
   $("key-form").addEventListener("submit", (e) => { e.preventDefault(); onKey(); });
   $("api_key").addEventListener("change", onKey);
   $("job-form").addEventListener("submit", submit);
-  $("image").addEventListener("change", (e) => chooseFile(e.target.files[0]));
+  $("image").addEventListener("change", (e) => chooseFiles(e.target.files));
+  buildReel();
   const drop = $("drop");
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (e) => {
     e.preventDefault();
     drop.classList.remove("over");
-    chooseFile(e.dataTransfer.files[0]);
+    chooseFiles(e.dataTransfer.files);
   });
   const stage = $("stage");
   stage.addEventListener("click", (e) => {
