@@ -391,7 +391,7 @@ class ChunkTask:
                               audio_codec=CODECS[spec.codec].audio)
             finally:
                 joined.unlink(missing_ok=True)
-            result = dataclasses.replace(result, size_bytes=out.stat().st_size)
+            result = dataclasses.replace(result, path=str(out), size_bytes=out.stat().st_size)
         at = (sources.poster_frame() if sources is not None
               else poster_frame_of(range(spec.total_frames)))
         poster = poster_of_video(out, at, spec.frame_rate, scratch / poster_name(job.filename))

@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from zoomreel.camera import frame_rect
 from zoomreel.canvas import canvas_geometry
 from zoomreel.codecs import content_type_of
-from zoomreel.errors import SpecError
+from zoomreel.errors import AudioError, SpecError
 from zoomreel.jobs import Job, JobService, poll_after
 from zoomreel.jobs.idempotency import HEADER as IDEMPOTENCY_HEADER
 from zoomreel.jobs.states import FINISHED
@@ -229,6 +229,8 @@ class ReelResource:
             raise SpecError(part.name, "must be a file")
         cap = settings.max_image_bytes if part.name == "image" else settings.max_audio_bytes
         data = part.stream.read(cap + 1)
+        if len(data) > cap and part.name == "audio":  # a rule of tracks, as the engine's
+            raise AudioError(f"audio: the track is over {cap} bytes")
         if len(data) > cap:
             raise RequestTooLarge(f"{part.name}: must be at most {cap} bytes")
         if part.name == "audio":
