@@ -84,15 +84,19 @@ class Outcomes:
         its job ``done``."""
         out = Path(result.path)
         poster = None if result.poster is None else Path(result.poster)
-        if poster is not None:
-            self._store_poster(job_id, lease, poster, out)
         try:
             self._store_video(job_id, lease, out)
         except BaseException:
-            if poster is not None:  # nothing half-made stays stored
-                with contextlib.suppress(StorageError, OSError):
-                    self.storage.delete(video_key(poster_name(out.name)))
+            if poster is not None:
+                poster.unlink(missing_ok=True)
             raise
+        if poster is not None:
+            try:
+                self._store_poster(job_id, lease, poster, out)
+            except BaseException:  # nothing half-made stays stored
+                with contextlib.suppress(StorageError, OSError):
+                    self.storage.delete(video_key(out.name))
+                raise
         fields = {
             "size": result.size_bytes, "duration": result.duration, "width": result.width,
             "height": result.height, "frame_rate": result.frame_rate,
