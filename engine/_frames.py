@@ -30,7 +30,7 @@ from .kernel import page_out_compiler
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["stream_frames", "Draw", "write_poster", "poster_frame_of"]
+__all__ = ["stream_frames", "Draw", "write_poster", "poster_frame_of", "poster_of_video"]
 
 #: Frames rendered ahead of the encoder.
 _AHEAD = 3
@@ -148,3 +148,33 @@ def write_poster(image: Image.Image, path: str | os.PathLike[str]) -> str:
 def poster_frame_of(frames: range) -> int:
     """The frame a poster shows by default: a third of the way into ``frames``."""
     return frames.start + len(frames) // 3
+
+
+def poster_of_video(video: str | os.PathLike[str], frame: int, frame_rate: int,
+                    path: str | os.PathLike[str]) -> str:
+    """Write frame ``frame`` of the encoded ``video`` as its poster JPEG at ``path`` (a
+    video joined from chunks: no chunk drew the whole video's poster frame); returns
+    the path.
+
+    Raises:
+        RenderError: the video cannot be decoded there.
+    """
+    from fractions import Fraction
+
+    try:
+        with av.open(os.fspath(video)) as container:
+            stream = container.streams.video[0]
+            assert stream.time_base is not None
+            target = Fraction(frame, frame_rate)
+            container.seek(int(target / stream.time_base), stream=stream, backward=True)
+            last: av.VideoFrame | None = None
+            for decoded in container.decode(stream):
+                last = decoded
+                if decoded.pts is None or decoded.pts * stream.time_base >= target:
+                    break
+            image = None if last is None else _to_image(last)
+    except (av.FFmpegError, OSError) as exc:
+        raise RenderError(f"Cannot take the poster from the video: {exc}") from exc
+    if image is None:
+        raise RenderError("Cannot take the poster from the video: it has no frames")
+    return write_poster(image, path)

@@ -17,17 +17,20 @@ from __future__ import annotations
 import io
 import math
 import os
+import uuid
 from collections.abc import Iterator
-from typing import Any
+from fractions import Fraction
+from typing import Any, cast
 
 import av
 import numba
 import numpy as np
 
-from .errors import AudioError
+from .errors import AudioError, RenderError
 from .image import Source
 
-__all__ = ["RATE", "TARGET_LUFS", "Track", "Feed", "duration_of", "integrated_loudness"]
+__all__ = ["RATE", "TARGET_LUFS", "Track", "Feed", "add_track", "duration_of",
+           "integrated_loudness"]
 
 #: Samples per second of every track, as the encoders take it (Opus only takes 48 kHz).
 RATE = 48_000
@@ -248,3 +251,82 @@ class Feed:
         out, self._held = joined[:, :max(want, 0)], joined[:, max(want, 0):]
         self.given += out.shape[1]
         return np.ascontiguousarray(out)
+
+
+def add_track(video: str | os.PathLike[str], track: Source, out: str | os.PathLike[str],
+              *, frame_rate: int, audio_codec: tuple[str, int] = ("aac", 160_000)) -> None:
+    """Put a reel's track beside the video-only file ``video``, as ``out``.
+
+    The video's packets are copied as they are (no decode, no re-encode); the track is
+    made as :func:`~zoomreel.render_reel` makes it (a :class:`Track` as long as the
+    video: normalised, faded, cut or padded with silence) and encoded in the container's
+    audio codec, interleaved with the video by time. The audio stream therefore lasts
+    exactly as long as the video, and sample ``n`` plays with frame
+    ``n * frame_rate / RATE``: the joined chunks of a reel keep their sync to a frame.
+
+    Args:
+        video: a video-only file (the joined chunks of a reel).
+        track: the track, a path or its encoded bytes.
+        out: the file written (``.mp4`` or ``.webm``), under a temporary name first.
+        frame_rate: the video's frame rate (its duration is frames / frame_rate).
+        audio_codec: the FFmpeg audio encoder and its bit rate (the codec's
+            ``Codec.audio``: AAC in MP4, Opus in WebM).
+
+    Raises:
+        AudioError: the track cannot be decoded (``audio: ...``).
+        RenderError: the video cannot be read or the file written.
+    """
+    out = os.fspath(out)
+    folder, name = os.path.split(os.path.abspath(out))
+    tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.part")
+    container = "webm" if name.endswith(".webm") else "mp4"
+    options = {"movflags": "+faststart"} if container == "mp4" else {}
+    try:
+        with av.open(os.fspath(video)) as source:
+            src = source.streams.video[0]
+            frames = sum(1 for p in source.demux(src) if p.size)
+            seconds = frames / frame_rate
+            feed = Feed(Track(track, seconds))
+            source.seek(0)
+            with av.open(tmp, "w", format=container, options=options) as output:
+                stream = output.add_stream_from_template(src)
+                codec, bit_rate = audio_codec
+                audio = cast(Any, output.add_stream(codec, rate=RATE))
+                audio.layout = "stereo"
+                audio.time_base = Fraction(1, RATE)
+                audio.codec_context.time_base = Fraction(1, RATE)
+                audio.bit_rate = bit_rate
+                given = 0
+
+                def encode_until(sample: int) -> None:
+                    nonlocal given
+                    samples = feed.until(sample)
+                    if samples.shape[1] == 0:
+                        return
+                    frame = av.AudioFrame.from_ndarray(samples, format="fltp",
+                                                       layout="stereo")
+                    frame.sample_rate = RATE
+                    frame.time_base = Fraction(1, RATE)
+                    frame.pts = given
+                    given += samples.shape[1]
+                    output.mux(audio.encode(frame))
+
+                assert src.time_base is not None
+                for packet in source.demux(src):
+                    if packet.size == 0:
+                        continue
+                    if packet.dts is not None:  # the track up to this packet's time
+                        encode_until(round(float(packet.dts * src.time_base) * RATE))
+                    packet.stream = stream
+                    output.mux(packet)
+                encode_until(feed.total)
+                output.mux(audio.encode(None))
+        os.replace(tmp, out)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        if isinstance(exc, av.FFmpegError | OSError):
+            raise RenderError(f"Cannot add the track to the video: {exc}") from exc
+        raise

@@ -282,6 +282,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_length", "longest video a request may ask for", "number",
             JobSettings.max_length,
             env="ZOOMREEL_MAX_LENGTH", unit="seconds", above=0),
+    Setting("max_slides", "the most slides a reel (POST /v1/video/reel) may have",
+            "integer", JobSettings.max_slides, env="ZOOMREEL_MAX_SLIDES", minimum=1),
+    Setting("max_audio_mb", "size cap of a reel's track, downloaded or uploaded", "number",
+            JobSettings.max_audio_bytes / 2**20, env="ZOOMREEL_MAX_AUDIO_MB", unit="MB",
+            above=0),
     Setting("retention_days", "how long finished jobs (record and video) are kept",
             "number", DEFAULT_RETENTION_S / 86400, env="ZOOMREEL_RETENTION_DAYS",
             unit="days", minimum=1, zero="keep forever"),
@@ -388,6 +393,8 @@ class Config:
     s3_retry_seconds: float = JobSettings.storage_retry_s
     chunk_seconds: float = JobSettings.chunk_s
     idempotency_ttl: float = JobSettings.idempotency_ttl_s
+    max_slides: int = JobSettings.max_slides
+    max_audio_mb: float = JobSettings.max_audio_bytes / 2**20
     deprecated: tuple[str, ...] = ()  # deprecated flags used, for a warning
 
     def job_settings(self) -> JobSettings:
@@ -399,7 +406,9 @@ class Config:
             allow_private_urls=self.allow_private_urls,
             webhook_secret=self.webhook_secret, lease_s=self.lease_seconds,
             max_waiting=self.max_waiting, storage_retry_s=self.s3_retry_seconds,
-            chunk_s=self.chunk_seconds, idempotency_ttl_s=self.idempotency_ttl)
+            chunk_s=self.chunk_seconds, idempotency_ttl_s=self.idempotency_ttl,
+            max_slides=self.max_slides,
+            max_audio_bytes=max(1, int(self.max_audio_mb * 2**20)))
 
     def storage(self) -> Storage:
         """Where uploads and videos are kept: the bucket when one is set, else the data

@@ -42,6 +42,11 @@ def _chunk_lines(lines: list[str], job_id: str) -> list[int]:
             if (m := re.search(rf"\[job {job_id}\] chunk (\d+) \(frames", line))]
 
 
+def _with_poster(filename: str) -> list[str]:
+    """A finished video's file name and its poster's, sorted (the poster first)."""
+    return sorted([filename, filename.rsplit(".", 1)[0] + ".jpg"])
+
+
 def _keyframes(data: bytes) -> tuple[list[int], int, str]:
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.video[0]
@@ -94,7 +99,9 @@ def test_a_long_job_is_rendered_in_chunks_and_joined(
     # the chunks are gone once the job is done (just after); only the video stays
     eventually(lambda: not (api.data_dir / "chunks" / job_id).exists(),
                what="the parts to be removed once the job is done")
-    assert [p.name for p in (api.data_dir / "videos").iterdir()] == [result["filename"]]
+    names = _with_poster(result["filename"])  # the video and its poster
+    assert sorted(p.name for p in (api.data_dir / "videos").iterdir()) == names
+    assert names[0] in result["poster_url"]
 
 
 @pytest.mark.system
@@ -196,7 +203,8 @@ def test_a_worker_killed_mid_chunk_leaves_that_chunk_to_the_other(
     with _service(redis_url, api.data_dir, lease_s=3) as service:
         service.sweep_expired()
     videos = api.data_dir / "videos"
-    assert [p.name for p in videos.iterdir()] == [answer["response"]["response"]["filename"]]
+    assert sorted(p.name for p in videos.iterdir()) == _with_poster(
+        answer["response"]["response"]["filename"])
 
 
 @pytest.mark.system
@@ -218,7 +226,8 @@ def test_chunks_travel_through_the_bucket_between_machines(
             assert sum(1 for _ in container.decode(video=0)) == 60
         eventually(lambda: s3.keys(bucket, "chunks/"), until=lambda keys: keys == [],
                    what="the parts to be removed once the job is done")
-        assert s3.keys(bucket, "videos/") == [f"videos/{result['filename']}"]
+        assert s3.keys(bucket, "videos/") == [
+            f"videos/{name}" for name in _with_poster(result["filename"])]
 
 
 @pytest.mark.system
@@ -250,7 +259,8 @@ def test_serve_killed_mid_chunked_job_renders_only_the_rest_after_a_restart(
     # the killed renders' files went with the restart, the parts with the job's end
     eventually(lambda: not (data / "chunks" / job_id).exists(),
                what="the parts to be removed once the job is done")
-    assert [p.name for p in (data / "videos").iterdir()] == [result["filename"]]
+    assert sorted(p.name for p in (data / "videos").iterdir()) == _with_poster(
+        result["filename"])
 
 
 @pytest.mark.system

@@ -588,11 +588,12 @@ def test_openapi_and_health_need_no_key(rest: Rest) -> None:
     doc = testing.simulate_get(rest.client.app, "/openapi.json")
     assert doc.status_code == 200 and doc.json["openapi"].startswith("3.")
     paths = doc.json["paths"]
-    assert {"/v1/image/convert/video", "/v1/toolkit/job/status",
+    assert {"/v1/image/convert/video", "/v1/video/reel", "/v1/toolkit/job/status",
             "/v1/storage/download/{filename}", "/health", "/openapi.json"} <= set(paths)
     download = paths["/v1/storage/download/{filename}"]
     assert set(download) >= {"get", "head"}
-    assert set(download["get"]["responses"]["200"]["content"]) == {"video/mp4", "video/webm"}
+    assert set(download["get"]["responses"]["200"]["content"]) == {  # videos, posters
+        "video/mp4", "video/webm", "image/jpeg"}
     assert {"206", "304", "404", "416"} <= set(download["get"]["responses"])
     submit = doc.json["components"]["schemas"]["SubmitRequest"]
     assert {"image_url", "length", "frame_rate", "zoom_speed", "webhook_url", "id",

@@ -40,6 +40,11 @@ from zoomreel.storage import S3Storage
 pytestmark = pytest.mark.system
 
 
+def _with_poster(filename: str) -> list[str]:
+    """A finished video's file name and its poster's, sorted (the poster first)."""
+    return sorted([filename, filename.rsplit(".", 1)[0] + ".jpg"])
+
+
 def image_url(image_server: LoopbackServer) -> str:
     return image_server.add(f"/s3-{uuid.uuid4().hex}.jpg", jpeg(320, 180, (30, 160, 60)))
 
@@ -84,7 +89,8 @@ def test_videos_by_url_and_by_upload_are_stored_in_the_bucket(
         assert stored["ContentType"] == "video/mp4"
     # the uploaded image is gone from the bucket once its job ended; no video is local
     eventually(lambda: s3.keys(bucket), until=lambda keys: keys == sorted(
-        f"zr/videos/{n}" for n in names), what="only the two videos in the bucket")
+        f"zr/videos/{n}" for name in names for n in _with_poster(name)),
+        what="only the two videos (and their posters) in the bucket")
     assert files_in(api.data_dir / "videos") == files_in(api.data_dir / "work") == []
     assert files_in(api.data_dir / "uploads") == []
 
@@ -125,7 +131,7 @@ def test_the_upstream_toolkits_variables_are_read(
     try:
         api.start()
         result = done_result(api, api.submit(image_url=image_url(image_server), **SMALL))
-        assert s3.keys(bucket) == [f"videos/{result['filename']}"]
+        assert s3.keys(bucket) == [f"videos/{n}" for n in _with_poster(result["filename"])]
         assert result["download_url"].startswith(f"{s3.endpoint}/{bucket}/videos/")
     finally:
         api.kill9()
@@ -245,9 +251,10 @@ def test_retention_deletes_videos_from_the_bucket(
         job, _ = service.submit({"image_url": image_url(image_server), **SMALL})
         done = eventually(lambda: service.get(job.id), until=lambda j: j.status == "done",
                           timeout=120, what="the job to be done")
-        assert done.storage == "s3" and s3.keys(bucket) == [f"videos/{done.filename}"]
+        assert done.storage == "s3" and s3.keys(bucket) == [
+            f"videos/{n}" for n in _with_poster(done.filename)]
         assert service.sweep_expired(now=time.time() + 1800) == 0  # not old enough yet
-        assert s3.keys(bucket) == [f"videos/{done.filename}"]
+        assert s3.keys(bucket) == [f"videos/{n}" for n in _with_poster(done.filename)]
         assert service.sweep_expired(now=time.time() + 7200) == 1
         assert s3.keys(bucket) == []
         with pytest.raises(JobNotFound):

@@ -43,8 +43,9 @@ def test_jobs_run_on_workers_that_share_only_redis_and_the_bucket(
         assert through_api.status_code == 200 and probe(through_api.content)["frames"] == 15
         direct = requests.get(result["download_url"], timeout=30)
         assert direct.status_code == 200 and direct.content == through_api.content
-    assert s3.keys(bucket, "videos/") == sorted(
-        f"videos/{result['filename']}" for result in results.values())
+    assert s3.keys(bucket, "videos/") == sorted(  # each video and its poster
+        f"videos/{name}" for result in results.values()
+        for name in (result["filename"], result["filename"].rsplit(".", 1)[0] + ".jpg"))
     # nothing went through a disk: not the API's (uploads), not the workers' (videos)
     for data_dir in (api.data_dir, *(worker.data_dir for worker in workers)):
         assert [p for p in files_in(data_dir) if p.suffix in (".mp4", ".img")] == []

@@ -38,7 +38,9 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -52,7 +54,7 @@ from ..errors import (
 )
 from ..join import JOINABLE, chunk_ranges
 from ..spec import AUTO, RenderSpec
-from ..storage import chunk_key
+from ..storage import chunk_key, poster_name
 from ..subject import FocusBy, Subject
 from . import scripts
 from ._redis_retry import retry_redis
@@ -60,9 +62,13 @@ from .broker import Messages, queued_chunks
 from .job import Job, text
 from .lease import Lease
 from .outcomes import INPUT_FAULT, OUR_FAULT, Outcomes
+from .reels import Framed, ReelSources
 from .scripts import ChunkClaimResult, ChunkDoneResult
 from .settings import JobSettings
 from .store import JobStore
+
+if TYPE_CHECKING:
+    from ..render import RenderResult
 
 __all__ = ["ChunkTask", "chunk_ranges", "chunk_key", "JOINABLE"]
 
@@ -112,7 +118,7 @@ class ChunkTask:
         self._release = client.register_script(scripts.CHUNK_RELEASE)
         self._take_up = client.register_script(scripts.CHUNK_TAKE_UP)
 
-    def ranges(self, spec: RenderSpec) -> list[range]:
+    def ranges(self, spec: Framed) -> list[range]:
         """The chunks of ``spec``'s video (one: rendered whole)."""
         if spec.codec not in JOINABLE:
             return [range(spec.total_frames)]
@@ -123,7 +129,7 @@ class ChunkTask:
         needed while it runs: its chunks' messages carry it)."""
         return bool(self.store.client.exists(self.keys.chunks(job_id)))
 
-    def recorded(self, job_id: str, spec: RenderSpec) -> list[range]:
+    def recorded(self, job_id: str, spec: Framed) -> list[range]:
         """The chunks the job was split into (as recorded: workers may be configured
         with other chunk lengths)."""
         count, first_frames, size = self.store.client.hmget(
@@ -138,7 +144,7 @@ class ChunkTask:
         return [range(a, b) for a, b in zip(starts, [*starts[1:], total], strict=True)]
 
     # -- splitting (the render actor, having claimed the job) ----------------------
-    def split(self, job: Job, spec: RenderSpec, token: str, lease: Lease) -> bool:
+    def split(self, job: Job, spec: Framed, token: str, lease: Lease) -> bool:
         """Split the claimed ``job`` into chunks and send their messages, or, if every
         chunk is done already (its joiner died), join them; False when the job is
         rendered whole."""
@@ -234,9 +240,33 @@ class ChunkTask:
         from ..render import render_video
 
         job = retry_redis(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
+        if job.is_reel:
+            with self._sources(job, lost) as sources:
+                extent = sources.extent()
+                frames = self.recorded(job_id, extent)[index]
+                self._render_part(job, index, token, lost, frames, extent.codec,
+                                  lambda out, progress, cancel: sources.render(
+                                      out, frames=frames, progress=progress, cancel=cancel))
+            return
         spec = RenderSpec.from_request(job.request)
         frames = self.recorded(job_id, spec)[index]
         source = self.outcomes.source_of(job, lost)
+        self._render_part(job, index, token, lost, frames, spec.codec,
+                          lambda out, progress, cancel: render_video(
+                              source, out, spec, progress=progress, frames=frames,
+                              cancel=cancel))
+
+    def _sources(self, job: Job, lost: threading.Event) -> ReelSources:
+        return ReelSources(job, lambda name: self.outcomes.load_upload(job.id, name, lost),
+                           self.settings, self.storage.scratch, lost)
+
+    def _render_part(self, job: Job, index: int, token: str, lost: threading.Event,
+                     frames: range, codec: str,
+                     render: Callable[[Path, Callable[[int, int], None], Callable[[], bool]],
+                                      RenderResult]) -> None:
+        """Render chunk ``index`` (``frames``) with ``render(out, progress, cancel)``,
+        store it and count it done; the last one joins."""
+        job_id = job.id
         last = [0.0]
 
         def progress(done: int, total: int) -> None:
@@ -249,14 +279,13 @@ class ChunkTask:
                 except redis.RedisError:
                     pass
 
-        extension = CODECS[spec.codec].extension
+        extension = CODECS[codec].extension
         scratch = self.storage.scratch
         scratch.mkdir(parents=True, exist_ok=True)
         out = scratch / _scratch_name("chunk", job_id, index, token, extension)
         log.info("chunk %d (frames %d-%d) started", index, frames.start, frames.stop - 1,
                  extra={"job_id": job_id})
-        rendered = render_video(source, out, spec, progress=progress, frames=frames,
-                                cancel=lambda: self.shutdown.is_set() or lost.is_set())
+        rendered = render(out, progress, lambda: self.shutdown.is_set() or lost.is_set())
         if index == 0 and rendered.focus_used is not None:  # for the join's result
             self._record_focus(job_id, rendered.focus_used)
         key = chunk_key(job_id, index, extension)
@@ -305,12 +334,25 @@ class ChunkTask:
                 return  # lease lost or shutdown: whoever takes the job up joins
             except (StorageError, RenderError) as exc:
                 self.outcomes.fail(job_id, str(exc), OUR_FAULT)
+            except ZoomreelError as exc:  # a reel's track that cannot be fetched or decoded
+                self.outcomes.fail(job_id, str(exc), INPUT_FAULT)
 
     def _join(self, job_id: str, lease: Lease) -> None:
+        job = retry_redis(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
+        if job.is_reel:
+            with self._sources(job, lease.lost) as sources:
+                self._join_parts(job, lease, sources.extent(), sources)
+            return
+        self._join_parts(job, lease, RenderSpec.from_request(job.request), None)
+
+    def _join_parts(self, job: Job, lease: Lease, spec: Framed,
+                    sources: ReelSources | None) -> None:
+        """Join the job's stored parts into its video (a reel's track added), take its
+        poster from it, and finish the job."""
+        from .._frames import poster_frame_of, poster_of_video
         from ..join import join_videos
 
-        job = retry_redis(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
-        spec = RenderSpec.from_request(job.request)
+        job_id = job.id
         extension = CODECS[spec.codec].extension
         ranges = self.recorded(job_id, spec)
         storage = self.storage
@@ -332,14 +374,31 @@ class ChunkTask:
                     self._fetch(job_id, lease, key, local)
                 parts.append(str(local))
             out = scratch / job.filename
-            result = join_videos(parts, out, frame_rate=spec.frame_rate,
+            with_track = sources is not None and sources.has_track
+            joined = scratch / _scratch_name("join", job_id, len(ranges), lease.token,
+                                             extension) if with_track else out
+            result = join_videos(parts, joined, frame_rate=spec.frame_rate,
                                  expected_frames=spec.total_frames)
         finally:
             for path_text in fetched:
                 Path(path_text).unlink(missing_ok=True)
+        if sources is not None and with_track:
+            from ..audio import add_track
+
+            try:
+                with sources.named_errors():
+                    add_track(joined, sources.track(), out, frame_rate=spec.frame_rate,
+                              audio_codec=CODECS[spec.codec].audio)
+            finally:
+                joined.unlink(missing_ok=True)
+            result = dataclasses.replace(result, path=str(out), size_bytes=out.stat().st_size)
+        at = (sources.poster_frame() if sources is not None
+              else poster_frame_of(range(spec.total_frames)))
+        poster = poster_of_video(out, at, spec.frame_rate, scratch / poster_name(job.filename))
+        result = dataclasses.replace(result, poster=poster)
         log.info("joined %d chunks in %.2f s", len(parts), time.monotonic() - started,
                  extra={"job_id": job_id})
-        if spec.focus == AUTO:  # every chunk found the same subject; chunk 0 kept it
+        if isinstance(spec, RenderSpec) and spec.focus == AUTO:  # chunk 0 kept the subject
             result = dataclasses.replace(result, focus_used=self._recorded_focus(job_id))
         # the render's time: from the split to the joined video, every chunk included
         self.outcomes.finish_rendered(job_id, lease, result,

@@ -48,6 +48,8 @@ class Job:
             not be fetched or decoded, a bad field), 500 when zoomreel was.
         storage: once ``done``: the kind of storage that holds its video (``s3``);
             empty for the data dir (and for every job done before storage had kinds).
+        poster: once ``done``: the file name of its poster (one JPEG frame, stored
+            beside the video); empty when it has none (jobs done before posters).
     """
 
     id: str
@@ -75,6 +77,18 @@ class Job:
     upstream: bool = False
     error_code: int | None = None
     storage: str = ""
+    poster: str = ""
+
+    @property
+    def uploads(self) -> list[str]:
+        """The names of its uploaded files (a reel may have several: ``upload`` holds
+        them comma-separated)."""
+        return [name for name in (self.upload or "").split(",") if name]
+
+    @property
+    def is_reel(self) -> bool:
+        """Whether the job is a reel (POST /v1/video/reel): its request has slides."""
+        return "slides" in self.request
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> Job:
@@ -124,6 +138,7 @@ class Job:
             upstream=data.get("upstream") == "1",
             error_code=_int(data.get("error_code")),
             storage=data.get("storage", ""),
+            poster=data.get("poster", ""),
         )
 
 

@@ -160,13 +160,16 @@ class Maintenance:
                 if not self.outcomes.remove_chunks(job):
                     continue  # parts left by a finish that could not delete them
                 if job.filename:
+                    names = [job.filename, *([job.poster] if job.poster else [])]
                     try:
-                        self.storage.delete(video_key(job.filename))
+                        for name in names:
+                            self.storage.delete(video_key(name))
                     except StorageError as exc:
                         log.warning("retention: the video stays until the storage "
                                     "answers: %s", exc, extra={"job_id": job.id})
                         continue
-                    (self.settings.storage_dir / job.filename).unlink(missing_ok=True)
+                    for name in names:
+                        (self.settings.storage_dir / name).unlink(missing_ok=True)
                 self.store.delete(job.id)
                 removed += 1
         self._remove_stale_files(older_than=time.time() - _STALE_FILE_S)
@@ -184,8 +187,8 @@ class Maintenance:
         if self.storage.kind != LocalStorage.kind:
             # a bucket may be shared by several deployments: only its stale uploads go
             older_than = min(older_than, time.time() - _STALE_FILE_S)
-        owned = {upload_key(job.upload) for job in map(self.store.get, self.store.active_ids())
-                 if job.upload}
+        owned = {upload_key(name) for job in map(self.store.get, self.store.active_ids())
+                 for name in job.uploads}
         try:
             for key, modified in list(self.storage.list(UPLOADS)):
                 if key not in owned and modified < older_than:

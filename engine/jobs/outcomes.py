@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TypeVar
 from .._backoff import backoff
 from ..codecs import content_type_of
 from ..errors import ImageError, RenderCancelled, StorageError
-from ..storage import LocalStorage, Storage, chunk_key, upload_key, video_key
+from ..storage import LocalStorage, Storage, chunk_key, poster_name, upload_key, video_key
 from ._redis_retry import retry_redis
 from .broker import Messages
 from .job import Job
@@ -80,15 +80,31 @@ class Outcomes:
     # -- the ends ---------------------------------------------------------------------
     def finish_rendered(self, job_id: str, lease: Lease, result: RenderResult,
                         seconds: float) -> None:
-        """Store the finished video ``result`` and end its job ``done``."""
+        """Store the finished video ``result`` (and its poster, if it has one) and end
+        its job ``done``."""
         out = Path(result.path)
-        self._store_video(job_id, lease, out)
+        poster = None if result.poster is None else Path(result.poster)
+        try:
+            self._store_video(job_id, lease, out)
+        except BaseException:
+            if poster is not None:
+                poster.unlink(missing_ok=True)
+            raise
+        if poster is not None:
+            try:
+                self._store_poster(job_id, lease, poster, out)
+            except BaseException:  # nothing half-made stays stored
+                with contextlib.suppress(StorageError, OSError):
+                    self.storage.delete(video_key(out.name))
+                raise
         fields = {
             "size": result.size_bytes, "duration": result.duration, "width": result.width,
             "height": result.height, "frame_rate": result.frame_rate,
             "frames_done": result.frames, "pid": os.getpid(),
             "storage": "" if self.storage.kind == LocalStorage.kind else self.storage.kind,
         }
+        if poster is not None:
+            fields["poster"] = poster_name(out.name)
         if result.focus_used is not None:  # focus "auto": what it closed in on
             fields["focus_used"] = json.dumps(result.focus_used.to_json())
         # A finish retried after a stall may find the job done by its first try: the
@@ -142,9 +158,9 @@ class Outcomes:
     def _after_finish(self, job_id: str) -> None:
         job = retry_redis(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
         retry_redis(lambda: self.remove_chunks(job), "remove chunks", job_id, self.shutdown)
-        if job.upload:
+        for name in job.uploads:
             try:
-                self.storage.delete(upload_key(job.upload))
+                self.storage.delete(upload_key(name))
             except StorageError as exc:  # the sweep removes it later (an upload no job owns)
                 log.warning("the upload stays for now: %s", exc, extra={"job_id": job_id})
         if job.webhook_url:
@@ -192,14 +208,30 @@ class Outcomes:
         from ..net import fetch_url
 
         if job.upload:  # as bytes: no message may show the server's folders
-            key = upload_key(job.upload)
-            found = self.with_storage(job.id, lost, "reading the upload",
-                                      lambda: self.storage.load_bytes(key))
+            found = self.load_upload(job.id, job.upload, lost)
             if found is None:
                 raise ImageError("The uploaded image is gone (removed before its render)")
             return found
         return fetch_url(job.request["image_url"], max_bytes=self.settings.max_image_bytes,
                          allow_private=self.settings.allow_private_urls)
+
+    def load_upload(self, job_id: str, name: str, lost: threading.Event) -> bytes | None:
+        """The bytes of the job's upload ``name`` (None when it is gone)."""
+        key = upload_key(name)
+        return self.with_storage(job_id, lost, "reading the upload",
+                                 lambda: self.storage.load_bytes(key))
+
+    def _store_poster(self, job_id: str, lease: Lease, poster: Path, video: Path) -> None:
+        """Store the poster JPEG ``poster`` of the video ``video`` beside it (as
+        ``videos/<name>.jpg``); the local file is gone afterwards."""
+        key = video_key(poster_name(video.name))
+        try:
+            if poster != self.storage.local_path(key):
+                self.with_storage(job_id, lease.lost, "storing the poster",
+                                  lambda: self.storage.save_file(key, poster, "image/jpeg"))
+        except BaseException:
+            poster.unlink(missing_ok=True)
+            raise
 
     def _store_video(self, job_id: str, lease: Lease, out: Path) -> None:
         """Store the rendered file ``out`` (see Storage.save_file); a copy left in the

@@ -31,6 +31,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Protocol
 
 import redis
@@ -45,11 +46,13 @@ from ..errors import (
     disk_full,
 )
 from ..spec import RenderSpec
+from ..storage import poster_name
 from ._redis_retry import retry_redis
 from .broker import Messages
 from .job import Job
 from .lease import Lease, take_up
 from .outcomes import INPUT_FAULT, OUR_FAULT, RENDERED_TWICE, Outcomes
+from .reels import Framed, ReelSources
 from .scripts import ClaimResult
 from .settings import JobSettings
 from .store import JobStore
@@ -73,7 +76,7 @@ class Splitter(Protocol):
         """Whether the job was split into chunks."""
         ...
 
-    def split(self, job: Job, spec: RenderSpec, token: str, lease: Lease) -> bool:
+    def split(self, job: Job, spec: Framed, token: str, lease: Lease) -> bool:
         """Split the claimed job and send its chunks; False to render it whole."""
         ...
 
@@ -172,10 +175,41 @@ class RenderTask:
         from ..render import render_video
 
         job = retry_redis(lambda: self.store.get(job_id), "read", job_id, self.shutdown)
+        if job.is_reel:
+            self._render_reel(job, token, lease)
+            return
         spec = RenderSpec.from_request(job.request)
         if self.chunks is not None and self.chunks.split(job, spec, token, lease):
             return
         source = self.outcomes.source_of(job, lease.lost)
+        progress, cancel = self._watch(job_id, token, lease)
+        self.storage.scratch.mkdir(parents=True, exist_ok=True)
+        out = self.storage.scratch / job.filename
+        log.info("render started", extra={"job_id": job_id})
+        started = time.monotonic()
+        result = render_video(source, out, spec, progress=progress, cancel=cancel,
+                              poster=self.storage.scratch / poster_name(job.filename))
+        self.outcomes.finish_rendered(job_id, lease, result, time.monotonic() - started)
+
+    def _render_reel(self, job: Job, token: str, lease: Lease) -> None:
+        """Render a reel job: whole, or split into chunks when it is long."""
+        with ReelSources(job, lambda name: self.outcomes.load_upload(job.id, name, lease.lost),
+                         self.settings, self.storage.scratch, lease.lost) as sources:
+            if self.chunks is not None and self.chunks.split(job, sources.extent(), token,
+                                                             lease):
+                return
+            progress, cancel = self._watch(job.id, token, lease)
+            self.storage.scratch.mkdir(parents=True, exist_ok=True)
+            out = self.storage.scratch / job.filename
+            log.info("reel render started", extra={"job_id": job.id})
+            started = time.monotonic()
+            result = sources.render(out, progress=progress, cancel=cancel,
+                                    poster=self.storage.scratch / poster_name(job.filename))
+        self.outcomes.finish_rendered(job.id, lease, result, time.monotonic() - started)
+
+    def _watch(self, job_id: str, token: str, lease: Lease,
+               ) -> tuple[Callable[[int, int], None], Callable[[], bool]]:
+        """The render's progress callback (renewing the lease) and its cancel check."""
         last = [0.0]
 
         def progress(done: int, total: int) -> None:
@@ -191,12 +225,7 @@ class RenderTask:
         def cancel() -> bool:
             return self.shutdown.is_set() or lease.lost.is_set()
 
-        self.storage.scratch.mkdir(parents=True, exist_ok=True)
-        out = self.storage.scratch / job.filename
-        log.info("render started", extra={"job_id": job_id})
-        started = time.monotonic()
-        result = render_video(source, out, spec, progress=progress, cancel=cancel)
-        self.outcomes.finish_rendered(job_id, lease, result, time.monotonic() - started)
+        return progress, cancel
 
     def _retry_or_fail(self, job_id: str, token: str, message: str, code: int) -> None:
         attempts = retry_redis(lambda: self.store.requeue(job_id, token, message), "requeue",

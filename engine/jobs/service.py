@@ -8,6 +8,7 @@ It wires the parts together: the store (store.py), the actors on their broker
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import re
 import threading
@@ -24,7 +25,14 @@ from dramatiq.middleware import Middleware
 from ..codecs import CODECS, content_type_of
 from ..errors import DiskFullError, ImageTooLargeError, StorageError, disk_full
 from ..spec import REQUEST_FIELDS, RenderSpec
-from ..storage import LocalStorage, ObjectInfo, Storage, upload_key, video_key
+from ..storage import (
+    POSTER_EXTENSION,
+    LocalStorage,
+    ObjectInfo,
+    Storage,
+    upload_key,
+    video_key,
+)
 from . import keys
 from .broker import (
     EXTERNAL_HEARTBEAT_TIMEOUT_MS,
@@ -62,6 +70,12 @@ API_REDIS_TIMEOUT_S = 2.0
 _CREATE_WAIT_S = API_REDIS_TIMEOUT_S - 0.5
 #: /health asks the storage whether it answers at most this often (per process).
 _STORAGE_CHECK_EVERY_S = 5.0
+
+
+def _served(filename: str) -> bool:
+    """Whether the download route serves files of this name: videos (the extensions
+    the codecs write) and their posters."""
+    return content_type_of(filename) is not None or filename.endswith(POSTER_EXTENSION)
 
 
 @dataclass(frozen=True)
@@ -246,11 +260,75 @@ class JobService:
                         extra={"job_id": job.id})
         return job, queued
 
-    def _store_upload(self, job_id: str, name: str, upload: bytes) -> None:
+    def submit_reel(self, request: dict[str, Any], *, images: list[bytes] | None = None,
+                    audio: bytes | None = None, base_url: str | None = None,
+                    owner: str | None = None, endpoint: str = "",
+                    idempotency_key: str | None = None) -> tuple[Job, int]:
+        """Queue a reel (POST /v1/video/reel); return its job and the queue's length.
+
+        Everything that can be known before a fetch is checked here (reels.check_reel),
+        so a bad reel stores nothing; idempotency and the queue's limits as
+        :meth:`submit`.
+
+        Args:
+            request: the reel's fields: ``slides``, the ReelSpec fields, ``audio_url``,
+                ``webhook_url``, ``id``.
+            images: uploaded images, in order (the slides without an image_url take
+                them; more images than such slides make slides of their own).
+            audio: an uploaded track.
+            base_url, owner, endpoint, idempotency_key: as :meth:`submit`.
+
+        Raises:
+            SpecError, ImageError, AudioError, URLRefusedError: a rule broken (named
+                with the slide's index).
+            ImageTooLargeError: an uploaded image is over the size cap.
+            IdempotencyConflict, QueueFullError, redis.RedisError: as :meth:`submit`.
+        """
+        from .reels import check_reel
+
+        given = {k: v for k, v in request.items() if v is not None}
+        images = images or []
+        once = None
+        if idempotency_key is not None:
+            # each file's digest in order, then the track's: one fingerprint per set
+            uploaded = b"".join(hashlib.sha256(f).digest() for f in images) + (
+                b"audio" + hashlib.sha256(audio).digest() if audio is not None else b"")
+            once = (check_key(idempotency_key), fingerprint(endpoint, given, uploaded),
+                    self.settings.idempotency_ttl_s)
+        reel = check_reel(given, images=images, audio=audio, settings=self.settings)
+        job_id = str(uuid.uuid4())
+        names = [name for name, _ in reel.uploads]
+        job, queued = self.store.create(  # raises, having stored nothing, when it cannot
+            reel.stored, client_id=given.get("id"), frames_total=reel.frames_total,
+            filename_prefix="reel", extension=reel.extension, base_url=base_url,
+            upload=",".join(names) or None, webhook_url=given.get("webhook_url"),
+            owner=owner, max_queued=self.settings.max_queue_length,
+            max_queued_per_owner=self.settings.max_jobs_per_key,
+            deadline=time.time() + _CREATE_WAIT_S, endpoint=endpoint, job_id=job_id,
+            idempotency=once)
+        if job.id != job_id:
+            log.info("job answered again for its idempotency key", extra={"job_id": job.id})
+            return job, queued
+        stored: list[str] = []
+        for name, data in reel.uploads:
+            self._store_upload(job.id, name, data, stored)
+            stored.append(name)
+        self.metrics.submitted.inc()
+        log.info("reel submitted (%d slides)", len(reel.stored["slides"]),
+                 extra={"job_id": job.id})
+        try:
+            self.messages.send_render(job.id)
+        except redis.RedisError as exc:
+            log.warning("job stored, its message not sent yet (%s)", exc,
+                        extra={"job_id": job.id})
+        return job, queued
+
+    def _store_upload(self, job_id: str, name: str, upload: bytes,
+                      before: list[str] | None = None) -> None:
         """Store a new job's uploaded image (its job exists already, so the file always
         has an owner: a process killed while writing leaves a job whose render fails,
         and the failure removes the file). No message is sent before it is written.
-        A write that fails takes the job away again.
+        A write that fails takes the job away again, with the uploads ``before`` it.
 
         Raises:
             StorageError: the storage did not take it (nothing is left stored).
@@ -264,8 +342,9 @@ class JobService:
             except redis.RedisError as gone:  # its render fails: the image is missing
                 log.warning("a job whose upload failed is left to fail (%s)", gone,
                             extra={"job_id": job_id})
-            with contextlib.suppress(OSError, StorageError):
-                self.storage.delete(key)
+            for stored in [key, *map(upload_key, before or [])]:
+                with contextlib.suppress(OSError, StorageError):
+                    self.storage.delete(stored)
             if disk_full(exc):
                 raise DiskFullError("The disk holding the uploads is full; nothing was "
                                     f"queued: retry in {DiskFullError.retry_after} s") from exc
@@ -311,7 +390,7 @@ class JobService:
         outside it."""
         if not _FILE_NAME.match(filename):  # also no NUL, no path, no overlong name
             return None
-        if content_type_of(filename) is None:  # only the extensions the codecs write
+        if not _served(filename):  # only the extensions the codecs write, and posters
             return None
         root = self.settings.storage_dir.resolve()
         path = (root / filename).resolve()
@@ -326,7 +405,7 @@ class JobService:
         Raises:
             StorageError: the storage did not answer.
         """
-        if not _FILE_NAME.match(filename) or content_type_of(filename) is None:
+        if not _FILE_NAME.match(filename) or not _served(filename):
             return None
         key = video_key(filename)
         for storage in dict.fromkeys((self.storage, self.local)):

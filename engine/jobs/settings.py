@@ -9,12 +9,16 @@ from pathlib import Path
 from ..errors import SettingError
 
 __all__ = ["JobSettings", "DEFAULT_RETENTION_S", "DEFAULT_MAX_IMAGE_BYTES",
-           "DEFAULT_MAX_QUEUE_LENGTH"]
+           "DEFAULT_MAX_QUEUE_LENGTH", "DEFAULT_MAX_SLIDES", "DEFAULT_MAX_AUDIO_BYTES"]
 
 DEFAULT_RETENTION_S = 7 * 86400
 DEFAULT_MAX_IMAGE_BYTES = 50 * 2**20
 #: Queued jobs before a submit gets 429: about an hour of 10 s 1080p jobs on two cores.
 DEFAULT_MAX_QUEUE_LENGTH = 1000
+#: Slides a reel may have.
+DEFAULT_MAX_SLIDES = 100
+#: Size cap of a reel's track.
+DEFAULT_MAX_AUDIO_BYTES = 50 * 2**20
 
 #: The numeric fields' lower bounds: (field, bound, ">" exclusive or ">=" inclusive).
 _RANGES = (
@@ -31,6 +35,8 @@ _RANGES = (
     ("storage_retry_s", 0, ">="),
     ("chunk_s", 0, ">="),
     ("idempotency_ttl_s", 0, ">"),
+    ("max_slides", 1, ">="),
+    ("max_audio_bytes", 1, ">="),
 )
 _RULES = {">": "a finite number greater than {}", ">=": "a finite number of at least {}"}
 
@@ -63,6 +69,8 @@ class JobSettings:
         chunk_s: a video longer than this, in seconds, is rendered in chunks of about
             this length by every worker at once, then joined (chunks.py); 0 = never.
         idempotency_ttl_s: how long an ``Idempotency-Key`` is remembered, in seconds.
+        max_slides: the most slides a reel may have.
+        max_audio_bytes: size cap of a reel's track (downloaded or uploaded).
     """
 
     data_dir: Path = field(default_factory=lambda: Path("zoomreel-data"))
@@ -81,6 +89,8 @@ class JobSettings:
     storage_retry_s: float = 300.0
     chunk_s: float = 60.0
     idempotency_ttl_s: float = 86400.0
+    max_slides: int = DEFAULT_MAX_SLIDES
+    max_audio_bytes: int = DEFAULT_MAX_AUDIO_BYTES
 
     def __post_init__(self) -> None:
         """Refuse values that would destroy data or turn every request away.

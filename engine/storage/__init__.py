@@ -12,9 +12,19 @@ job renders in chunks, ``chunks/<id>/<n><ext>`` (:func:`video_key`, :func:`uploa
 
 from __future__ import annotations
 
-from .base import UPLOADS, VIDEOS, ObjectInfo, Storage, chunk_key, upload_key, video_key
+from .base import (
+    POSTER_EXTENSION,
+    UPLOADS,
+    VIDEOS,
+    ObjectInfo,
+    Storage,
+    chunk_key,
+    poster_name,
+    upload_key,
+    video_key,
+)
 from .local import LocalStorage
 from .s3 import S3Storage
 
 __all__ = ["LocalStorage", "ObjectInfo", "S3Storage", "Storage", "UPLOADS", "VIDEOS",
-           "chunk_key", "upload_key", "video_key"]
+           "chunk_key", "upload_key", "video_key", "POSTER_EXTENSION", "poster_name"]

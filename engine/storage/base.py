@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, ClassVar
 
-__all__ = ["ObjectInfo", "Storage", "UPLOADS", "VIDEOS", "chunk_key", "upload_key",
-           "video_key"]
+__all__ = ["ObjectInfo", "Storage", "UPLOADS", "VIDEOS", "POSTER_EXTENSION", "chunk_key",
+           "poster_name", "upload_key", "video_key"]
 
 #: Key prefixes of finished videos and of uploaded images.
 VIDEOS = "videos/"
@@ -19,6 +19,15 @@ UPLOADS = "uploads/"
 def video_key(filename: str) -> str:
     """The key of the finished video ``filename``."""
     return VIDEOS + filename
+
+
+#: The extension of a video's poster (one JPEG frame, kept beside the video).
+POSTER_EXTENSION = ".jpg"
+
+
+def poster_name(filename: str) -> str:
+    """The file name of the poster of the video ``filename`` (kept under ``videos/``)."""
+    return filename.rsplit(".", 1)[0] + POSTER_EXTENSION
 
 
 def upload_key(name: str) -> str:

@@ -24,6 +24,7 @@ from .resources import (
     OpenAPIResource,
     PageResource,
     PathResource,
+    ReelResource,
     StatusResource,
     SubjectResource,
 )
@@ -70,6 +71,10 @@ def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str]
         upstream=convert_route == "upstream"))
     app.add_route(LEGACY_PATH, ConvertResource(  # the upstream toolkit's route, as it is
         service, answers, json_limit=json_limit, upload_limit=upload_limit, upstream=True))
+    reel_limit = settings.max_audio_bytes + settings.max_image_bytes + 2**20
+    app.add_route("/v1/video/reel", ReelResource(
+        service, answers, json_limit=json_limit,
+        upload_limit=max(upload_limit, reel_limit)))
     app.add_route("/v1/toolkit/job/status", StatusResource(
         service, answers, json_limit=json_limit))
     app.add_route("/v1/toolkit/jobs/status", JobsStatusResource(
@@ -85,5 +90,6 @@ def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str]
     app.add_route("/", page)
     app.add_route("/web/{name}", page, suffix="file")
     app.add_route("/openapi.json", OpenAPIResource(
-        openapi_document(settings.max_length, answers.build_number)))
+        openapi_document(settings.max_length, answers.build_number,
+                         max_slides=settings.max_slides)))
     return app

@@ -95,7 +95,8 @@ class Answers:
         """:func:`envelope` with this service's build number."""
         return envelope(code, message=message, build_number=self.build_number, **fields)
 
-    def download_url(self, job: Job, request_base: str | None = None) -> str:
+    def download_url(self, job: Job, request_base: str | None = None,
+                     filename: str | None = None) -> str:
         """Absolute URL of a job's video.
 
         A video stored in the service's bucket is linked there (presigned, or public).
@@ -104,16 +105,21 @@ class Answers:
         the job was submitted on (webhooks). With a signer, the link is signed: it works
         without ``X-API-Key`` until it expires. (A job done before the storage changed
         gets the route's link, which looks in both places.)
+
+        Args:
+            filename: another file of the job's stored beside its video (its poster);
+                default the video.
         """
-        if (self.storage is not None and job.filename and job.storage
+        name = filename or job.filename
+        if (self.storage is not None and name and job.storage
                 and job.storage == self.storage.kind):
-            link = self.storage.link(video_key(job.filename), self.link_ttl)
+            link = self.storage.link(video_key(name), self.link_ttl)
             if link is not None:
                 return link
         base = (self.public_url or request_base or job.base_url or "").rstrip("/")
-        url = f"{base}{DOWNLOAD_PATH}/{job.filename}"
-        if self.signer is not None and job.filename:
-            url += "?" + self.signer.query(job.filename)
+        url = f"{base}{DOWNLOAD_PATH}/{name}"
+        if self.signer is not None and name:
+            url += "?" + self.signer.query(name)
         return url
 
     def media_origin(self) -> str | None:
@@ -142,6 +148,8 @@ class Answers:
                 "message": DONE_MESSAGE,
                 **job.result,
             }
+            if job.poster:
+                inner["poster_url"] = self.download_url(job, request_base, job.poster)
         response: dict[str, Any] = {
             "job_status": (JobState.DONE if job.upstream and job.status == JobState.ERROR
                            else job.status),

@@ -11,7 +11,14 @@ from zoomreel.jobs.states import JobState, WebhookState
 from zoomreel.spec import PAGE_GROUPS, REQUEST_FIELDS, Field
 
 from .envelope import DOWNLOAD_PATH
-from .schema import JOBS_STATUS_SCHEMA, STATUS_SCHEMA, SUBJECT_SCHEMA, path_schema, submit_schema
+from .schema import (
+    JOBS_STATUS_SCHEMA,
+    STATUS_SCHEMA,
+    SUBJECT_SCHEMA,
+    path_schema,
+    reel_schema,
+    submit_schema,
+)
 
 __all__ = ["openapi_document", "page_keys"]
 
@@ -72,10 +79,11 @@ def _idempotent(operation: dict[str, Any]) -> dict[str, Any]:
             "responses": {**operation["responses"], "422": conflict}}
 
 
-def openapi_document(max_length: float, version: str) -> dict[str, Any]:
+def openapi_document(max_length: float, version: str, *,
+                     max_slides: int = 100) -> dict[str, Any]:
     """Describe every route, body and answer."""
     videos = {media: {"schema": {"type": "string", "format": "binary"}}
-              for media in sorted(set(CONTENT_TYPES.values()))}
+              for media in sorted({*CONTENT_TYPES.values(), "image/jpeg"})}
     num = {"type": "number"}
     nullable_int = {"type": ["integer", "null"]}
     envelope = {
@@ -102,6 +110,8 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
             "response": {"oneOf": [{"type": "null"}, {"type": "object", "properties": {
                 "download_url": {"type": "string"}, "filename": {"type": "string"},
                 "message": {"type": "string"}, "size": {"type": "integer"},
+                "poster_url": {"type": "string", "description": "one JPEG frame of the "
+                               "video, stored beside it (a link as download_url)"},
                 "duration": num, "width": {"type": "integer"}, "height": {"type": "integer"},
                 "frame_rate": {"type": "integer"}}}]},
             "progress": {"type": "object", "properties": {
@@ -156,6 +166,12 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
                             "image": {"type": "string", "format": "binary"}}
     # The image comes either as the file or by URL, never both (oneOf: exactly one).
     upload["oneOf"] = [{"required": ["image"]}, {"required": ["image_url"]}]
+    reel_upload = {"type": "object", "properties": {
+        "image": {"type": "array", "items": {"type": "string", "format": "binary"},
+                  "description": "the slides' images, in order (repeat the field)"},
+        "audio": {"type": "string", "format": "binary", "description": "the track"},
+        "reel": {"type": "string", "description": "the reel's JSON (ReelRequest; slides "
+                 "given as files need no image_url)"}}}
     retry_after = {"Retry-After": {"schema": {"type": "integer"},
                                    "description": "seconds until a retry is worth it"}}
     key: list[dict[str, list[str]]] = [{"ApiKey": []}]
@@ -197,6 +213,15 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
             "429": _answer("Queue full", "Envelope", retry_after),
             "507": disk_full,
         },
+    }
+    reel = {
+        **convert, "summary": "Queue a reel: many photos, transitions, a track and words "
+                              "in one video",
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": _ref("ReelRequest")},
+            "multipart/form-data": {"schema": _ref("ReelUpload"),
+                                    "encoding": {"reel": {"contentType": "text/plain"}}},
+        }},
     }
     upstream_result = {**envelope, "description": (
         "The upstream toolkit's answer for a finished job: code 200 and response the "
@@ -250,6 +275,8 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
                         "UpstreamResult": upstream_result,
                         "UpstreamAccepted": upstream_accepted,
                         "SubmitRequest": _submit_request(max_length), "SubmitUpload": upload,
+                        "ReelRequest": reel_schema(max_length, max_slides),
+                        "ReelUpload": reel_upload,
                         "PathRequest": path_schema(max_length), "Path": path,
                         "SubjectRequest": {**SUBJECT_SCHEMA, "required": ["image_url"]},
                         "SubjectUpload": subject_upload, "Subject": subject,
@@ -259,6 +286,7 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
         "paths": {
             "/v1/image/convert/video": {"post": _idempotent(convert)},
             "/v1/image/transform/video": {"post": _idempotent(legacy)},
+            "/v1/video/reel": {"post": _idempotent(reel)},
             "/v1/toolkit/job/status": {"post": {
                 "summary": "A job's status, progress and result", "security": key,
                 "requestBody": {"required": True, "content": _json(
@@ -326,7 +354,8 @@ def openapi_document(max_length: float, version: str) -> dict[str, Any]:
                                    "supported; strong ETag, Last-Modified)", "security": signed,
                         "responses": {
                             "200": {"description": "The video: MP4 (h264, h265, av1) or "
-                                                   "WebM (vp9), by the file's extension",
+                                                   "WebM (vp9), by the file's extension; "
+                                                   "or its poster (JPEG, .jpg)",
                                     "content": videos},
                             "206": {"description": "Part of the video (Range)",
                                     "content": videos},

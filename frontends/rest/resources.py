@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from zoomreel.camera import frame_rect
 from zoomreel.canvas import canvas_geometry
 from zoomreel.codecs import content_type_of
-from zoomreel.errors import SpecError
+from zoomreel.errors import AudioError, SpecError
 from zoomreel.jobs import Job, JobService, poll_after
 from zoomreel.jobs.idempotency import HEADER as IDEMPOTENCY_HEADER
 from zoomreel.jobs.states import FINISHED
@@ -36,11 +36,12 @@ from .schema import (
     path_schema,
     submit_schema,
     validate,
+    validate_reel,
 )
 
-__all__ = ["ConvertResource", "StatusResource", "JobsStatusResource", "AuthenticateResource",
-           "DownloadResource", "HealthResource", "MetricsResource", "OpenAPIResource",
-           "PathResource", "SubjectResource", "PageResource"]
+__all__ = ["ConvertResource", "ReelResource", "StatusResource", "JobsStatusResource",
+           "AuthenticateResource", "DownloadResource", "HealthResource", "MetricsResource",
+           "OpenAPIResource", "PathResource", "SubjectResource", "PageResource"]
 
 def _read_json(req: falcon.Request, limit: int, empty: Any = None) -> Any:
     """The request's JSON body; ``empty`` when it has none (JSON ``null`` is a body)."""
@@ -160,6 +161,86 @@ class ConvertResource:
         if upload is not None and "image_url" in body:
             raise SpecError("image_url", "must not be given with an uploaded image")
         return body, upload
+
+
+class ReelResource:
+    """POST /v1/video/reel: queue a reel (many photos, transitions, a track and words in
+    one video), answered as the convert route answers (202, the job's id).
+
+    JSON, or ``multipart/form-data``: the images as repeated file fields ``image`` (in
+    order), the track as the file ``audio``, and the reel's JSON in the form field
+    ``reel`` (slides given as files need no ``image_url``).
+    """
+
+    def __init__(self, service: JobService, answers: Answers, *, json_limit: int,
+                 upload_limit: int) -> None:
+        self.service = service
+        self.answers = answers
+        self.json_limit = json_limit
+        self.upload_limit = upload_limit
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        started = time.perf_counter()
+        body, images, audio = self._read(req)
+        job, queue_length = self.service.submit_reel(
+            body, images=images, audio=audio, base_url=req.prefix, owner=req.context.key_id,
+            endpoint=req.path, idempotency_key=idempotency_key(req))
+        resp.status = falcon.HTTP_202
+        resp.media = self.answers.envelope(
+            202, message="Job queued successfully", endpoint=req.path,
+            id=body.get("id"), job_id=job.id, run_time=time.perf_counter() - started,
+            queue_id=job.queue_id, queue_length=queue_length,
+        )
+
+    def _read(self, req: falcon.Request) -> tuple[dict[str, Any], list[bytes], bytes | None]:
+        """The reel's fields, validated, its uploaded images and its uploaded track."""
+        settings = self.service.settings
+        limits = (settings.max_length, settings.max_slides)
+        if not (req.content_type and req.content_type.startswith("multipart/form-data")):
+            return validate_reel(_read_json(req, self.json_limit), *limits), [], None
+        if req.content_length is not None and req.content_length > self.upload_limit:
+            raise RequestTooLarge(f"body: must be at most {self.upload_limit} bytes")
+        images: list[bytes] = []
+        files: dict[str, bytes] = {}
+        text: str | None = None
+        for part in req.get_media():
+            if part.name in ("image", "audio"):
+                self._take_file(part, images, files)
+            elif part.name == "reel":
+                text = part.get_text() or ""
+            else:
+                raise SpecError(part.name, "is not a known form field (image, audio, reel)")
+        body: Any = {}
+        if text is not None and text.strip():
+            try:
+                body = json.loads(text)
+            except ValueError:
+                raise SpecError("reel", "must be valid JSON") from None
+            except RecursionError:
+                raise SpecError("reel", f"must not be nested more than {MAX_DEPTH} "
+                                "levels deep") from None
+        body = validate_reel(body, *limits, upload=True)
+        return body, images, files.get("audio")
+
+    def _take_file(self, part: Any, images: list[bytes], files: dict[str, bytes]) -> None:
+        """One file field of the form: an image (in order) or the track."""
+        settings = self.service.settings
+        if part.filename is None:
+            raise SpecError(part.name, "must be a file")
+        cap = settings.max_image_bytes if part.name == "image" else settings.max_audio_bytes
+        data = part.stream.read(cap + 1)
+        if len(data) > cap and part.name == "audio":  # a rule of tracks, as the engine's
+            raise AudioError(f"audio: the track is over {cap} bytes")
+        if len(data) > cap:
+            raise RequestTooLarge(f"{part.name}: must be at most {cap} bytes")
+        if part.name == "audio":
+            if "audio" in files:
+                raise SpecError("audio", "must be given once (one track)")
+            files["audio"] = data
+        elif len(images) >= settings.max_slides:
+            raise SpecError("slides", f"must hold at most {settings.max_slides} slides")
+        else:
+            images.append(data)
 
 
 class StatusResource:
@@ -408,7 +489,7 @@ class DownloadResource:
         if _not_modified(req, etag, modified):
             resp.status = falcon.HTTP_304  # validators only: no content, no Content-Type
             return
-        resp.content_type = content_type_of(filename)
+        resp.content_type = content_type_of(filename) or "image/jpeg"  # else a poster
         resp.accept_ranges = "bytes"
         start, length = 0, size
         span = _byte_range(req, size) if _range_holds(req, etag, modified) else None

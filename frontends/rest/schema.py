@@ -10,10 +10,12 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from zoomreel.errors import SpecError
+from zoomreel.reelspec import REEL_FIELDS, SLIDE_FIELDS
 from zoomreel.spec import REQUEST_FIELDS, Field
 
-__all__ = ["submit_schema", "path_schema", "PATH_FIELDS", "ROUTE_FIELDS", "STATUS_SCHEMA",
-           "JOBS_STATUS_SCHEMA", "SUBJECT_SCHEMA", "MAX_DEPTH", "validate", "coerce_form"]
+__all__ = ["submit_schema", "reel_schema", "validate_reel", "path_schema", "PATH_FIELDS",
+           "ROUTE_FIELDS", "STATUS_SCHEMA", "JOBS_STATUS_SCHEMA", "SUBJECT_SCHEMA", "MAX_DEPTH",
+           "validate", "coerce_form"]
 
 #: The deepest nesting of arrays and objects a request body may have.
 MAX_DEPTH = 16
@@ -40,6 +42,101 @@ def submit_schema(max_length: float, *, upload: bool = False) -> dict[str, Any]:
     if not upload:
         schema["required"] = ["image_url"]
     return schema
+
+
+@functools.cache
+def reel_schema(max_length: float, max_slides: int, *, upload: bool = False,
+                ) -> dict[str, Any]:
+    """Schema of POST /v1/video/reel's body (JSON; or, with ``upload``, the form field
+    ``reel`` of a multipart request, whose slides may take the uploaded images instead
+    of an ``image_url``). Shared, as submit_schema's: read it, never change it."""
+    slide: dict[str, Any] = {
+        "type": "object", "additionalProperties": False,
+        "properties": {"image_url": REQUEST_FIELDS["image_url"].json_schema(),
+                       **{name: field.json_schema() for name, field in SLIDE_FIELDS.items()}},
+    }
+    if not upload:
+        slide["required"] = ["image_url"]
+    slides: dict[str, Any] = {"type": "array", "items": slide, "maxItems": max_slides,
+                              "description": "the slides, in order"}
+    if not upload:
+        slides["minItems"] = 1
+    properties: dict[str, Any] = {"slides": slides}
+    properties.update({name: field.json_schema(max_length if name == "length" else None)
+                       for name, field in REEL_FIELDS.items()})
+    properties["audio_url"] = {**REQUEST_FIELDS["image_url"].json_schema(),
+                               "description": "the track: mp3, m4a/aac, wav, flac, "
+                                              "ogg/opus"}
+    for name in ("webhook_url", "id"):
+        properties[name] = REQUEST_FIELDS[name].json_schema()
+    schema: dict[str, Any] = {"type": "object", "additionalProperties": False,
+                              "properties": properties}
+    if not upload:
+        schema["required"] = ["slides"]
+    return schema
+
+
+def _reel_rule(path: list[Any], max_length: float, max_slides: int) -> str | None:
+    if len(path) >= 3 and path[0] == "slides":
+        field = SLIDE_FIELDS.get(str(path[2])) or REQUEST_FIELDS.get(str(path[2]))
+        return None if field is None else field.rule()
+    name = str(path[0]) if path else "body"
+    if name == "slides":
+        return f"must hold from 1 to {max_slides} slides"
+    if name == "audio_url":
+        return REQUEST_FIELDS["image_url"].rule()
+    field = REEL_FIELDS.get(name) or REQUEST_FIELDS.get(name)
+    return None if field is None else field.rule(max_length if name == "length" else None)
+
+
+def _reel_name(path: list[Any]) -> str:
+    """``["slides", 2, "zoom_speed"]`` as ``slides[2].zoom_speed``."""
+    if not path:
+        return "body"
+    name = str(path[0])
+    for part in path[1:]:
+        name += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return name
+
+
+def validate_reel(body: Any, max_length: float, max_slides: int, *,
+                  upload: bool = False) -> dict[str, Any]:
+    """Check a reel body against :func:`reel_schema`; errors inside a slide name it with
+    its index (``slides[2].zoom_speed``).
+
+    Raises:
+        SpecError: naming the first offending field and the rule it breaks.
+    """
+    if not isinstance(body, dict):
+        raise SpecError("body", "must be a JSON object")
+    _check_values(body, max_length)
+    schema = reel_schema(max_length, max_slides, upload=upload)
+    errors = sorted(_validator(schema).iter_errors(body),
+                    key=lambda e: (list(e.path), e.validator))
+    if not errors:
+        return dict(body)
+    err = errors[0]
+    path = list(err.path)
+    if err.validator == "additionalProperties":
+        where = body
+        for part in path:
+            where = where[part]
+        known = err.schema.get("properties", {})
+        unknown = sorted(k for k in where if k not in known)
+        raise SpecError(_reel_name([*path, unknown[0]]) if unknown else _reel_name(path),
+                        "is not a known field")
+    if err.validator == "required":
+        where = body
+        for part in path:
+            where = where[part]
+        missing = [k for k in err.schema.get("required", []) if k not in where]
+        raise SpecError(_reel_name([*path, missing[0]]) if missing else _reel_name(path),
+                        "is required")
+    value = body
+    for part in path:
+        value = value[part]
+    raise SpecError(_reel_name(path), _reel_rule(path, max_length, max_slides) or err.message,
+                    value)
 
 
 #: Fields of routes other than submit: the status routes' and POST /v1/image/path's (an
