@@ -256,6 +256,7 @@ PUBLIC = "https://93.184.216.34/a.jpg"
 @pytest.mark.parametrize(("body", "field"), [
     ({"slides": []}, "slides"),
     ({"slides": [{"image_url": PUBLIC}] * 6}, "slides"),
+    ({"slides": [{"image_url": PUBLIC}] * 10_000}, "slides"),  # 400 KB: read, not 413
     ({"slides": [{"image_url": PUBLIC}] * 3 + [{"image_url": PUBLIC, "zoom_speed": 1e6}]},
      "slides[3].zoom_speed"),
     ({"slides": [{"image_url": PUBLIC}, {"image_url": PUBLIC, "colour": 1}]},

@@ -32,6 +32,9 @@ from .resources import (
 __all__ = ["create_app", "JSON_LIMIT"]
 
 JSON_LIMIT = 64 * 1024
+#: A reel's body: 100 slides with long (presigned) URLs and captions fit, and a body of
+#: 10,000 short slides is read and answered 400 naming ``slides``, not 413.
+REEL_JSON_LIMIT = 2 * 2**20
 
 
 def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str],
@@ -73,7 +76,7 @@ def create_app(service: JobService, answers: Answers, *, api_keys: Iterable[str]
         service, answers, json_limit=json_limit, upload_limit=upload_limit, upstream=True))
     reel_limit = settings.max_audio_bytes + settings.max_image_bytes + 2**20
     app.add_route("/v1/video/reel", ReelResource(
-        service, answers, json_limit=json_limit,
+        service, answers, json_limit=max(json_limit, REEL_JSON_LIMIT),
         upload_limit=max(upload_limit, reel_limit)))
     app.add_route("/v1/toolkit/job/status", StatusResource(
         service, answers, json_limit=json_limit))

@@ -109,6 +109,10 @@ def validate_reel(body: Any, max_length: float, max_slides: int, *,
     """
     if not isinstance(body, dict):
         raise SpecError("body", "must be a JSON object")
+    slides = body.get("slides")
+    if isinstance(slides, list) and len(slides) > max_slides:  # before reading them all
+        raise SpecError("slides", f"must hold from 1 to {max_slides} slides",
+                        len(slides))
     _check_values(body, max_length)
     schema = reel_schema(max_length, max_slides, upload=upload)
     errors = sorted(_validator(schema).iter_errors(body),
