@@ -20,6 +20,7 @@ from loopback import LoopbackServer
 from PIL import Image
 from s3server import NO_PROFILES, MotoS3, done_result, files_in
 from service_helpers import Serve, ServeFactory
+from waiting import eventually
 
 from zoomreel import ReelSpec, RenderSpec, Slide, render_reel
 from zoomreel.audio import RATE
@@ -174,6 +175,30 @@ def test_a_track_that_is_not_audio_ends_the_job_naming_audio_url(
     answer = api.wait(job_id, timeout=120)["response"]
     assert answer["job_status"] == "error"
     assert answer["error"].startswith("audio_url: "), answer["error"]
+
+
+def test_a_reels_webhook_says_what_its_status_says(
+        api: Serve, urls: list[str], image_server: LoopbackServer) -> None:
+    """The reel's webhook is its status answer: done, with the poster and the duration;
+    progress ran over all the reel's frames."""
+    hook = f"/reels/hook-{uuid.uuid4().hex}"
+    job_id = submit(api, {"slides": [{"image_url": url, "length": 1} for url in urls],
+                          "transition": "crossfade", "webhook_url": image_server.url(hook),
+                          **SIZE})
+    status = api.wait(job_id, timeout=120)
+    result = status["response"]["response"]
+    assert status["response"]["job_status"] == "done", status
+    assert result["duration"] == 3.0 and result["poster_url"]
+    assert eventually(lambda: image_server.received(hook, "POST"), timeout=30)
+    payload = json.loads(image_server.received(hook, "POST")[0].body)
+    assert payload["job_id"] == job_id
+    assert payload["response"]["job_status"] == "done"
+    sent = payload["response"]["response"]
+    assert (sent["download_url"].split("?")[0], sent["poster_url"].split("?")[0],
+            sent["duration"]) == (result["download_url"].split("?")[0],
+                                  result["poster_url"].split("?")[0], 3.0)
+    frames = 3 * SIZE["frame_rate"]  # transitions take from the slides, never add
+    assert status["response"]["progress"]["frames_total"] == frames
 
 
 def test_single_image_jobs_get_a_poster_too(api: Serve, urls: list[str]) -> None:
