@@ -130,8 +130,9 @@ def _done_at(serve: _Serve, jobs: list[str], key: str = KEYS[0],
     return done
 
 
-def _running(serve: _Serve, job: str) -> None:
-    while serve.status(job)["job_status"] != "running":
+def _running(serve: _Serve, jobs: list[str], count: int = 1) -> None:
+    """Wait until ``count`` of ``jobs`` have started (running or done)."""
+    while sum(serve.status(j)["job_status"] in ("running", "done") for j in jobs) < count:
         time.sleep(0.1)
 
 
@@ -156,7 +157,7 @@ def _round(folder: Path, image: bytes, small: bytes, args: argparse.Namespace,
     serve = _Serve(folder / "starvation", args.chunk_seconds)
     try:
         job, _ = serve.submit(image, **long_job)
-        _running(serve, job)
+        _running(serve, [job])
         first = time.monotonic() + 5.0  # then one every 5 s: over 20 s
         shorts: list[tuple[str, float]] = []
         for n in range(5):
@@ -178,14 +179,15 @@ def _round(folder: Path, image: bytes, small: bytes, args: argparse.Namespace,
     serve = _Serve(folder / "keys", args.chunk_seconds)
     try:
         backlog = [serve.submit(image, KEYS[0], **minute_job)[0] for _ in range(args.backlog)]
-        _running(serve, backlog[0])
-        _running(serve, backlog[1])
+        _running(serve, backlog, 2)
         other, _ = serve.submit(small, KEYS[1], **short_job)
         _done_at(serve, [other], KEYS[1])
         other_s = float(serve.status(other, KEYS[1])["total_time"])
         still_queued = sum(serve.status(j)["job_status"] == "queued" for j in backlog)
-        _done_at(serve, backlog[:1])
-        chunk_s = float(serve.status(backlog[0])["run_time"])
+        while not (finished := [j for j in backlog
+                                if serve.status(j)["job_status"] == "done"]):
+            time.sleep(0.2)
+        chunk_s = float(serve.status(finished[0])["run_time"])  # one A job: one chunk
         out.update(other_key_latency_s=other_s, other_key_render_s=float(
                    serve.status(other, KEYS[1])["run_time"]), one_chunk_s=chunk_s,
                    other_key_within_one_chunk=other_s <= chunk_s,

@@ -57,12 +57,25 @@ def test_a_free_slot_goes_to_whoever_comes_first() -> None:
 def test_a_rendering_job_yields_to_a_job_of_its_key_holding_none() -> None:
     one = _running(("long", "A"))
     assert not admit("long", "A", False, one, 2, others_wait=False,
-                     waiting=[("other", "A")])
-    assert admit("other", "A", False, one, 2, others_wait=False, waiting=[("long", "A")])
+                     waiting=[("other", "A", 9.0)], arrived=1.0)
+    assert admit("other", "A", False, one, 2, others_wait=False,
+                 waiting=[("long", "A", 1.0)], arrived=9.0)
     # not to one of another key (the key rule weighs those), nor to one holding a thread
-    assert admit("long", "A", False, one, 4, others_wait=True, waiting=[("b", "B")])
+    assert admit("long", "A", False, one, 4, others_wait=True, waiting=[("b", "B", 0.0)])
     two = _running(("long", "A"), ("other", "A"))
-    assert admit("long", "A", False, two, 3, others_wait=False, waiting=[("other", "A")])
+    assert admit("long", "A", False, two, 3, others_wait=False,
+                 waiting=[("other", "A", 0.0)])
+
+
+@pytest.mark.unit
+def test_a_keys_jobs_start_in_their_order_however_often_re_sent() -> None:
+    # a2 and a3 were both refused; a3's message comes back first
+    assert not admit("a3", "A", False, [], 2, others_wait=False,
+                     waiting=[("a2", "A", 2.0)], arrived=3.0)
+    assert admit("a2", "A", False, [], 2, others_wait=False,
+                 waiting=[("a3", "A", 3.0)], arrived=2.0)
+    assert admit("b1", "B", False, [], 2, others_wait=True,
+                 waiting=[("a2", "A", 2.0)], arrived=3.0)
 
 
 @pytest.mark.unit

@@ -9,8 +9,9 @@ minutes. So every render-queue message (a job's render, a chunk) passes
 * a process runs at most ``slots`` renders (its render threads) plus :data:`SPARE`
   more; its Dramatiq worker has that many threads;
 * a free slot goes to the message that comes first, except that an API key holding half
-  the slots or more (rounded up) yields while another key's jobs wait, and a job already
-  rendering yields to a job of its own key that waits holding no thread;
+  the slots or more (rounded up) yields while another key's jobs wait, and a job yields
+  to a job of its own key that waits holding no thread if it holds one already or
+  arrived later (so a key's jobs start in their order, however often re-sent);
 * the spare thread goes only to a *short* job (at most :data:`SHORT_WORK` pixels in all
   its frames: 10 s of 1080p) holding no thread here, whose key holds none here while
   other keys' jobs wait. A short job submitted while long ones hold every slot so starts
@@ -69,8 +70,8 @@ class Ticket:
 
 
 def admit(job_id: str, owner: str, short: bool, running: Sequence[Running], slots: int, *,
-          others_wait: bool, waiting: Sequence[tuple[str, str]] = (),
-          spare: int = SPARE) -> bool:
+          others_wait: bool, waiting: Sequence[tuple[str, str, float]] = (),
+          arrived: float = 0.0, spare: int = SPARE) -> bool:
     """The rule (see the module's docs): may this job's message take a thread now?
 
     Args:
@@ -80,7 +81,8 @@ def admit(job_id: str, owner: str, short: bool, running: Sequence[Running], slot
         running: the renders and chunks holding threads of this process.
         slots: the process's render threads.
         others_wait: whether jobs of other keys wait.
-        waiting: (job, owner) of other messages refused lately.
+        waiting: (job, owner, arrived) of other messages refused lately.
+        arrived: when the job was queued (a render) or split (a chunk).
         spare: threads beyond ``slots`` kept for short jobs.
     """
     holds = {r.job_id for r in running}
@@ -89,8 +91,10 @@ def admit(job_id: str, owner: str, short: bool, running: Sequence[Running], slot
     if len(running) < slots:
         if key_waits and held_by_key >= math.ceil(slots / 2):
             return False
-        return not (job_id in holds and any(
-            o == owner and j not in holds for j, o in waiting if j != job_id))
+        # a job of the key that waits holding none goes first if this one holds a
+        # thread already or arrived later: FIFO within a key, whatever the re-sends
+        return not any(o == owner and j not in holds and (job_id in holds or a < arrived)
+                       for j, o, a in waiting if j != job_id)
     if len(running) >= slots + spare:
         return False
     return short and job_id not in holds and not (key_waits and held_by_key > 0)
@@ -111,7 +115,7 @@ class FairShares:
         self.slots = slots
         self._lock = threading.Lock()
         self._running: list[Running] = []
-        self._refused: dict[str, tuple[str, float]] = {}  # job -> (owner, when)
+        self._refused: dict[str, tuple[str, float, float]] = {}  # job: owner, arrived, when
 
     def enter(self, job_id: str, chunk: bool) -> Ticket | None:
         """A thread for the message of ``job_id`` (a chunk's if ``chunk``), or None
@@ -119,28 +123,31 @@ class FairShares:
         a render message of a running job) needs none: its ticket holds nothing."""
         k = self.keys
         try:
-            owner_raw, status, frames, request = self.client.hmget(
-                k.job(job_id), ["owner", "status", "frames_total", "request"])
+            owner_raw, status, frames, request, run_started = self.client.hmget(
+                k.job(job_id), ["owner", "status", "frames_total", "request",
+                                "run_started_at"])
             owner = text(owner_raw or "")
             if text(status or "") != (JobState.RUNNING if chunk else JobState.QUEUED):
                 return Ticket(None)
             pipe = self.client.pipeline(transaction=False)
             pipe.zcard(k.queued)
             pipe.zcard(k.queued_by(owner))
-            queued, mine = pipe.execute()
+            pipe.zscore(k.queued, job_id)
+            queued, mine, score = pipe.execute()
         except redis.RedisError:
             return Ticket(None)  # the actor meets Redis's trouble its own way
         short = not chunk and _work(frames, request) <= SHORT_WORK
+        arrived = float(text(run_started or "0")) if chunk else float(score or 0)
         others_queued = int(queued) - (int(mine) if owner else 0) > 0
         now = time.monotonic()
         with self._lock:
-            self._refused = {j: (o, t) for j, (o, t) in self._refused.items()
+            self._refused = {j: (o, a, t) for j, (o, a, t) in self._refused.items()
                              if now - t < _WAITING_S and j != job_id}
-            waiting = [(j, o) for j, (o, _) in self._refused.items()]
-            others_wait = others_queued or any(o != owner for _, o in waiting)
+            waiting = [(j, o, a) for j, (o, a, _) in self._refused.items()]
+            others_wait = others_queued or any(o != owner for _, o, _ in waiting)
             if not admit(job_id, owner, short, self._running, self.slots,
-                         others_wait=others_wait, waiting=waiting):
-                self._refused[job_id] = (owner, now)
+                         others_wait=others_wait, waiting=waiting, arrived=arrived):
+                self._refused[job_id] = (owner, arrived, now)
                 return None
             held = Running(job_id, owner)
             self._running.append(held)
