@@ -26,6 +26,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Middleware, Retries
 
 from . import keys
+from .fair import YIELD_DELAY_MS, FairShares
 from .job import text
 
 __all__ = [
@@ -81,10 +82,12 @@ class Messages:
 
     Args:
         broker: the broker the actors are declared on.
+        fair: who gets the next free render thread (fair.py); None = the queue's order.
     """
 
-    def __init__(self, broker: dramatiq.Broker) -> None:
+    def __init__(self, broker: dramatiq.Broker, fair: FairShares | None = None) -> None:
         self.broker = broker
+        self.fair = fair
         self.render_actor: dramatiq.Actor[Any, Any] | None = None
         self.webhook_actor: dramatiq.Actor[Any, Any] | None = None
         self.chunk_actor: dramatiq.Actor[Any, Any] | None = None
@@ -92,8 +95,9 @@ class Messages:
     def declare(self, render: Callable[[str], None], webhook: Callable[[str], None]) -> None:
         """Declare ``zoomreel.render`` and ``zoomreel.webhook``, each taking a job id."""
         self.render_actor = dramatiq.Actor(
-            render, broker=self.broker, actor_name="zoomreel.render",
-            queue_name=RENDER_QUEUE, priority=0, options={"max_retries": 5})
+            self._fairly(render, chunk=False), broker=self.broker,
+            actor_name="zoomreel.render", queue_name=RENDER_QUEUE, priority=0,
+            options={"max_retries": 5})
         self.webhook_actor = dramatiq.Actor(
             webhook, broker=self.broker, actor_name="zoomreel.webhook",
             queue_name=WEBHOOK_QUEUE, priority=0, options={"max_retries": 5})
@@ -102,8 +106,35 @@ class Messages:
         """Declare ``zoomreel.chunk``, taking a job id and a chunk's number; on the
         render queue, so that render threads take chunks as they take jobs."""
         self.chunk_actor = dramatiq.Actor(
-            chunk, broker=self.broker, actor_name="zoomreel.chunk",
-            queue_name=RENDER_QUEUE, priority=0, options={"max_retries": 5})
+            self._fairly(chunk, chunk=True), broker=self.broker,
+            actor_name="zoomreel.chunk", queue_name=RENDER_QUEUE, priority=0,
+            options={"max_retries": 5})
+
+    def _fairly(self, body: Callable[..., None], *, chunk: bool) -> Callable[..., None]:
+        """``body`` (an actor's, on the render queue) run only when the fair shares
+        (fair.py) give its message a thread; otherwise the message goes to the back of
+        the queue, :data:`~zoomreel.jobs.fair.YIELD_DELAY_MS` later."""
+        fair = self.fair
+        if fair is None:
+            return body
+        resend: Callable[..., None] = self.send_chunk if chunk else self.send_render
+
+        def fairly(job_id: str, *rest: Any) -> None:
+            ticket = fair.enter(job_id, chunk)
+            if ticket is None:
+                try:
+                    resend(job_id, *rest, delay_ms=YIELD_DELAY_MS)
+                except redis.RedisError as exc:  # the healing pass re-sends lost messages
+                    log.warning("a render message that yielded was lost (%s)", exc,
+                                extra={"job_id": job_id})
+                return
+            try:
+                body(job_id, *rest)
+            finally:
+                fair.leave(ticket)
+
+        fairly.__name__ = fairly.__qualname__ = getattr(body, "__name__", "render")
+        return fairly
 
     def send_chunk(self, job_id: str, index: int, delay_ms: int = 0) -> None:
         """Send a message to render chunk ``index`` of ``job_id`` (after ``delay_ms``)."""

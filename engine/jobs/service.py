@@ -44,6 +44,7 @@ from .broker import (
 from .chunks import ChunkTask
 from .consumers import SteadyWorker
 from .disks import STORE_DISK_FULL, disk_space, store_disk_full
+from .fair import SPARE, FairShares
 from .finishes import Finishes
 from .idempotency import check_key, fingerprint
 from .job import Job
@@ -133,7 +134,8 @@ class JobService:
         self.shutdown = threading.Event()
         self.broker = create_broker(self.worker_client, embedded=embedded,
                                     middleware=middleware)
-        self.messages = Messages(self.broker)
+        self.fair = FairShares(self.worker_client, self.store.keys)
+        self.messages = Messages(self.broker, self.fair)
         worker_store = JobStore(self.worker_client)
         # whole renders and chunks end jobs alike: one Outcomes for both
         outcomes = Outcomes(worker_store, settings, self.messages, self.shutdown,
@@ -481,8 +483,11 @@ class JobService:
 
         Args:
             render_threads: render threads; 0 runs none (jobs wait for other workers).
+                One more thread is kept for jobs submitted while they are all busy
+                (fair.py).
             webhook_threads: webhook delivery threads; 0 runs none.
         """
+        self.fair.slots = render_threads
         self.webhook_task.receivers.threads = webhook_threads
         # Two workers in one process (Dramatiq warns that each adds its own middleware;
         # harmless here since every queue is declared already) so that a slow webhook
@@ -495,6 +500,8 @@ class JobService:
                                    (WEBHOOK_QUEUE, webhook_threads)):
                 if threads <= 0:
                     continue
+                if queue == RENDER_QUEUE:
+                    threads += SPARE  # the spare render thread, for newcomers (fair.py)
                 worker = SteadyWorker(self.broker, queues={queue}, worker_threads=threads,
                                       worker_timeout=500)
                 worker.queue_prefetch = threads  # don't hoard jobs other workers could run
