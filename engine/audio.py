@@ -100,21 +100,28 @@ def duration_of(source: Source) -> float:
 
 
 @numba.njit(nogil=True, cache=True)
-def _biquad(x: np.ndarray, coef: tuple[float, float, float, float, float],
-            state: np.ndarray, out: np.ndarray) -> None:
-    """One biquad (transposed direct form II) over ``x``, carrying ``state`` (2 floats)
-    from the previous chunk to the next."""
+def _k_weighted_power(chunk: np.ndarray, state: np.ndarray, power: np.ndarray) -> None:
+    """``power[i]``: sample i's K-weighted power summed over both channels of the
+    (2, n) ``chunk``; each channel through the two biquads (transposed direct form II,
+    in float64) carrying ``state`` (channel, stage, (s1, s2)) from chunk to chunk.
+
+    One kernel for both stages and both channels: one compiled signature to load."""
+    for c in range(2):
+        for i in range(chunk.shape[1]):
+            y = _step(_step(np.float64(chunk[c, i]), _SHELF, state[c, 0]), _HIGHPASS,
+                      state[c, 1])
+            power[i] += y * y
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _step(x: float, coef: tuple[float, float, float, float, float],
+          state: np.ndarray) -> float:
+    """One sample through one biquad whose (s1, s2) are ``state``."""
     b0, b1, b2, a1, a2 = coef
-    s1 = state[0]
-    s2 = state[1]
-    for i in range(x.shape[0]):
-        xi = np.float64(x[i])
-        yi = b0 * xi + s1
-        s1 = b1 * xi - a1 * yi + s2
-        s2 = b2 * xi - a2 * yi
-        out[i] = yi
-    state[0] = s1
-    state[1] = s2
+    y: float = b0 * x + state[0]
+    state[0] = b1 * x - a1 * y + state[1]
+    state[1] = b2 * x - a2 * y
+    return y
 
 
 class _Meter:
@@ -129,11 +136,7 @@ class _Meter:
     def feed(self, chunk: np.ndarray) -> None:
         n = chunk.shape[1]
         power = np.zeros(n)
-        tmp = np.empty(n)
-        for c in range(2):
-            _biquad(np.ascontiguousarray(chunk[c]), _SHELF, self._state[c, 0], tmp)
-            _biquad(tmp, _HIGHPASS, self._state[c, 1], tmp)
-            power += tmp * tmp
+        _k_weighted_power(np.ascontiguousarray(chunk, dtype=np.float32), self._state, power)
         at = 0
         while at < n:
             take = min(_SEGMENT - self._filled, n - at)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from .errors import ImageError, ImageTooLargeError
 
@@ -94,18 +94,42 @@ def _open(source: Source, max_pixels: int) -> tuple[Image.Image, BinaryIO | None
 _STRIP_ROWS = 256
 
 
-def _strips(image: Image.Image) -> Iterator[tuple[int, Image.Image]]:
+#: EXIF orientation: the transpose that shows the image upright (as ImageOps.exif_transpose).
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+            4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+            6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
+
+
+def _strips(image: Image.Image, turn: Image.Transpose | None = None,
+            ) -> Iterator[tuple[int, Image.Image]]:
+    """The image's rows as shown after ``turn`` (an EXIF orientation's transpose),
+    ``_STRIP_ROWS`` at a time: each strip is cut from the stored image (columns of it,
+    for a quarter turn) and turned on its own, so the image is never held twice."""
     width, height = image.size
-    for top in range(0, height, _STRIP_ROWS):
-        yield top, image.crop((0, top, width, min(height, top + _STRIP_ROWS)))
+    T = Image.Transpose
+    rows = width if turn in (T.TRANSPOSE, T.ROTATE_270, T.TRANSVERSE, T.ROTATE_90) else height
+    for top in range(0, rows, _STRIP_ROWS):
+        end = min(rows, top + _STRIP_ROWS)
+        if turn in (T.TRANSPOSE, T.ROTATE_270):  # shown rows: stored columns, left first
+            box = (top, 0, end, height)
+        elif turn in (T.TRANSVERSE, T.ROTATE_90):  # stored columns, right first
+            box = (width - end, 0, width - top, height)
+        elif turn in (T.ROTATE_180, T.FLIP_TOP_BOTTOM):  # stored rows, bottom first
+            box = (0, height - end, width, height - top)
+        else:
+            box = (0, top, width, end)
+        strip = image.crop(box)
+        yield top, strip if turn is None else strip.transpose(turn)
 
 
-def _to_rgb(image: Image.Image, background: tuple[int, int, int], put: StripSink) -> None:
+def _to_rgb(image: Image.Image, background: tuple[int, int, int], put: StripSink,
+            turn: Image.Transpose | None = None) -> None:
     unit = False  # float images whose values all lie in 0..1 are scaled to 0..255
     if image.mode == "F":
         unit = all(not s.size or np.nanmax(s) <= 1.0 for s in (
             np.asarray(strip, dtype=np.float32) for _, strip in _strips(image)))
-    for top, strip in _strips(image):
+    for top, strip in _strips(image, turn):
         rgb = _strip_to_rgb(strip, background, unit)
         if rgb.shape[2] == 1:
             rgb = np.repeat(rgb, 3, axis=2)
@@ -185,11 +209,14 @@ def read_image(
                 scale = math.sqrt(draft_pixels / (width * height))
                 image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
             image.load()
-            turned = image.getexif().get(0x0112) in (5, 6, 7, 8)  # a quarter turn
-            ImageOps.exif_transpose(image, in_place=True)  # no 4-bytes-per-pixel copy
-            _to_rgb(image, background, start(*image.size))
-            if turned:
+            # turned strip by strip: no second copy of the decoded image
+            turn = _UPRIGHT.get(image.getexif().get(0x0112, 1))
+            shown = image.size
+            if turn in (Image.Transpose.TRANSPOSE, Image.Transpose.ROTATE_270,
+                        Image.Transpose.TRANSVERSE, Image.Transpose.ROTATE_90):
+                shown = shown[::-1]
                 width, height = height, width
+            _to_rgb(image, background, start(*shown), turn)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise _bomb(exc, max_pixels) from None  # e.g. a GIF frame larger than its header
         except (OSError, SyntaxError, ValueError, EOFError) as exc:

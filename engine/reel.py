@@ -378,6 +378,9 @@ class _Composer:
         self.subjects: list[Subject | None] = [None] * len(specs)
         self.size = (width, height)
         self.needed = plan.timeline.slides_in(frames)
+        self.frames = frames
+        self._has_words = bool(plan.reel.title) or any(
+            plan.slides[i].caption for i in self.needed)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="zoomreel-slide")
         self._images: dict[int, Future[Pyramid]] = {}
         self._texts: dict[tuple[str, int], Overlay | None] = {}
@@ -429,6 +432,8 @@ class _Composer:
     # -- frames -------------------------------------------------------------------
 
     def draw(self, n: int, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+        if n == self.frames.start:
+            self._load_kernels(y, u, v)
         shot = self.plan.timeline.shot(n)
         self._keep(shot)
         if shot.incoming is None:
@@ -436,6 +441,27 @@ class _Composer:
         else:
             self._transition(shot, y, u, v)
         self._words(n, shot, y, u, v)
+
+    def _load_kernels(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+        """Load the kernels this reel's transitions and words run, for these planes'
+        types, by running each where it changes nothing (a weight or shift of 0, an
+        empty overlay): the first frame's draw is when the render's kernels are loaded,
+        after which LLVM's pages go back (kernel.page_out_compiler). A kernel loaded at
+        the first transition would bring them back for the rest of the render."""
+        kind = self.plan.reel.transition
+        planes = ((y, self._scratch[0]), (u, self._scratch[1]), (v, self._scratch[2]))
+        for a, b in planes:
+            if kind == Transition.FADE:
+                compose.mix_level(a, _BLACK_Y, 0, a)
+            elif kind == Transition.CROSSFADE:
+                compose.mix(a, b, 0, a)
+            elif kind == Transition.SLIDE_UP:
+                compose.push_up(a, b, 0, a)
+            elif kind != Transition.CUT:
+                compose.push_left(a, b, 0, a)
+            if self._has_words:
+                nothing = np.zeros((1, 1), np.float32)
+                compose.overlay(a, 0, 0, nothing, nothing, 0.0)
 
     def _transition(self, shot: Shot, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
         assert shot.incoming is not None

@@ -66,6 +66,25 @@ def test_exif_orientation_is_applied():
     assert rgb[2, 10].mean() > 200 and rgb[-3, 10].mean() < 50  # stripe now on top
 
 
+@pytest.mark.parametrize("mode", ["RGB", "P", "LA"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_orientation_is_shown_as_exif_transpose_shows_it(orientation, mode):
+    # turned strip by strip (columns of the stored image for a quarter turn): taller and
+    # wider than a strip, odd sizes, every pixel where Pillow's whole-image turn puts it
+    from PIL import ImageOps
+
+    pixels = np.random.default_rng(orientation).integers(0, 256, (601, 517, 3), np.uint8)
+    image = Image.fromarray(pixels).convert(mode)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(image, "PNG", exif=exif)
+    upright = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+    expected = load_image(encode(upright, "PNG"))  # the same modes' conversion, unturned
+    rgb = load_image(data)
+    assert rgb.shape == expected.shape
+    assert np.array_equal(rgb, expected)
+
+
 def test_alpha_is_composited_onto_the_background():
     rgba = Image.new("RGBA", (4, 4), (200, 100, 50, 0))
     rgba.putpixel((0, 0), (200, 100, 50, 255))
