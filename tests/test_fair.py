@@ -9,6 +9,7 @@ only once every job queued before it has.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -18,7 +19,7 @@ from loopback import LoopbackServer
 from service_helpers import Serve, ServeFactory, jpeg
 from waiting import eventually
 
-from zoomreel.jobs.fair import SHORT_WORK, SPARE, Running, admit
+from zoomreel.jobs.fair import SHORT_WORK, SPARE, Running, _work, admit
 
 #: Scaled down from the benchmark's 600 s 1080p job: 20 chunks of 15 frames (chunks of
 #: 1 s), a few seconds on two shared cores.
@@ -112,8 +113,20 @@ def test_no_api_key_means_no_key_rule() -> None:
 
 
 @pytest.mark.unit
-def test_short_means_at_most_ten_seconds_of_1080p() -> None:
-    assert SHORT_WORK == 10 * 30 * 1920 * 1080
+@pytest.mark.parametrize(("frames", "request_fields", "short"), [
+    (300, {"width": 1920, "height": 1080}, True),   # 10 s of 1080p30: the limit
+    (301, {"width": 1920, "height": 1080}, False),
+    (30, {"width": 320, "height": 180}, True),
+    (150, {"image_url": "https://example.com/a.jpg"}, True),  # the default: 5 s, 1080p
+    (18_000, {"image_url": "https://example.com/a.jpg"}, False),
+    (90, {"slides": [{}, {}, {}]}, True),  # a reel of 3 s, its size from its first image
+    (30, "not json", False),
+    (None, {"width": 320, "height": 180}, False),
+])
+def test_short_means_at_most_ten_seconds_of_1080p(
+        frames: int | None, request_fields: object, short: bool) -> None:
+    body = request_fields if isinstance(request_fields, str) else json.dumps(request_fields)
+    assert (_work(None if frames is None else str(frames), body) <= SHORT_WORK) is short
 
 
 # -- on a real serve ----------------------------------------------------------------------

@@ -165,10 +165,20 @@ class FairShares:
             return list(self._running)
 
 
+#: Pixels a frame of a job that gives no size: the default output is 1920x1080 or
+#: 1080x1920, chosen from the image (an ``orientation`` of ``square`` is smaller).
+DEFAULT_FRAME_PIXELS = 1920 * 1080
+
+
 def _work(frames: bytes | str | None, request: bytes | str | None) -> float:
-    """A job's pixels in all (frames x width x height); infinite when unknown."""
+    """A job's pixels in all (frames x width x height); infinite when unknown. A job that
+    gives no size (the documented default, reels too) counts as 1080p."""
     try:
         fields = json.loads(request or "")
-        return int(text(frames or "")) * int(fields["width"]) * int(fields["height"])
-    except (ValueError, KeyError, TypeError):
+        if "width" in fields and "height" in fields:
+            pixels = int(fields["width"]) * int(fields["height"])
+        else:
+            pixels = DEFAULT_FRAME_PIXELS
+        return int(text(frames or "")) * pixels
+    except (ValueError, KeyError, TypeError, AttributeError):
         return math.inf
