@@ -46,7 +46,8 @@ def test_kill_9_mid_render_then_restart_finishes_every_job(
     eventually(progress, timeout=60, what="the long job really rendering",
                until=lambda inner: inner["job_status"] == "running"
                and inner["progress"]["frames_done"] > 0)
-    assert all(first.status(j)["response"]["job_status"] == "queued" for j in small)
+    # the small jobs may have run on the spare render thread meanwhile (fair.py): in
+    # whatever state the kill finds them, each ends done once after the restart
     tree = first.tree()
     assert len(tree) >= 2  # serve, its redis-server (and its API processes)
 

@@ -26,7 +26,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -92,22 +91,32 @@ _PR_SET_PDEATHSIG = 1
 PID_FILE = "redis.pid"
 
 
-def _die_with_parent(parent: int) -> Callable[[], None]:
-    """A ``preexec_fn`` asking Linux to SIGKILL the server when the thread that started it
-    ends, ``parent`` being that thread's process. SIGKILL, not SIGTERM: a frozen
-    (SIGSTOPped) server leaves a SIGTERM pending until SIGCONT, and lived on beside the
-    next serve's server on the same append-only file. Nothing acknowledged is lost: Redis
-    writes the file before it answers, and a killed process's writes stay in the kernel."""
-    def in_child() -> None:  # pragma: no cover - runs in the child
-        if not sys.platform.startswith("linux"):
-            return
-        import ctypes
+#: Run by the interpreter between serve and redis-server (:func:`_dying_with_parent`): asks
+#: Linux to SIGKILL it when the thread that started it ends, then becomes redis-server.
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    f"ctypes.CDLL(None, use_errno=True).prctl({_PR_SET_PDEATHSIG}, signal.SIGKILL)\n"
+    "if os.getppid() != int(sys.argv[1]):\n"  # the parent died before the prctl
+    "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
 
-        with contextlib.suppress(Exception):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before the prctl: nobody would tell
-            os.kill(os.getpid(), signal.SIGKILL)
-    return in_child
+
+def _dying_with_parent(args: list[str]) -> list[str]:
+    """``args`` (a command) run so that Linux SIGKILLs it when the thread that starts it
+    ends. SIGKILL, not SIGTERM: a frozen (SIGSTOPped) server leaves a SIGTERM pending until
+    SIGCONT, and lived on beside the next serve's server on the same append-only file.
+    Nothing acknowledged is lost: Redis writes the file before it answers, and a killed
+    process's writes stay in the kernel.
+
+    A small interpreter does the ``prctl`` and then execs the command (the parent-death
+    signal survives exec), rather than a ``preexec_fn``: Python code run in the forked
+    child of a process with other threads can deadlock before exec (a render thread's
+    PyAV object freed there waited forever on a lock), so a Redis restart under load hung.
+    """
+    if not sys.platform.startswith("linux"):
+        return args
+    return [sys.executable, "-S", "-c", _DIE_WITH_PARENT, str(os.getpid()), *args]
 
 
 def _proc_state(pid: int) -> str:
@@ -219,9 +228,8 @@ class EmbeddedRedis:
         # A session of its own: a terminal's Ctrl-C reaches serve alone, whose workers
         # then still give their jobs back to a live server before serve stops it.
         self.process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent(os.getpid()),
-            start_new_session=True,
+            _dying_with_parent(args), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True,
         )
         self._write_pid(self.process.pid)
         client = redis.Redis.from_url(self.url, socket_timeout=2.0)

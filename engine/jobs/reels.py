@@ -20,15 +20,17 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..codecs import CODECS
 from ..errors import AudioError, ImageError, SpecError
-from ..image import Source
 from ..reelspec import REEL_FIELDS, ReelSpec, Slide
 from ..spec import REQUEST_FIELDS
 from .job import Job
 from .settings import JobSettings
+
+if TYPE_CHECKING:
+    from ..image import Source
 
 __all__ = ["Framed", "Extent", "ReelRequest", "ReelSources", "check_reel", "SLIDE_UPLOAD",
            "AUDIO_UPLOAD"]
