@@ -1,4 +1,5 @@
-"""Reading what a render wrote: luma planes as PyAV decodes them, and MP4 box order."""
+"""Reading what a render wrote: luma planes as PyAV decodes them, the audio track, and MP4
+box order."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from imagegen import luma, psnr, reference_frame
 from PIL import Image
 
 from zoomreel import RenderSpec
+from zoomreel.audio import RATE
 from zoomreel.camera import frame_rect
 
-__all__ = ["y_plane", "luma_frames", "top_level_boxes", "frames_on_the_path"]
+__all__ = ["y_plane", "luma_frames", "decoded_audio", "top_level_boxes", "frames_on_the_path"]
 
 
 def y_plane(frame: av.VideoFrame) -> np.ndarray:
@@ -28,6 +30,27 @@ def luma_frames(path: Path | str) -> list[np.ndarray]:
     """Every decoded frame's Y plane."""
     with av.open(str(path)) as container:
         return [y_plane(frame).copy() for frame in container.decode(video=0)]
+
+
+def decoded_audio(video: Path | bytes) -> tuple[np.ndarray, float, float, float]:
+    """The file's audio as (2, n) at 48 kHz, the time of its first sample, the video's
+    duration (frames / rate), and its frame rate."""
+    def opened() -> av.container.InputContainer:
+        return av.open(io.BytesIO(video) if isinstance(video, bytes) else str(video))
+
+    with opened() as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(stream))
+        rate = float(stream.average_rate or stream.guessed_rate or 30)
+    with opened() as container:
+        resampler = av.AudioResampler(format="fltp", layout="stereo", rate=RATE)
+        chunks, first = [], None
+        for frame in container.decode(audio=0):
+            if first is None:
+                first = float(frame.pts * frame.time_base) if frame.pts is not None else 0.0
+            chunks.extend(f.to_ndarray() for f in resampler.resample(frame))
+        chunks.extend(f.to_ndarray() for f in resampler.resample(None))
+    return np.concatenate(chunks, axis=1), first or 0.0, frames / rate, rate
 
 
 def top_level_boxes(path: Path | str) -> list[bytes]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from decoded import decoded_audio
 from imagegen import encode, photo_like
 
 from zoomreel import ReelSpec, Slide, render_reel
@@ -41,24 +42,6 @@ def write_track(path: Path, samples: np.ndarray) -> Path:
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     return path
-
-
-def decoded_audio(path: Path) -> tuple[np.ndarray, float, float]:
-    """The file's audio as (2, n) at 48 kHz, the time of its first sample, and the
-    video's duration (frames / rate)."""
-    with av.open(str(path)) as container:
-        video = container.streams.video[0]
-        frames = sum(1 for _ in container.decode(video))
-        rate = float(video.average_rate or video.guessed_rate or 30)
-    with av.open(str(path)) as container:
-        resampler = av.AudioResampler(format="fltp", layout="stereo", rate=RATE)
-        chunks, first = [], None
-        for frame in container.decode(audio=0):
-            if first is None:
-                first = float(frame.pts * frame.time_base) if frame.pts is not None else 0.0
-            chunks.extend(f.to_ndarray() for f in resampler.resample(frame))
-        chunks.extend(f.to_ndarray() for f in resampler.resample(None))
-    return np.concatenate(chunks, axis=1), first or 0.0, frames / rate
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +107,7 @@ def test_a_click_lands_on_its_frame_and_the_streams_end_together(
     result = render_reel([Slide(photo, length=1.5), Slide(photo, length=1.5)], out,
                          ReelSpec(audio=track, codec=codec, **SIZE))
     assert result.audio and result.frames == 90
-    audio, first, video_seconds = decoded_audio(out)
+    audio, first, video_seconds, _ = decoded_audio(out)
     assert video_seconds == 3.0
     # the audio stream lasts as long as the video, to a frame
     assert abs(first + audio.shape[1] / RATE - video_seconds) < 1 / 30
@@ -138,7 +121,7 @@ def test_the_track_is_brought_to_minus_14_lufs(photo: Path, tmp_path: Path) -> N
     out = tmp_path / "r.mp4"
     render_reel([Slide(photo, length=3), Slide(photo, length=3)], out,
                 ReelSpec(audio=track, **SIZE))
-    audio, _, _ = decoded_audio(out)
+    audio, _, _, _ = decoded_audio(out)
     assert integrated_loudness(audio[:, RATE: 4 * RATE]) == pytest.approx(-14.0, abs=1.0)
     assert np.abs(audio[:, :240]).max() < 0.02  # it fades in
 
@@ -147,7 +130,7 @@ def test_a_shorter_track_ends_in_silence(photo: Path, tmp_path: Path) -> None:
     track = write_track(tmp_path / "short.ogg", tone(1.0, -20, 440))
     out = tmp_path / "r.mp4"
     render_reel([Slide(photo, length=3)], out, ReelSpec(audio=track, **SIZE))
-    audio, first, video_seconds = decoded_audio(out)
+    audio, first, video_seconds, _ = decoded_audio(out)
     assert abs(first + audio.shape[1] / RATE - video_seconds) < 1 / 30
     assert np.abs(audio[:, int(0.4 * RATE): int(0.6 * RATE)]).max() > 0.05  # playing
     assert np.abs(audio[:, int(1.2 * RATE):]).max() < 0.01  # then silent
@@ -157,7 +140,7 @@ def test_a_longer_track_is_cut_with_a_fade(photo: Path, tmp_path: Path) -> None:
     track = write_track(tmp_path / "long.mp3", tone(8.0, -20, 440))
     out = tmp_path / "r.mp4"
     render_reel([Slide(photo, length=3)], out, ReelSpec(audio=track, **SIZE))
-    audio, first, video_seconds = decoded_audio(out)
+    audio, first, video_seconds, _ = decoded_audio(out)
     assert video_seconds == 3.0
     assert abs(first + audio.shape[1] / RATE - 3.0) < 1 / 30
     middle = np.abs(audio[:, RATE: RATE + 4800]).max()

@@ -14,7 +14,7 @@ import av
 import numpy as np
 import pytest
 import requests
-from decoded import luma_frames
+from decoded import decoded_audio, luma_frames
 from imagegen import encode, photo_like, psnr
 from loopback import LoopbackServer
 from PIL import Image
@@ -77,27 +77,9 @@ def fetch(api: Serve, url: str) -> bytes:
     return r.content
 
 
-def audio_of(data: bytes) -> tuple[np.ndarray, float, float, int]:
-    """The file's audio (2, n) at 48 kHz, its first sample's time, the video's duration
-    (frames / rate), and the frame rate."""
-    with av.open(io.BytesIO(data)) as container:
-        video = container.streams.video[0]
-        frames = sum(1 for _ in container.decode(video))
-        rate = int(round(float(video.average_rate or 30)))
-    with av.open(io.BytesIO(data)) as container:
-        resampler = av.AudioResampler(format="fltp", layout="stereo", rate=RATE)
-        chunks, first = [], None
-        for frame in container.decode(audio=0):
-            if first is None:
-                first = float(frame.pts * frame.time_base) if frame.pts is not None else 0.0
-            chunks.extend(f.to_ndarray() for f in resampler.resample(frame))
-        chunks.extend(f.to_ndarray() for f in resampler.resample(None))
-    return np.concatenate(chunks, axis=1), first or 0.0, frames / rate, rate
-
-
 def assert_in_sync(data: bytes, click_at: float) -> None:
     """The click lands on its frame and the audio lasts as long as the video, to a frame."""
-    audio, first, video_seconds, rate = audio_of(data)
+    audio, first, video_seconds, rate = decoded_audio(data)
     assert abs(first + audio.shape[1] / RATE - video_seconds) < 1 / rate
     at = first + int(np.argmax(np.abs(audio[0]))) / RATE
     assert int(round(at * rate)) == int(round(click_at * rate)) and abs(at - click_at) < 1 / rate
