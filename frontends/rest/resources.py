@@ -68,6 +68,40 @@ def idempotency_key(req: falcon.Request) -> str | None:
     return req.get_header(IDEMPOTENCY_HEADER)
 
 
+def _is_form(req: falcon.Request, limit: int) -> bool:
+    """Whether the body is a form (``multipart/form-data``); a form announced over
+    ``limit`` bytes is refused (413) before it is read."""
+    if not (req.content_type and req.content_type.startswith("multipart/form-data")):
+        return False
+    if req.content_length is not None and req.content_length > limit:
+        raise RequestTooLarge(f"body: must be at most {limit} bytes")
+    return True
+
+
+def _image_form(req: falcon.Request, limit: int) -> tuple[dict[str, str], bytes | None]:
+    """A form's text fields, and its file field ``image`` (at most ``limit`` bytes)."""
+    upload: bytes | None = None
+    fields: dict[str, str] = {}
+    for part in req.get_media():
+        if part.name == "image" and part.filename is not None:
+            upload = part.stream.read(limit + 1)
+            if len(upload) > limit:
+                raise RequestTooLarge(f"image: must be at most {limit} bytes")
+        elif part.name == "image":
+            raise SpecError("image", "must be a file")
+        else:
+            fields[part.name] = part.get_text() or ""
+    return fields, upload
+
+
+def _one_image(body: dict[str, Any], upload: bytes | None) -> None:
+    """A form gives its image as a file or as ``image_url``, once."""
+    if upload is None and "image_url" not in body:
+        raise SpecError("image", "is required (a file field, or image_url)")
+    if upload is not None and "image_url" in body:
+        raise SpecError("image_url", "must not be given with an uploaded image")
+
+
 class ConvertResource:
     """POST /v1/image/convert/video and /v1/image/transform/video: queue a render.
 
@@ -138,28 +172,13 @@ class ConvertResource:
     def _read(self, req: falcon.Request) -> tuple[dict[str, Any], bytes | None]:
         """The request's fields, validated, and its uploaded image (multipart)."""
         max_length = self.service.settings.max_length
-        if not (req.content_type and req.content_type.startswith("multipart/form-data")):
+        if not _is_form(req, self.upload_limit):
             return validate(_read_json(req, self.json_limit), submit_schema(max_length),
                             max_length), None
-        if req.content_length is not None and req.content_length > self.upload_limit:
-            raise RequestTooLarge(f"body: must be at most {self.upload_limit} bytes")
-        upload: bytes | None = None
-        fields: dict[str, str] = {}
-        for part in req.get_media():
-            if part.name == "image" and part.filename is not None:
-                upload = part.stream.read(self.upload_limit + 1)
-                if len(upload) > self.upload_limit:
-                    raise RequestTooLarge(f"image: must be at most {self.upload_limit} bytes")
-            elif part.name == "image":
-                raise SpecError("image", "must be a file")
-            else:
-                fields[part.name] = part.get_text() or ""
+        fields, upload = _image_form(req, self.upload_limit)
         body = validate(coerce_form(fields), submit_schema(max_length, upload=True),
                         max_length)
-        if upload is None and "image_url" not in body:
-            raise SpecError("image", "is required (a file field, or image_url)")
-        if upload is not None and "image_url" in body:
-            raise SpecError("image_url", "must not be given with an uploaded image")
+        _one_image(body, upload)
         return body, upload
 
 
@@ -196,10 +215,8 @@ class ReelResource:
         """The reel's fields, validated, its uploaded images and its uploaded track."""
         settings = self.service.settings
         limits = (settings.max_length, settings.max_slides)
-        if not (req.content_type and req.content_type.startswith("multipart/form-data")):
+        if not _is_form(req, self.upload_limit):
             return validate_reel(_read_json(req, self.json_limit), *limits), [], None
-        if req.content_length is not None and req.content_length > self.upload_limit:
-            raise RequestTooLarge(f"body: must be at most {self.upload_limit} bytes")
         images: list[bytes] = []
         files: dict[str, bytes] = {}
         text: str | None = None
@@ -378,30 +395,14 @@ class SubjectResource:
 
     def _read(self, req: falcon.Request) -> tuple[dict[str, Any], bytes | None]:
         """The request's fields, validated, and its uploaded image (multipart)."""
-        if not (req.content_type and req.content_type.startswith("multipart/form-data")):
+        if not _is_form(req, self.upload_limit):
             body = validate(_read_json(req, self.json_limit), SUBJECT_SCHEMA)
             if "image_url" not in body:
                 raise SpecError("image_url", "is required (or a multipart file field image)")
             return body, None
-        if req.content_length is not None and req.content_length > self.upload_limit:
-            raise RequestTooLarge(f"body: must be at most {self.upload_limit} bytes")
-        upload: bytes | None = None
-        fields: dict[str, str] = {}
-        limit = self.service.settings.max_image_bytes
-        for part in req.get_media():
-            if part.name == "image" and part.filename is not None:
-                upload = part.stream.read(limit + 1)
-                if len(upload) > limit:
-                    raise RequestTooLarge(f"image: must be at most {limit} bytes")
-            elif part.name == "image":
-                raise SpecError("image", "must be a file")
-            else:
-                fields[part.name] = part.get_text() or ""
+        fields, upload = _image_form(req, self.service.settings.max_image_bytes)
         body = validate(coerce_form(fields), SUBJECT_SCHEMA)
-        if upload is None and "image_url" not in body:
-            raise SpecError("image", "is required (a file field, or image_url)")
-        if upload is not None and "image_url" in body:
-            raise SpecError("image_url", "must not be given with an uploaded image")
+        _one_image(body, upload)
         return body, upload
 
 
