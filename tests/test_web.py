@@ -724,13 +724,9 @@ def test_pasted_image_url_is_shown_and_submitted_as_json(page: Any, web: Serve,
     assert page.console_errors == []
 
 
-@pytest.mark.browser
-@pytest.mark.system
-def test_focus_auto_shows_the_subject_before_the_job(page: Any, web: Serve,
-                                                     tmp_path: Path) -> None:
-    """Focus "auto" on a photo of a person: the page asks POST /v1/image/subject and draws
-    the point and the faces box where the server found them, and the frames close in on
-    that point, before any job is sent. ZOOMREEL_SCREENSHOTS keeps page-auto.png."""
+def _person_photo(tmp_path: Path) -> Path:
+    """scikit-image's astronaut on a 960x540 field, right of centre: a face to find (the
+    test is skipped without scikit-image or OpenCV)."""
     data = pytest.importorskip("skimage.data")
     pytest.importorskip("cv2")
     from PIL import Image
@@ -739,6 +735,17 @@ def test_focus_auto_shows_the_subject_before_the_job(page: Any, web: Serve,
     field.paste(Image.fromarray(data.astronaut()).resize((520, 520)), (400, 10))
     person = tmp_path / "person.jpg"
     field.save(person, quality=92)
+    return person
+
+
+@pytest.mark.browser
+@pytest.mark.system
+def test_focus_auto_shows_the_subject_before_the_job(page: Any, web: Serve,
+                                                     tmp_path: Path) -> None:
+    """Focus "auto" on a photo of a person: the page asks POST /v1/image/subject and draws
+    the point and the faces box where the server found them, and the frames close in on
+    that point, before any job is sent. ZOOMREEL_SCREENSHOTS keeps page-auto.png."""
+    person = _person_photo(tmp_path)
     _start(page, web, person)
     assert page.is_hidden("#subject-point")  # not asked for without "auto"
     _set(page, {"focus": "auto"})
@@ -784,16 +791,9 @@ def test_focus_auto_preview_stops_the_zoom_where_the_faces_fit(page: Any, web: S
     """The frames drawn for focus "auto" are the ones the server renders: the zoom capped
     where the faces box fits the frame (RenderSpec.with_subject), not the zoom asked for,
     on the canvas of fit contain too."""
-    data = pytest.importorskip("skimage.data")
-    pytest.importorskip("cv2")
-    from PIL import Image
-
     from zoomreel.subject import FocusBy, Subject
 
-    field = Image.new("RGB", (960, 540), (90, 110, 90))
-    field.paste(Image.fromarray(data.astronaut()).resize((520, 520)), (400, 10))
-    person = tmp_path / "person.jpg"
-    field.save(person, quality=92)
+    person = _person_photo(tmp_path)
     _start(page, web, person)
     r = web.post("/v1/image/subject", files={"image": ("person.jpg", person.read_bytes(),
                                                         "image/jpeg")})
